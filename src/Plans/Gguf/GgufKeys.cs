@@ -91,3 +91,25 @@ public static class TensorNames
             System.Globalization.CultureInfo.InvariantCulture, out int l) ? l : -1;
     }
 }
+
+/// <summary>Maps the layer-graph spec's weight roles to GGUF tensor names.</summary>
+public static class WeightRoles
+{
+    public static string TensorName(string role, int layer) => role switch
+    {
+        "token_embd" => TensorNames.TokenEmbedding,
+        "output_norm" => TensorNames.OutputNorm,
+        "output" => TensorNames.Output,
+        "rope_freqs" => TensorNames.RopeFreqs,
+        "attn_norm" => TensorNames.AttnNorm(layer),
+        "attn_q" => TensorNames.AttnQ(layer),
+        "attn_k" => TensorNames.AttnK(layer),
+        "attn_v" => TensorNames.AttnV(layer),
+        "attn_output" => TensorNames.AttnOutput(layer),
+        "ffn_norm" => TensorNames.FfnNorm(layer),
+        "ffn_gate" => TensorNames.FfnGate(layer),
+        "ffn_up" => TensorNames.FfnUp(layer),
+        "ffn_down" => TensorNames.FfnDown(layer),
+        _ => throw new ArgumentException("unknown weight role " + role),
+    };
+}
