@@ -11,13 +11,13 @@ public sealed class GgufModelsTests : IDisposable
     private readonly TempFiles _tmp = new();
     public void Dispose() => _tmp.Dispose();
 
-    public static TheoryData<string> AllModels()
-    {
-        var d = new TheoryData<string>();
-        foreach (string p in Directory.GetFiles(RepoPaths.Models, "*.gguf").Order(StringComparer.Ordinal)) d.Add(Path.GetFileName(p));
-        foreach (string p in Directory.GetFiles(Path.Combine(RepoPaths.Models, "vocab"), "*.gguf").Order(StringComparer.Ordinal)) d.Add("vocab/" + Path.GetFileName(p));
-        return d;
-    }
+    /// <summary>Every GGUF in models/ and models/vocab/, as paths relative to models/.</summary>
+    public static IReadOnlyList<string> ModelNames() =>
+        Directory.GetFiles(RepoPaths.Models, "*.gguf").Select(Path.GetFileName)
+            .Concat(Directory.GetFiles(Path.Combine(RepoPaths.Models, "vocab"), "*.gguf").Select(p => "vocab/" + Path.GetFileName(p)))
+            .Order(StringComparer.Ordinal).ToList()!;
+
+    public static TheoryData<string> AllModels() => new(ModelNames());
 
     [Fact]
     public void The_model_list_is_complete()
