@@ -72,12 +72,12 @@ public sealed unsafe class GgufFile : IDisposable
             long nTensors = c.Count("tensor_count");
             long kpos = c.Pos;
             long nKv = c.Count("metadata_kv_count");
-            // Each tensor info needs at least 8+1+4+8+4+8 bytes, each kv at least 8+1+4+1.
-            if (nTensors > c.Remaining / 24)
-                throw c.Error(tpos, "tensor_count", nTensors.ToString(), $"more tensors than the file can hold ({c.Remaining} bytes remain)");
-            if (nKv > c.Remaining / 13)
+            // Guards against absurd counts, each checked against the bytes that remain where its section starts:
+            // a key-value pair needs at least a key length, a type and one value byte (8+4+1; 4+4+1 in v1).
+            if (nKv > c.Remaining / (wide ? 13 : 9))
                 throw c.Error(kpos, "metadata_kv_count", nKv.ToString(), $"more key-value pairs than the file can hold ({c.Remaining} bytes remain)");
 
+            long alignPos = -1;
             for (long i = 0; i < nKv; i++)
             {
                 long at = c.Pos;
@@ -87,28 +87,35 @@ public sealed unsafe class GgufFile : IDisposable
                 long typePos = c.Pos;
                 uint t = c.U32($"{key}.type");
                 if (t > 12) throw c.Error(typePos, $"{key}.type", t.ToString(), "unknown metadata value type (valid: 0..12)");
+                if (key == GgufKeys.Alignment) alignPos = c.Pos;
                 var v = ReadValue(ref c, (GgufValueType)t, key, depth: 0);
                 _metadata.Add(key, v);
                 _keys.Add(key);
             }
 
+            // A tensor info needs at least a name length, n_dims, one dimension, a type and an offset
+            // (8+4+8+4+8; 4+4+4+4+8 in v1, whose dimensions were uint32).
+            if (nTensors > c.Remaining / (wide ? 32 : 24))
+                throw c.Error(tpos, "tensor_count", nTensors.ToString(), $"more tensors than the file can hold ({c.Remaining} bytes remain)");
+
             uint align = 32;
             if (_metadata.TryGetValue(GgufKeys.Alignment, out var av))
             {
                 if (av.Value is not uint a)
-                    throw c.Error(0, GgufKeys.Alignment, av.Value.ToString() ?? "?", "must be a u32");
+                    throw c.Error(alignPos, GgufKeys.Alignment, $"{GgufValue.TypeName(av.Type)} {Shown(av)}", "must be a u32");
                 if (a == 0 || (a & (a - 1)) != 0)
-                    throw c.Error(0, GgufKeys.Alignment, a.ToString(), "must be a non-zero power of two");
+                    throw c.Error(alignPos, GgufKeys.Alignment, a.ToString(), "must be a non-zero power of two");
                 align = a;
             }
             Alignment = align;
 
             var infos = new List<(string name, GgmlType type, long[] dims, long off, long at)>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
             for (long i = 0; i < nTensors; i++)
             {
                 long at = c.Pos;
                 string name = c.Str($"tensor[{i}].name");
-                if (_byName.ContainsKey(name) || infos.Exists(x => x.name == name))
+                if (!names.Add(name))
                     throw c.Error(at, $"tensor[{i}].name", Quote(name), "duplicate tensor name");
                 long dpos = c.Pos;
                 uint nd = c.U32($"{name}.n_dims");
@@ -120,7 +127,7 @@ public sealed unsafe class GgufFile : IDisposable
                     long dp = c.Pos;
                     ulong raw = wide ? c.U64($"{name}.ne[{d}]") : c.U32($"{name}.ne[{d}]");
                     if (raw == 0 || raw > long.MaxValue)
-                        throw c.Error(dp, $"{name}.ne[{d}]", raw.ToString(), "dimension must be positive");
+                        throw c.Error(dp, $"{name}.ne[{d}]", raw.ToString(), "dimension must be positive and below 2^63");
                     dims[d] = (long)raw;
                     if (elements > long.MaxValue / dims[d])
                         throw c.Error(dp, $"{name}.ne[{d}]", raw.ToString(), "element count overflows int64");
@@ -138,7 +145,7 @@ public sealed unsafe class GgufFile : IDisposable
                 ulong off = c.U64($"{name}.offset");
                 if (off % align != 0)
                     throw c.Error(opos, $"{name}.offset", off.ToString(), $"not a multiple of the alignment ({align})");
-                if (off > long.MaxValue) throw c.Error(opos, $"{name}.offset", off.ToString(), "offset past the end of the file");
+                if (off > (ulong)FileSize) throw c.Error(opos, $"{name}.offset", off.ToString(), $"offset past the end of the file ({FileSize} bytes)");
                 infos.Add((name, type, dims, (long)off, opos));
             }
 
@@ -147,12 +154,14 @@ public sealed unsafe class GgufFile : IDisposable
             foreach (var (name, type, dims, off, at) in infos)
             {
                 long elements = 1; foreach (long d in dims) elements *= d;
-                long bytes = elements / GgmlTypeInfo.BlockElements(type) * GgmlTypeInfo.BlockBytes(type);
-                long start = dataStart + off;
-                if (start > FileSize || bytes > FileSize - start)
+                long blocks = elements / GgmlTypeInfo.BlockElements(type);
+                int blockBytes = GgmlTypeInfo.BlockBytes(type);
+                long start = dataStart + off; // both at most FileSize: no overflow
+                // Compare in blocks first: blocks * blockBytes can overflow int64 for absurd dimensions.
+                if (start > FileSize || blocks > (FileSize - start) / blockBytes)
                     throw c.Error(at, $"{name}.offset", off.ToString(),
-                        $"tensor data [{start}, {start + bytes}) runs past the end of the file ({FileSize} bytes)");
-                var info = new GgufTensorInfo(name, type, dims, off, start, bytes);
+                        $"tensor data ({(blocks > long.MaxValue / blockBytes ? "over 2^63" : (blocks * blockBytes).ToString())} bytes at {start}) runs past the end of the file ({FileSize} bytes)");
+                var info = new GgufTensorInfo(name, type, dims, off, start, blocks * blockBytes);
                 _tensors.Add(info);
                 _byName.Add(name, info);
             }
@@ -188,6 +197,8 @@ public sealed unsafe class GgufFile : IDisposable
         }
         _map?.Dispose();
     }
+
+    private static string Shown(GgufValue v) => v.Value is Array a ? $"[{a.Length} elements]" : v.Value.ToString() ?? "?";
 
     private static string Quote(string s) => "\"" + (s.Length > 64 ? s[..64] + "…" : s) + "\"";
 
@@ -227,7 +238,8 @@ public sealed unsafe class GgufFile : IDisposable
                     GgufValueType.UInt8 or GgufValueType.Int8 or GgufValueType.Bool => 1,
                     GgufValueType.UInt16 or GgufValueType.Int16 => 2,
                     GgufValueType.UInt32 or GgufValueType.Int32 or GgufValueType.Float32 => 4,
-                    GgufValueType.UInt64 or GgufValueType.Int64 or GgufValueType.Float64 or GgufValueType.String => c.Wide ? 8 : 4,
+                    GgufValueType.UInt64 or GgufValueType.Int64 or GgufValueType.Float64 => 8,
+                    GgufValueType.String => c.Wide ? 8 : 4, // the length alone
                     _ => c.Wide ? 12 : 8, // nested array: type + count
                 };
                 if (n > c.Remaining / min || n > int.MaxValue)

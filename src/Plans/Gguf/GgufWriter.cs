@@ -73,7 +73,9 @@ public sealed class GgufWriter
             rel = Align(rel + Bytes(type, dims), Alignment);
         }
         w.Flush();
-        long dataStart = Align(ms.Length, Alignment);
+        // The data section starts at the next multiple of the alignment; a file without tensors (a vocabulary-only
+        // GGUF) ends with its header, unpadded, as llama.cpp's files in models/vocab do.
+        long dataStart = _tensors.Count == 0 ? ms.Length : Align(ms.Length, Alignment);
         ms.SetLength(dataStart);
         var slots = new TensorSlot[_tensors.Count];
         for (int i = 0; i < _tensors.Count; i++)
