@@ -264,6 +264,25 @@ public unsafe struct Q6_KFormat : IWeightFormat
             byte* qh = b->Qh;
             sbyte* sc = b->Scales;
             for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, dst += 128)
+            {
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    var low = Vector256.Create((byte)0x0F);
+                    var two = Vector256.Create((byte)3);
+                    var a = Vector256.Load(ql);
+                    var b2 = Vector256.Load(ql + 32);
+                    var h = Vector256.Load(qh);
+                    var q1 = (a & low) | Vector256.ShiftLeft(h & two, 4);
+                    var q2 = (b2 & low) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(h, 2) & two, 4);
+                    var q3 = Vector256.ShiftRightLogical(a, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(h, 4) & two, 4);
+                    var q4 = Vector256.ShiftRightLogical(b2, 4) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(h, 6), 4);
+                    var bias = Vector256.Create((sbyte)32);
+                    Int8x32TwoScales(q1.AsSByte() - bias, d * sc[0], d * sc[1], dst);
+                    Int8x32TwoScales(q2.AsSByte() - bias, d * sc[2], d * sc[3], dst + 32);
+                    Int8x32TwoScales(q3.AsSByte() - bias, d * sc[4], d * sc[5], dst + 64);
+                    Int8x32TwoScales(q4.AsSByte() - bias, d * sc[6], d * sc[7], dst + 96);
+                    continue;
+                }
                 for (int l = 0; l < 32; l++)
                 {
                     int s = l / 16;
@@ -276,7 +295,23 @@ public unsafe struct Q6_KFormat : IWeightFormat
                     dst[l + 64] = d * sc[s + 4] * q3;
                     dst[l + 96] = d * sc[s + 6] * q4;
                 }
+            }
         }
+    }
+
+    /// <summary>dst[j] = q[j] · (j &lt; 16 ? s0 : s1) for 32 signed bytes (two sub-blocks of 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Int8x32TwoScales(Vector256<sbyte> q, float s0, float s1, float* dst)
+    {
+        var v0 = Vector256.Create(s0);
+        var v1 = Vector256.Create(s1);
+        var (w0, w1) = Vector256.Widen(q);
+        var (i0, i1) = Vector256.Widen(w0);
+        var (i2, i3) = Vector256.Widen(w1);
+        (Vector256.ConvertToSingle(i0) * v0).Store(dst);
+        (Vector256.ConvertToSingle(i1) * v0).Store(dst + 8);
+        (Vector256.ConvertToSingle(i2) * v1).Store(dst + 16);
+        (Vector256.ConvertToSingle(i3) * v1).Store(dst + 24);
     }
 }
 
