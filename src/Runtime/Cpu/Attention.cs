@@ -24,7 +24,7 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
     {
         _q = q; _keys = keys; _values = values; _out = output;
         _tokens = tokens; _startPos = startPos; _heads = heads; _kvHeads = kvHeads; _headDim = headDim;
-        pool.Run(this);
+        pool.Run(this, 2L * tokens * heads * headDim * (startPos + tokens));
     }
 
     public void Execute(int thread, int threadCount)

@@ -38,7 +38,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _count = 1;
         _weights[0] = w; _outputs[0] = (nint)y; _outStride0 = yStride == 0 ? w.Rows : yStride;
         _x = x; _tokens = tokens;
-        pool.Run(this);
+        pool.Run(this, (long)w.Rows * w.Columns * tokens);
     }
 
     /// <summary>Two or three matrices over the same input, in one pass of the pool (one barrier).</summary>
@@ -50,7 +50,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _weights[1] = w1; _outputs[1] = (nint)y1; _outStride1 = w1.Rows;
         if (y2 != null) { _weights[2] = w2; _outputs[2] = (nint)y2; _outStride2 = w2.Rows; }
         _x = x; _tokens = tokens;
-        pool.Run(this);
+        pool.Run(this, ((long)w0.Rows + w1.Rows + (y2 != null ? w2.Rows : 0)) * w0.Columns * tokens);
     }
 
     public void Execute(int thread, int threadCount)

@@ -26,8 +26,9 @@ public sealed class WorkerPool : IDisposable
 
     public int ThreadCount { get; }
 
-    public WorkerPool(int threadCount)
+    public WorkerPool(int threadCount, long minParallelWork = DefaultMinParallelWork)
     {
+        MinParallelWork = minParallelWork;
         if (threadCount < 1) throw new ArgumentOutOfRangeException(nameof(threadCount), threadCount, "at least one thread");
         ThreadCount = threadCount;
         _workers = new Thread[threadCount - 1];
@@ -37,6 +38,21 @@ public sealed class WorkerPool : IDisposable
             _workers[i] = new Thread(() => WorkerLoop(index)) { IsBackground = true, Name = "ntrun-cpu-" + index };
             _workers[i].Start();
         }
+    }
+
+    /// <summary>Below this many multiply-adds an op runs on the calling thread alone: waking and waiting for the
+    /// workers costs more than it saves (microseconds, far more when the cores are shared).</summary>
+    public const long DefaultMinParallelWork = 1 << 16;
+
+    /// <summary>The threshold in force (tests set 0 to split every op).</summary>
+    public long MinParallelWork { get; }
+
+    /// <summary>Runs <paramref name="work"/> on every thread and waits for all of them; work of fewer than
+    /// <see cref="MinParallelWork"/> multiply-adds runs on the calling thread alone.</summary>
+    public void Run(IParallelWork work, long multiplyAdds)
+    {
+        if (multiplyAdds < MinParallelWork || _workers.Length == 0) work.Execute(0, 1);
+        else Run(work);
     }
 
     /// <summary>Runs <paramref name="work"/> on every thread and waits for all of them.</summary>

@@ -62,7 +62,7 @@ public sealed unsafe class MatMulTests
                 expected[b * rows + r] = s;
             }
         var y = new float[tokens * rows];
-        using var pool = new WorkerPool(threads);
+        using var pool = new WorkerPool(threads, minParallelWork: 0);
         using var mm = new MatMul(threads, cols);
         fixed (byte* p = data)
         fixed (float* px = x, py = y)
@@ -80,7 +80,7 @@ public sealed unsafe class MatMulTests
         var data = heights.Select((h, i) => Reference.RandomWeights(GgmlType.Q8_0, h, cols, seed: i)).ToArray();
         float[] x = Reference.RandomFloats(tokens * cols, seed: 3);
         var ys = heights.Select(h => new float[tokens * h]).ToArray();
-        using var pool = new WorkerPool(3);
+        using var pool = new WorkerPool(3, minParallelWork: 0);
         using var mm = new MatMul(3, cols);
         fixed (byte* p0 = data[0], p1 = data[1], p2 = data[2])
         fixed (float* px = x, y0 = ys[0], y1 = ys[1], y2 = ys[2])

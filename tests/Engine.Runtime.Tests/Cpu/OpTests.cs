@@ -78,7 +78,7 @@ public sealed unsafe class OpTests
                     for (int i = 0; i < headDim; i++)
                         expected[(b * heads + h) * headDim + i] += Math.Exp(s[t] - max) / sum * v[t * kvDim + kvh * headDim + i];
             }
-        using var pool = new WorkerPool(threads);
+        using var pool = new WorkerPool(threads, minParallelWork: 0);
         using var attention = new Attention(threads, ctx);
         fixed (float* pq = q, pk = k, pv = v, po = o)
             attention.Run(pool, pq, pk, pv, po, tokens, start, heads, kvHeads, headDim);
@@ -105,7 +105,7 @@ public sealed unsafe class OpTests
     [Fact]
     public void WorkerPool_runs_every_share_once_per_run()
     {
-        using var pool = new WorkerPool(3);
+        using var pool = new WorkerPool(3, minParallelWork: 0);
         var work = new CountingWork();
         for (int run = 0; run < 1000; run++) pool.Run(work);
         Assert.Equal([1000, 1000, 1000], work.Calls);
