@@ -1,0 +1,86 @@
+using Engine.Plans.Gguf;
+using Engine.Plans.Model;
+
+namespace Engine.Runtime.Cpu;
+
+/// <summary>One transformer block's weights: matrices stay in the mapped file, norm vectors are f32 copies.</summary>
+public sealed class LayerWeights
+{
+    public required float[] AttnNorm { get; init; }   // [n_embd]
+    public required WeightMatrix Q { get; init; }     // [n_head·head_dim rows, n_embd cols]
+    public required WeightMatrix K { get; init; }     // [n_head_kv·head_dim, n_embd]
+    public required WeightMatrix V { get; init; }     // [n_head_kv·head_dim, n_embd]
+    public required WeightMatrix O { get; init; }     // [n_embd, n_head·head_dim]
+    public required float[] FfnNorm { get; init; }    // [n_embd]
+    public required WeightMatrix Gate { get; init; }  // [n_ff, n_embd]
+    public required WeightMatrix Up { get; init; }    // [n_ff, n_embd]
+    public required WeightMatrix Down { get; init; }  // [n_embd, n_ff]
+}
+
+/// <summary>Every weight the CPU forward pass reads, located and checked once. This is the one place a model is
+/// bound to its tensors: <see cref="FromGguf"/> binds them by name in a GGUF; a plan loader can fill the same
+/// record from its tensor table.</summary>
+public sealed unsafe class CpuWeights
+{
+    public required WeightMatrix TokenEmbedding { get; init; }   // [n_vocab rows, n_embd cols]
+    public required LayerWeights[] Layers { get; init; }
+    public required float[] OutputNorm { get; init; }            // [n_embd]
+    public required WeightMatrix Output { get; init; }           // [n_vocab, n_embd]; token_embd when tied
+    public float[]? RopeFreqs { get; init; }                     // [rope_dims / 2] (Llama 3.1)
+
+    /// <summary>Binds the weights of <paramref name="config"/> in <paramref name="file"/>, checking every tensor's
+    /// presence, type and shape; a defect throws one <see cref="GgufException"/> naming tensor, value and limit.</summary>
+    public static CpuWeights FromGguf(GgufFile file, ModelConfig config)
+    {
+        int d = config.EmbeddingLength, ff = config.FeedForwardLength, vocab = config.VocabSize;
+        WeightMatrix Matrix(string name, int rows, int cols)
+        {
+            var t = Tensor(file, name);
+            if (!WeightMatrix.IsSupported(t.Type))
+                throw new GgufException(file.Path, t.FileOffset, name + ".type", t.Type.ToString(),
+                    "unsupported by the CPU backend (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
+            if (t.Dims.Length != 2 || t.Dims[0] != cols || t.Dims[1] != rows)
+                throw new GgufException(file.Path, t.FileOffset, name + ".shape", t.Shape, $"expected [{cols}, {rows}]");
+            return new WeightMatrix(file.TensorPointer(t), t.Type, rows, cols);
+        }
+        float[] Vector(string name, int length)
+        {
+            var t = Tensor(file, name);
+            if (t.Elements != length)
+                throw new GgufException(file.Path, t.FileOffset, name + ".shape", t.Shape, $"expected [{length}]");
+            if (!WeightMatrix.IsSupported(t.Type))
+                throw new GgufException(file.Path, t.FileOffset, name + ".type", t.Type.ToString(), "unsupported by the CPU backend");
+            var m = new WeightMatrix(file.TensorPointer(t), t.Type, 1, length);
+            var v = new float[length];
+            fixed (float* p = v) m.DequantizeRow(0, p);
+            return v;
+        }
+
+        var layers = new LayerWeights[config.LayerCount];
+        for (int l = 0; l < layers.Length; l++)
+            layers[l] = new LayerWeights
+            {
+                AttnNorm = Vector(TensorNames.AttnNorm(l), d),
+                Q = Matrix(TensorNames.AttnQ(l), config.QDim, d),
+                K = Matrix(TensorNames.AttnK(l), config.KvDim, d),
+                V = Matrix(TensorNames.AttnV(l), config.KvDim, d),
+                O = Matrix(TensorNames.AttnOutput(l), d, config.QDim),
+                FfnNorm = Vector(TensorNames.FfnNorm(l), d),
+                Gate = Matrix(TensorNames.FfnGate(l), ff, d),
+                Up = Matrix(TensorNames.FfnUp(l), ff, d),
+                Down = Matrix(TensorNames.FfnDown(l), d, ff),
+            };
+        var embedding = Matrix(TensorNames.TokenEmbedding, vocab, d);
+        return new CpuWeights
+        {
+            TokenEmbedding = embedding,
+            Layers = layers,
+            OutputNorm = Vector(TensorNames.OutputNorm, d),
+            Output = config.TiedOutput ? embedding : Matrix(TensorNames.Output, vocab, d),
+            RopeFreqs = config.HasRopeFreqs ? Vector(TensorNames.RopeFreqs, config.RopeDimensions / 2) : null,
+        };
+    }
+
+    private static GgufTensorInfo Tensor(GgufFile file, string name) =>
+        file.FindTensor(name) ?? throw new GgufException(file.Path, 0, name, "(missing)", "required tensor not in the file");
+}

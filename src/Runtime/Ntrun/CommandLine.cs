@@ -1,0 +1,148 @@
+using System.Globalization;
+
+namespace Engine.Runtime.Cli;
+
+/// <summary>ntrun's options, llama.cpp's flag names where llama.cpp has one (common/arg.cpp).</summary>
+public sealed record NtrunOptions
+{
+    public string? ModelPath { get; init; }
+    public string? Prompt { get; init; }
+    public string? PromptFile { get; init; }
+    public int[]? PromptIds { get; init; }
+    /// <summary>Teacher forcing: the first k of --prompt-ids are the prompt, the rest are forced generated tokens.</summary>
+    public int NPrompt { get; init; } = -1;
+    public int Predict { get; init; } = 128;
+    public float Temperature { get; init; } = 0.8f;
+    public int TopK { get; init; } = 40;
+    public float TopP { get; init; } = 0.95f;
+    public float MinP { get; init; } = 0.05f;
+    public float RepeatPenalty { get; init; } = 1.0f;
+    public int RepeatLastN { get; init; } = 64;
+    public ulong? Seed { get; init; }
+    public bool PrintIds { get; init; }
+    public string? DumpLogits { get; init; }
+    public bool IgnoreEos { get; init; }
+    public bool Benchmark { get; init; }
+    public int BenchmarkRepetitions { get; init; } = 3;
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    public int Context { get; init; } = 2048;
+    public int Batch { get; init; } = 64;
+    public bool ShowVersion { get; init; }
+    public bool ShowHelp { get; init; }
+}
+
+/// <summary>Parses argv into <see cref="NtrunOptions"/>; nothing here opens a file.</summary>
+public static class CommandLine
+{
+    public const string Usage = """
+        usage: ntrun [options] MODEL.gguf
+          -m, --model PATH        model file (GGUF); a positional .gguf also works
+          -p, --prompt TEXT       prompt text (needs the tokenizer)
+          -f, --file FILE         prompt text from a file
+          --prompt-ids "ID ..."   the whole prompt as token ids (no BOS added)
+          --n-prompt K            teacher forcing: the first K of --prompt-ids are the prompt, the rest are
+                                  forced generated tokens whose logits --dump-logits writes
+          -n, --n-predict N       tokens to generate (default 128)
+          --temp T                temperature; 0 = greedy (default 0.8)
+          --top-k K               (default 40; 0 = off)
+          --top-p P               (default 0.95; 1 = off)
+          --min-p P               (default 0.05; 0 = off)
+          --repeat-penalty R      (default 1.0 = off)
+          --repeat-last-n N       penalty window (default 64)
+          -s, --seed S            sampling seed (default: random, printed)
+          --ids                   print token ids instead of text
+          --dump-logits FILE      float32 LE rows of n_vocab: the last prompt position, then each generated one
+          --ignore-eos            do not stop at end-of-generation tokens
+          --benchmark             prompt and generation speed (tokens/s), llama-bench style
+          -r, --repetitions N     benchmark runs (default 3)
+          -t, --threads N         CPU threads (default: all cores)
+          -c, --ctx-size N        context length (default 2048, at most the model's)
+          -b, --batch-size N      prompt tokens per pass (default 64)
+          --version, -h/--help
+        """;
+
+    /// <summary>Parses arguments; a bad one throws <see cref="UsageException"/> with one line.</summary>
+    public static NtrunOptions Parse(string[] args)
+    {
+        var o = new NtrunOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            string Value() => i + 1 < args.Length ? args[++i] : throw new UsageException($"{a} needs a value");
+            int Int(int min) => ParseInt(a, Value(), min);
+            float Float(float min, float max) => ParseFloat(a, Value(), min, max);
+            o = a switch
+            {
+                "-m" or "--model" => o with { ModelPath = Value() },
+                "-p" or "--prompt" => o with { Prompt = Value() },
+                "-f" or "--file" => o with { PromptFile = Value() },
+                "--prompt-ids" => o with { PromptIds = ParseIds(Value()) },
+                "--n-prompt" => o with { NPrompt = Int(1) },
+                "-n" or "--n-predict" => o with { Predict = Int(0) },
+                "--temp" => o with { Temperature = Float(0, float.MaxValue) },
+                "--top-k" => o with { TopK = Int(0) },
+                "--top-p" => o with { TopP = Float(0, 1) },
+                "--min-p" => o with { MinP = Float(0, 1) },
+                "--repeat-penalty" => o with { RepeatPenalty = Float(0, float.MaxValue) },
+                "--repeat-last-n" => o with { RepeatLastN = ParseInt(a, Value(), -1) },
+                "-s" or "--seed" => o with { Seed = ParseSeed(a, Value()) },
+                "--ids" => o with { PrintIds = true },
+                "--dump-logits" => o with { DumpLogits = Value() },
+                "--ignore-eos" => o with { IgnoreEos = true },
+                "--benchmark" => o with { Benchmark = true },
+                "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
+                "-t" or "--threads" => o with { Threads = Int(1) },
+                "-c" or "--ctx-size" => o with { Context = Int(1) },
+                "-b" or "--batch-size" => o with { Batch = Int(1) },
+                "--version" => o with { ShowVersion = true },
+                "-h" or "--help" => o with { ShowHelp = true },
+                _ when a.StartsWith('-') && a.Length > 1 => throw new UsageException($"unknown option {a} (see ntrun --help)"),
+                _ when o.ModelPath == null => o with { ModelPath = a },
+                _ => throw new UsageException($"unexpected argument \"{a}\": the model is already {o.ModelPath}"),
+            };
+        }
+        if (o.ShowHelp || o.ShowVersion) return o;
+        if (o.ModelPath == null) throw new UsageException("no model given (ntrun MODEL.gguf or --model PATH)");
+        int sources = (o.Prompt != null ? 1 : 0) + (o.PromptFile != null ? 1 : 0) + (o.PromptIds != null ? 1 : 0);
+        if (sources > 1) throw new UsageException("give one of -p, -f, --prompt-ids");
+        if (o.NPrompt >= 0 && o.PromptIds == null) throw new UsageException("--n-prompt needs --prompt-ids");
+        if (o.PromptIds != null && o.NPrompt > o.PromptIds.Length)
+            throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");
+        return o;
+    }
+
+    private static int ParseInt(string flag, string v, int min)
+    {
+        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int r) || r < min)
+            throw new UsageException($"{flag} = \"{v}\": expected an integer ≥ {min}");
+        return r;
+    }
+
+    private static float ParseFloat(string flag, string v, float min, float max)
+    {
+        if (!float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float r) || !(r >= min && r <= max))
+            throw new UsageException($"{flag} = \"{v}\": expected a number in [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}]");
+        return r;
+    }
+
+    private static ulong ParseSeed(string flag, string v)
+    {
+        if (ulong.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong s)) return s;
+        if (long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out long neg)) return unchecked((ulong)neg);
+        throw new UsageException($"{flag} = \"{v}\": expected an integer");
+    }
+
+    private static int[] ParseIds(string v)
+    {
+        var parts = v.Split([' ', ',', '\t', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new UsageException("--prompt-ids is empty");
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out ids[i]))
+                throw new UsageException($"--prompt-ids: \"{parts[i]}\" (item {i}) is not a token id");
+        return ids;
+    }
+}
+
+/// <summary>A bad command line: one line for the user, exit status 2.</summary>
+public sealed class UsageException(string message) : Exception(message);

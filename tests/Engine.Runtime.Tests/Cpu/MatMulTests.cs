@@ -1,0 +1,99 @@
+using Engine.Plans.Gguf;
+using Engine.Runtime.Cpu;
+using Xunit;
+
+namespace Engine.Runtime.Tests.Cpu;
+
+/// <summary>Dequantization and matmul of every weight format against the float64 reference, over shapes that are
+/// not multiples of 8, of the 16-row thread grain, of the thread count, or of the 16-token tile.</summary>
+public sealed unsafe class MatMulTests
+{
+    public static TheoryData<GgmlType, int> FormatsAndColumns => new()
+    {
+        { GgmlType.F32, 7 }, { GgmlType.F32, 100 }, { GgmlType.F16, 33 }, { GgmlType.F16, 96 }, { GgmlType.BF16, 45 },
+        { GgmlType.BF16, 64 }, { GgmlType.Q8_0, 32 }, { GgmlType.Q8_0, 160 }, { GgmlType.Q4_0, 32 }, { GgmlType.Q4_0, 224 },
+        { GgmlType.Q4_K, 256 }, { GgmlType.Q4_K, 768 }, { GgmlType.Q5_K, 256 }, { GgmlType.Q5_K, 512 },
+        { GgmlType.Q6_K, 256 }, { GgmlType.Q6_K, 768 },
+    };
+
+    [Theory]
+    [MemberData(nameof(FormatsAndColumns))]
+    public void Dequantized_rows_equal_the_reference(GgmlType type, int cols)
+    {
+        const int rows = 5;
+        byte[] data = Reference.RandomWeights(type, rows, cols, seed: cols);
+        double[] expected = Reference.Dequantize(type, data, rows, cols);
+        var row = new float[cols];
+        fixed (byte* p = data)
+        fixed (float* r = row)
+        {
+            var w = new WeightMatrix(p, type, rows, cols);
+            for (int i = 0; i < rows; i++)
+            {
+                w.DequantizeRow(i, r);
+                for (int c = 0; c < cols; c++)
+                    Assert.True(Math.Abs(row[c] - expected[i * cols + c]) <= 1e-6 * Math.Max(1, Math.Abs(expected[i * cols + c])),
+                        $"{type} row {i} col {c}: {row[c]} vs {expected[i * cols + c]}");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(FormatsAndColumns))]
+    public void MatMul_matches_the_float64_reference(GgmlType type, int cols)
+    {
+        foreach (int rows in new[] { 1, 37, 67 })
+            foreach (int tokens in new[] { 1, 3, 17 })
+                foreach (int threads in new[] { 1, 3 })
+                    Check(type, rows, cols, tokens, threads);
+    }
+
+    private static void Check(GgmlType type, int rows, int cols, int tokens, int threads)
+    {
+        byte[] data = Reference.RandomWeights(type, rows, cols, seed: rows * 31 + cols);
+        double[] w = Reference.Dequantize(type, data, rows, cols);
+        float[] x = Reference.RandomFloats(tokens * cols, seed: tokens);
+        var expected = new double[tokens * rows];
+        for (int b = 0; b < tokens; b++)
+            for (int r = 0; r < rows; r++)
+            {
+                double s = 0;
+                for (int c = 0; c < cols; c++) s += w[(long)r * cols + c] * x[b * cols + c];
+                expected[b * rows + r] = s;
+            }
+        var y = new float[tokens * rows];
+        using var pool = new WorkerPool(threads, minParallelWork: 0);
+        using var mm = new MatMul(threads, cols);
+        fixed (byte* p = data)
+        fixed (float* px = x, py = y)
+            mm.Run(pool, new WeightMatrix(p, type, rows, cols), px, tokens, py);
+        double nmse = Reference.Nmse(y, expected);
+        Assert.True(nmse < 1e-10, $"{type} {rows}x{cols}, {tokens} tokens, {threads} threads: NMSE {nmse:E2}");
+    }
+
+    [Fact]
+    public void Fused_matmul_writes_each_output_with_its_own_rows()
+    {
+        // Q, K, V in one pass: three matrices of different heights over the same input.
+        int cols = 64, tokens = 5;
+        int[] heights = [40, 9, 23];
+        var data = heights.Select((h, i) => Reference.RandomWeights(GgmlType.Q8_0, h, cols, seed: i)).ToArray();
+        float[] x = Reference.RandomFloats(tokens * cols, seed: 3);
+        var ys = heights.Select(h => new float[tokens * h]).ToArray();
+        using var pool = new WorkerPool(3, minParallelWork: 0);
+        using var mm = new MatMul(3, cols);
+        fixed (byte* p0 = data[0], p1 = data[1], p2 = data[2])
+        fixed (float* px = x, y0 = ys[0], y1 = ys[1], y2 = ys[2])
+            mm.Run(pool, px, tokens, new WeightMatrix(p0, GgmlType.Q8_0, heights[0], cols), y0,
+                new WeightMatrix(p1, GgmlType.Q8_0, heights[1], cols), y1, new WeightMatrix(p2, GgmlType.Q8_0, heights[2], cols), y2);
+        for (int m = 0; m < 3; m++)
+        {
+            double[] w = Reference.Dequantize(GgmlType.Q8_0, data[m], heights[m], cols);
+            var expected = new double[tokens * heights[m]];
+            for (int b = 0; b < tokens; b++)
+                for (int r = 0; r < heights[m]; r++)
+                    for (int c = 0; c < cols; c++) expected[b * heights[m] + r] += w[r * cols + c] * x[b * cols + c];
+            Assert.True(Reference.Nmse(ys[m], expected) < 1e-10, $"matrix {m}");
+        }
+    }
+}

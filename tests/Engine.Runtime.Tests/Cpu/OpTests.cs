@@ -1,0 +1,119 @@
+using Engine.Runtime.Cpu;
+using Xunit;
+
+namespace Engine.Runtime.Tests.Cpu;
+
+/// <summary>RMSNorm, RoPE, attention, SwiGLU and add against float64 references, on awkward sizes.</summary>
+public sealed unsafe class OpTests
+{
+    [Theory]
+    [InlineData(1, 7)]
+    [InlineData(3, 64)]
+    [InlineData(5, 259)]
+    public void RmsNorm_matches_reference(int tokens, int dim)
+    {
+        float[] x = Reference.RandomFloats(tokens * dim, 1, 3), w = Reference.RandomFloats(dim, 2), y = new float[tokens * dim];
+        const float eps = 1e-5f;
+        var expected = new double[tokens * dim];
+        for (int b = 0; b < tokens; b++)
+        {
+            double ss = 0;
+            for (int i = 0; i < dim; i++) ss += (double)x[b * dim + i] * x[b * dim + i];
+            double scale = 1 / Math.Sqrt(ss / dim + eps);
+            for (int i = 0; i < dim; i++) expected[b * dim + i] = x[b * dim + i] * scale * w[i];
+        }
+        fixed (float* px = x, pw = w, py = y) RmsNorm.Apply(px, pw, py, tokens, dim, eps);
+        Assert.True(Reference.Nmse(y, expected) < 1e-12);
+    }
+
+    [Theory]
+    [InlineData(8, 8, false)]
+    [InlineData(6, 4, false)]     // n_dims < head_dim: the tail passes through
+    [InlineData(128, 128, true)]  // Llama 3.1 frequency factors
+    public void Rope_rotates_adjacent_pairs(int headDim, int ropeDims, bool freqFactors)
+    {
+        int heads = 3, tokens = 4, start = 90;
+        const float freqBase = 10000;
+        float[] ff = freqFactors ? Enumerable.Range(0, ropeDims / 2).Select(i => 1f + i % 5).ToArray() : [];
+        float[] x = Reference.RandomFloats(tokens * heads * headDim, 5);
+        var expected = new double[x.Length];
+        for (int b = 0; b < tokens; b++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < headDim; i += 2)
+                {
+                    int at = (b * heads + h) * headDim + i;
+                    if (i >= ropeDims) { expected[at] = x[at]; expected[at + 1] = x[at + 1]; continue; }
+                    double theta = (start + b) * Math.Pow(freqBase, -(double)i / ropeDims) / (freqFactors ? ff[i / 2] : 1);
+                    expected[at] = x[at] * Math.Cos(theta) - x[at + 1] * Math.Sin(theta);
+                    expected[at + 1] = x[at] * Math.Sin(theta) + x[at + 1] * Math.Cos(theta);
+                }
+        using var rope = new Rope(start + tokens, ropeDims, freqBase, ff);
+        fixed (float* px = x) rope.Apply(px, tokens, heads, headDim, start);
+        double nmse = Reference.Nmse(x, expected);
+        Assert.True(nmse < 1e-8, $"NMSE {nmse:E2}");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 4, 4, 8, 1)]     // first token, MHA
+    [InlineData(5, 7, 6, 2, 12, 3)]    // a batch after 7 cached positions, GQA 3:1, 3 threads
+    [InlineData(1, 40, 8, 1, 64, 2)]   // decode, MQA
+    public void Attention_is_causal_softmax_over_the_cache(int tokens, int start, int heads, int kvHeads, int headDim, int threads)
+    {
+        int ctx = start + tokens, kvDim = kvHeads * headDim;
+        float[] q = Reference.RandomFloats(tokens * heads * headDim, 1, 2), k = Reference.RandomFloats(ctx * kvDim, 2, 2),
+            v = Reference.RandomFloats(ctx * kvDim, 3), o = new float[q.Length];
+        var expected = new double[q.Length];
+        for (int b = 0; b < tokens; b++)
+            for (int h = 0; h < heads; h++)
+            {
+                int kvh = h / (heads / kvHeads), last = start + b;
+                var s = new double[last + 1];
+                for (int t = 0; t <= last; t++)
+                {
+                    for (int i = 0; i < headDim; i++) s[t] += (double)q[(b * heads + h) * headDim + i] * k[t * kvDim + kvh * headDim + i];
+                    s[t] /= Math.Sqrt(headDim);
+                }
+                double max = s.Max(), sum = s.Sum(z => Math.Exp(z - max));
+                for (int t = 0; t <= last; t++)
+                    for (int i = 0; i < headDim; i++)
+                        expected[(b * heads + h) * headDim + i] += Math.Exp(s[t] - max) / sum * v[t * kvDim + kvh * headDim + i];
+            }
+        using var pool = new WorkerPool(threads, minParallelWork: 0);
+        using var attention = new Attention(threads, ctx);
+        fixed (float* pq = q, pk = k, pv = v, po = o)
+            attention.Run(pool, pq, pk, pv, po, tokens, start, heads, kvHeads, headDim);
+        double nmse = Reference.Nmse(o, expected);
+        Assert.True(nmse < 1e-10, $"NMSE {nmse:E2}");
+    }
+
+    [Fact]
+    public void SwiGlu_and_Add_match_reference()
+    {
+        int n = 37;
+        float[] g = Reference.RandomFloats(n, 1, 6), u = Reference.RandomFloats(n, 2), a = Reference.RandomFloats(n, 3);
+        var swiglu = g.Select((x, i) => x / (1 + Math.Exp(-(double)x)) * u[i]).ToArray();
+        var sum = a.Select((x, i) => (double)x + u[i]).ToArray();
+        fixed (float* pg = g, pu = u, pa = a)
+        {
+            SwiGlu.Apply(pg, pu, n);
+            Add.InPlace(pa, pu, n);
+        }
+        Assert.True(Reference.Nmse(g, swiglu) < 1e-12);
+        Assert.True(Reference.Nmse(a, sum) < 1e-14);
+    }
+
+    [Fact]
+    public void WorkerPool_runs_every_share_once_per_run()
+    {
+        using var pool = new WorkerPool(3, minParallelWork: 0);
+        var work = new CountingWork();
+        for (int run = 0; run < 1000; run++) pool.Run(work);
+        Assert.Equal([1000, 1000, 1000], work.Calls);
+    }
+
+    private sealed class CountingWork : IParallelWork
+    {
+        public readonly int[] Calls = new int[3];
+        public void Execute(int thread, int threadCount) => Calls[thread]++;
+    }
+}

@@ -1,0 +1,112 @@
+using Engine.Plans.Gguf;
+using Engine.Plans.Model;
+using Engine.Runtime.Cpu;
+using Engine.Runtime.Sampling;
+using Engine.Tests;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Engine.Runtime.Tests.EndToEnd;
+
+/// <summary>The CPU backend against llama.cpp's goldens (models/MODELS.md): exact greedy tokens where the weights
+/// are F32/F16, and teacher-forced logits for every model.</summary>
+public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> FloatModels => new() { "stories260K", "stories260K-pad256-F32", "llama-2-tiny-random", "stories260K-pad256-F16" };
+
+    public static TheoryData<string> AllModels => new()
+    {
+        "stories260K", "stories260K-pad256-F32", "llama-2-tiny-random", "stories260K-pad256-F16", "stories260K-Q8_0",
+        "stories260K-Q4_0", "stories260K-pad256-Q8_0", "stories260K-pad256-Q4_0", "stories260K-pad256-Q4_K_M",
+        "stories260K-pad256-Q5_K_M", "stories260K-pad256-Q6_K",
+    };
+
+    internal static CpuModel Load(string model, out GgufFile file, int threads = 2, int maxBatch = 64)
+    {
+        file = GgufFile.Open(RepoPaths.Model(model + ".gguf"));
+        var config = ModelConfig.FromGguf(file);
+        return new CpuModel(config, CpuWeights.FromGguf(file, config),
+            new CpuModelOptions { MaxContext = 128, MaxBatch = maxBatch, Threads = threads });
+    }
+
+    [Theory]
+    [MemberData(nameof(FloatModels))]
+    public void Greedy_32_tokens_match_llama_cpp_with_f32_kv_cache(string model)
+    {
+        var reference = LlamaCppReference.Load(model + ".ref-kvf32.txt");
+        using var cpu = Load(model, out var file);
+        using var _ = file;
+        var session = new Session(cpu, new SamplerSettings { Temperature = 0 });
+        session.Feed(reference.PromptTokens);
+        var generated = new List<int>();
+        session.Generate(32, _ => false, (token, _) => generated.Add(token));
+        Assert.Equal(reference.GenTokens, generated);
+    }
+
+    [Theory]
+    [MemberData(nameof(AllModels))]
+    public void Teacher_forced_logits_match_llama_cpp(string model)
+    {
+        var reference = LlamaCppReference.Load(model + ".ref.txt");
+        float[] expected = LlamaCppReference.Logits(model + ".ref.logits.f32");
+        using var cpu = Load(model, out var file);
+        using var _ = file;
+        int vocab = cpu.Config.VocabSize, steps = reference.GenTokens.Length, np = reference.PromptTokens.Length;
+        Assert.Equal((long)steps * vocab, expected.Length);
+
+        // prompt + the reference's own tokens but the last: row i of the answer is position np - 1 + i.
+        int[] sequence = [.. reference.PromptTokens, .. reference.GenTokens[..^1]];
+        var all = new float[(long)sequence.Length * vocab];
+        cpu.Forward(sequence, 0, all);
+        var actual = all.AsSpan((np - 1) * vocab, steps * vocab);
+
+        double err = 0, norm = 0;
+        int agree = 0;
+        for (int i = 0; i < steps; i++)
+        {
+            var a = actual.Slice(i * vocab, vocab);
+            var e = expected.AsSpan(i * vocab, vocab);
+            for (int j = 0; j < vocab; j++) { double d = a[j] - e[j]; err += d * d; norm += (double)e[j] * e[j]; }
+            if (Sampler.ArgMax(a) == Sampler.ArgMax(e)) agree++;
+        }
+        double nmse = err / norm, top1 = (double)agree / steps;
+        output.WriteLine($"{model}: NMSE {nmse:E2}, top-1 {agree}/{steps}");
+        Assert.True(nmse <= 1e-3, $"{model}: NMSE {nmse:E3} > 1e-3");
+        Assert.True(top1 >= 0.97, $"{model}: top-1 agreement {agree}/{steps} < 97%");
+    }
+
+    [Fact]
+    public void Batched_prompt_and_one_token_passes_give_the_same_logits()
+    {
+        // Passes of 1, 3 and 64 tokens over the same sequence: the batched GEMM and the GEMV must agree.
+        var reference = LlamaCppReference.Load("stories260K-pad256-Q4_K_M.ref.txt");
+        int[] sequence = [.. reference.PromptTokens, .. reference.GenTokens[..10]];
+        float[] Run(int batch)
+        {
+            using var cpu = Load("stories260K-pad256-Q4_K_M", out var file, threads: 3, maxBatch: batch);
+            using var _ = file;
+            var all = new float[sequence.Length * cpu.Config.VocabSize];
+            cpu.Forward(sequence, 0, all);
+            return all;
+        }
+        float[] one = Run(1), three = Run(3), big = Run(64);
+        for (int i = 0; i < one.Length; i++)
+        {
+            Assert.Equal(one[i], three[i], 1e-4f);
+            Assert.Equal(one[i], big[i], 1e-4f);
+        }
+    }
+
+    [Fact]
+    public void Decoding_a_token_allocates_nothing()
+    {
+        using var cpu = Load("stories260K-pad256-Q4_K_M", out var file);
+        using var _ = file;
+        var session = new Session(cpu, new SamplerSettings { Temperature = 0.8f, TopK = 40, TopP = 0.9f, MinP = 0.05f, RepeatPenalty = 1.1f, Seed = 7 });
+        session.Feed([1, 403, 407]);
+        session.Generate(4, _ => false, (_, _) => { });   // warm-up (JIT)
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 16; i++) session.Feed(session.Sample());
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
