@@ -152,6 +152,9 @@ public sealed class Tokenizer
     /// <summary>As llama_token_to_piece(id, special): with special = false control and unknown tokens give nothing.</summary>
     public ReadOnlySpan<byte> TokenBytes(int id, bool special) => !special && IsSpecial(id) ? default : TokenBytes(id);
 
+    /// <summary>The id of the token whose vocabulary text is exactly <paramref name="text"/>, or -1.</summary>
+    public int FindToken(string text) => TextToToken(text);
+
     /// <summary>The token's text as stored in the vocabulary (e.g. "▁Hello", "Ġworld", "&lt;s&gt;").</summary>
     public string TokenText(int id) => _data.Tokens[id];
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Regenerates peer-vectors.tsv: tokenizations by llama.cpp itself (the peer harness, llama.cpp 80fb11ac; see
+/work/shared/tools/peer/README.md) of texts chosen to reach corners the shipped vocab vectors do not: astral letters
+and digits, Unicode whitespace, combining marks, CR/LF runs, contractions in upper case, special tokens with and
+without parse_special, BOS/EOS with add_special. Run: python3 make-peer-vectors.py (needs setup.sh run first)."""
+import json, os, subprocess, sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.abspath(os.path.join(here, "..", "..", ".."))
+peer = os.path.expanduser(os.environ.get("ENGINE_PEER_DIR", "~/.cache/engine-peer")) + "/cpu/ref-logits"
+
+texts = [
+    "𝒜𝒷𝒸 𝐀𝐁𝐂 𐐀𐐁 mixed𝒜text", "𝟘𝟙𝟚𝟛𝟜 ٣٤٥٦ 1234567 ²³ ⅫⅣ", "a\u00a0b\u3000c\u2009d\u0085e\u200bf",
+    "e\u0301 n\u0303o Ελληνικά Привет עִבְרִית", "a\r\n\r\nb\n\n\n c \r \n", "I'LL SAY IT'S 'S 'Re 'vE x'D",
+    "  leading and trailing   ", "\t\t tabs\t \n", "emoji 👨‍👩‍👧‍👦 🏳️‍🌈 🇯🇵 done", "中文混合English和数字123",
+    "<s>hi</s> <unk> [INST] x [/INST]", "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+    "<|endoftext|>after", "x" * 300 + " " + "ab" * 50, "'", "''", "'s", "don't stop", "$+<=>^~| `code` !!",
+    "\ue000\U000f0000 private", "\u0378\U0001fae9 unassigned?", "\u200d\u200c\ufeff zero width", "a  b   c    d",
+    "A\u030a\u212b \u1e9e\u00df", "1\n2\r3\r\n4", "end with newline\n",
+]
+vocabs = ["ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-gpt-2.gguf"]
+rows = []
+for vocab in vocabs:
+    path = os.path.join(root, "models", "vocab", vocab)
+    for text in texts:
+        for add_special, parse_special in [(False, False), (False, True), (True, False)]:
+            args = [peer, "--tokenize"] + ([] if add_special else ["--no-bos"]) + (["--parse-special"] if parse_special else []) + [path, text]
+            out = subprocess.run(args, capture_output=True, check=True).stdout.decode("utf-8", "replace")
+            line = next(l for l in out.splitlines() if l.startswith("tokens:"))
+            rows.append(f"{vocab}\t{int(add_special)}\t{int(parse_special)}\t{json.dumps(text)}\t{line[7:].strip()}")
+with open(os.path.join(here, "peer-vectors.tsv"), "w", encoding="utf-8") as f:
+    f.write("# vocab\tadd_special\tparse_special\ttext (JSON)\tllama.cpp ids (80fb11ac, via shared/tools/peer ref-logits --tokenize)\n")
+    f.write("\n".join(rows) + "\n")
+print(len(rows), "rows")
