@@ -17,6 +17,10 @@ texts = [
     "<|endoftext|>after", "x" * 300 + " " + "ab" * 50, "'", "''", "'s", "don't stop", "$+<=>^~| `code` !!",
     "\ue000\U000f0000 private", "\u0378\U0001fae9 unassigned?", "\u200d\u200c\ufeff zero width", "a  b   c    d",
     "A\u030a\u212b \u1e9e\u00df", "1\n2\r3\r\n4", "end with newline\n",
+    # letters, digits and punctuation new in Unicode 16 (Todhri, Garay, Kirat Rai, Sunuwar, Balinese): llama.cpp's
+    # tables leave them undefined
+    "ab\U000105c0\U000105c1cd 12\U00011bf0\U00011bf13 x\u1b4e\u1b4fy \U00016d40\U00016d41 \ua7cb\ua7cd!",
+    "\U000105c0's \U00011bf0's x\U00016d40's \ua7cb'll",
 ]
 vocabs = ["ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-gpt-2.gguf"]
 rows = []
