@@ -303,11 +303,13 @@ public sealed class Tokenizer
         int n = texts.Length;
         int eot = ValidId(data.EotId, n), eom = ValidId(data.EomId, n);
         var eog = new bool[n];
+        // llama.cpp walks its text → id map, so a text repeated in the vocabulary counts once, with its last id
+        bool Canonical(int id) => _tokenToId.GetValueOrDefault(texts[id], -1) == id;
         for (int id = 0; id < n; id++)
         {
-            // the map iterates in text order; ids are unique per text after the last-wins rule
-            if (_tokenToId.GetValueOrDefault(texts[id], -1) != id) continue;
             string t = texts[id];
+            if (t.Length < 5 || t[0] is not ('<' or '[' or '_')) continue; // every name below starts so
+            if (!Canonical(id)) continue;
             if (eot < 0 && t is "<|eot_id|>" or "<|im_end|>" or "<|end|>" or "<end_of_turn>" or "<|endoftext|>"
                     or "<|end_of_text|>" or "<EOT>" or "_<EOT>" or "[EOT]" or "<｜end▁of▁sentence｜>" or "<end_of_utterance>")
             {
@@ -324,7 +326,8 @@ public sealed class Tokenizer
         }
         for (int id = 0; id < n; id++)
         {
-            if (_tokenToId.GetValueOrDefault(texts[id], -1) != id) continue;
+            if (texts[id].Length < 4 || texts[id][0] is not ('<' or '[' or '_')) continue;
+            if (!Canonical(id)) continue;
             if (texts[id] is "<|eot_id|>" or "<|im_end|>" or "<|end|>" or "<|return|>" or "<|call|>" or "<|flush|>"
                     or "<|calls|>" or "<end_of_turn>" or "<|endoftext|>" or "</s>" or "<|eom_id|>" or "<EOT>" or "_<EOT>"
                     or "[EOT]" or "[EOS]" or "<|end_of_text|>" or "<end_of_utterance>" or "<eos>" or "<turn|>"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates peer-vectors.tsv: tokenizations by llama.cpp itself (the peer harness, llama.cpp 80fb11ac; see
+"""Regenerates peer-vectors.tsv: tokenizations by llama.cpp itself (the peer harness, llama.cpp 80fb11ac, on the shipped vocabularies and on two
+with the "default" pre-tokenizer; see
 /work/shared/tools/peer/README.md) of texts chosen to reach corners the shipped vocab vectors do not: astral letters
 and digits, Unicode whitespace, combining marks, CR/LF runs, contractions in upper case, special tokens with and
 without parse_special, BOS/EOS with add_special. Run: python3 make-peer-vectors.py (needs setup.sh run first)."""
@@ -22,10 +23,27 @@ texts = [
     "ab\U000105c0\U000105c1cd 12\U00011bf0\U00011bf13 x\u1b4e\u1b4fy \U00016d40\U00016d41 \ua7cb\ua7cd!",
     "\U000105c0's \U00011bf0's x\U00016d40's \ua7cb'll",
 ]
-vocabs = ["ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-gpt-2.gguf"]
+vocabs = ["ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-gpt-2.gguf",
+          "ggml-vocab-gpt-2.gguf+pre=default", "ggml-vocab-llama-bpe.gguf+pre=default"]
+
+
+def vocab_path(vocab):
+    """A "+pre=default" vocab is the file with its tokenizer.ggml.pre key renamed (same length, so nothing moves):
+    llama.cpp then finds no pre-tokenizer and uses its "default" one."""
+    name = vocab.split("+")[0]
+    path = os.path.join(root, "models", "vocab", name)
+    if "+pre=default" not in vocab:
+        return path
+    data = open(path, "rb").read()
+    assert data.count(b"tokenizer.ggml.pre") == 1
+    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), "nopre-" + name)
+    open(out, "wb").write(data.replace(b"tokenizer.ggml.pre", b"tokenizer.ggml.prX"))
+    return out
+
+
 rows = []
 for vocab in vocabs:
-    path = os.path.join(root, "models", "vocab", vocab)
+    path = vocab_path(vocab)
     for text in texts:
         for add_special, parse_special in [(False, False), (False, True), (True, False)]:
             args = [peer, "--tokenize"] + ([] if add_special else ["--no-bos"]) + (["--parse-special"] if parse_special else []) + [path, text]
