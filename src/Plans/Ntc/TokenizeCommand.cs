@@ -1,6 +1,6 @@
 using Engine.Plans.Gguf;
 using Engine.Plans.Model;
-using Engine.Runtime.Tokenizer;
+using Engine.Runtime.Tokenization;
 
 namespace Engine.Plans.Cli;
 

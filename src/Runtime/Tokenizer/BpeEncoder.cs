@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>Byte-level BPE as llama.cpp's llm_tokenizer_bpe_session does it (llama-vocab.cpp): the pre-tokenizer
 /// splits the text into words; each word's UTF-8 bytes are mapped to GPT-2's printable characters; inside a word the

@@ -1,4 +1,4 @@
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>GPT-2's reversible byte → printable code point map (OpenAI encoder.py bytes_to_unicode; llama.cpp
 /// unicode.cpp unicode_byte_to_utf8_map): printable Latin-1 bytes map to themselves, the other 68 bytes to

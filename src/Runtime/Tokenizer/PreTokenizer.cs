@@ -1,4 +1,4 @@
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>Which word splitter a byte-level BPE vocabulary uses (tokenizer.ggml.pre), mapped as llama-vocab.cpp
 /// load() maps the names it knows for Llama-family models.</summary>

@@ -1,4 +1,4 @@
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>SentencePiece BPE as llama.cpp's llm_tokenizer_spm_session does it (llama-vocab.cpp; originally
 /// llama.cpp commit 074bea2): the text is split into code points, then the adjacent pair whose concatenation is the

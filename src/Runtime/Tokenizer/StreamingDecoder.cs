@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>Turns generated token ids into UTF-8 text as they come: each token's piece is appended, and the part
 /// that forms complete UTF-8 is released; an incomplete multi-byte sequence at the end (a character split over byte

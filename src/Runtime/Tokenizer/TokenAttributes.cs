@@ -1,4 +1,4 @@
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>llama.cpp's llama_token_attr bits (llama.h), derived from the GGUF token types at load.</summary>
 [Flags]

@@ -1,7 +1,7 @@
 using System.Text;
 using Engine.Plans.Model;
 
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>Text ↔ token ids for Llama-family vocabularies, exactly as llama.cpp's llama_tokenize and
 /// llama_token_to_piece (llama-vocab.cpp, unicode.cpp at llama.cpp 80fb11ac): SentencePiece ("llama") and byte-level

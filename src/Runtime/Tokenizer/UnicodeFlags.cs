@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Engine.Runtime.Tokenizer;
+namespace Engine.Runtime.Tokenization;
 
 /// <summary>The code-point classes llama.cpp's pre-tokenizers test (unicode.h unicode_cpt_flags): letter \p{L},
 /// number \p{N}, punctuation \p{P}, and whitespace. Whitespace is llama.cpp's fixed set (unicode-data.cpp

@@ -3,12 +3,11 @@ using System.Text.Json;
 using Engine.Plans.Gguf;
 using Engine.Plans.Model;
 using Engine.Tests;
+using Engine.Runtime.Tokenization;
 using Xunit;
 using Xunit.Abstractions;
 
-using Tok = Engine.Runtime.Tokenizer.Tokenizer;
-
-namespace Engine.Runtime.Tests.Tokenizer;
+namespace Engine.Runtime.Tests.Tokenization;
 
 /// <summary>Texts beyond llama.cpp's own vectors, tokenized by llama.cpp (peer-vectors.tsv, made by
 /// make-peer-vectors.py), with every add_special / parse_special combination the runtime uses; and the prompt tokens
@@ -34,7 +33,7 @@ public sealed class PeerVectorTests(ITestOutputHelper log)
             if (vocab.EndsWith("+pre=default", StringComparison.Ordinal))
                 data = data with { Pre = "default", AddBos = f.GetBoolOr(GgufKeys.TokenizerAddBos, data.Model == "llama") };
         }
-        var tok = Tok.Create(data);
+        var tok = Tokenizer.Create(data);
         string tsv = Path.Combine(RepoPaths.Root, "tests", "Engine.Runtime.Tests", "Tokenizer", "peer-vectors.tsv");
         var failures = new List<string>();
         int count = 0;
@@ -84,7 +83,7 @@ public sealed class LoadTiming(ITestOutputHelper log)
         using (var f = GgufFile.Open(RepoPaths.Vocab("ggml-vocab-llama-bpe.gguf"))) data = TokenizerData.FromGguf(f);
         double readMs = sw.Elapsed.TotalMilliseconds;
         sw.Restart();
-        var tok = Tok.Create(data);
+        var tok = Tokenizer.Create(data);
         double loadMs = sw.Elapsed.TotalMilliseconds;
         string text = string.Concat(Enumerable.Repeat("The quick brown fox jumps over the lazy dog's 12345 Привет 🦙. ", 500));
         sw.Restart();

@@ -1,9 +1,9 @@
 using System.Text;
-using Engine.Runtime.Tokenizer;
+using Engine.Runtime.Tokenization;
 using Engine.Tests;
 using Xunit;
 
-namespace Engine.Runtime.Tests.Tokenizer;
+namespace Engine.Runtime.Tests.Tokenization;
 
 public sealed class StreamingDecoderTests
 {

@@ -2,11 +2,11 @@ using System.Text;
 using Engine.Plans.Gguf;
 using Engine.Plans.Model;
 using Engine.Tests;
+using Engine.Runtime.Tokenization;
 using Xunit;
 using Xunit.Abstractions;
-using Tok = Engine.Runtime.Tokenizer.Tokenizer;
 
-namespace Engine.Runtime.Tests.Tokenizer;
+namespace Engine.Runtime.Tests.Tokenization;
 
 /// <summary>llama.cpp's tokenizer test vectors (models/vocab/*.inp/.out, as tests/test-tokenizer-0.cpp reads them):
 /// every text must give exactly llama.cpp's ids, with add_special = false and parse_special = false.</summary>
@@ -14,10 +14,10 @@ public sealed class VocabVectorTests(ITestOutputHelper log)
 {
     public static TheoryData<string> Vocabs => new() { "ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-gpt-2.gguf" };
 
-    internal static Tok Load(string path)
+    internal static Tokenizer Load(string path)
     {
         using var f = GgufFile.Open(path);
-        return Tok.Create(TokenizerData.FromGguf(f));
+        return Tokenizer.Create(TokenizerData.FromGguf(f));
     }
 
     /// <summary>test-tokenizer-0.cpp read_tests: the .inp file split on "\n__ggml_vocab_test__\n" (a text may be
