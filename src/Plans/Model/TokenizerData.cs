@@ -32,22 +32,35 @@ public sealed record TokenizerData
         var tokens = f.GetArrayOrNull<string>(GgufKeys.TokenizerTokens)
             ?? throw new GgufException(f.Path, 0, GgufKeys.TokenizerTokens, "(missing)", "required string array");
         bool spm = model == "llama";
+        string pre = f.GetStringOrNull(GgufKeys.TokenizerPre) ?? "default";
+        // llama-vocab.cpp load(): the Llama 3 family of BPE pre-tokenizers adds BOS unless the file says otherwise
+        bool llama3 = !spm && pre is "llama3" or "llama-v3" or "llama-bpe" or "falcon3" or "pixtral";
+        int n = tokens.Length;
+        // A default id outside the vocabulary is disabled; a stored id outside it is ignored (the default stays).
+        int Id(string key, int fallback)
+        {
+            if (fallback >= n) fallback = -1;
+            long id = f.GetIntOr(key, -1);
+            return id >= 0 && id < n ? (int)id : fallback;
+        }
         return new TokenizerData
         {
             Model = model,
-            Pre = f.GetStringOrNull(GgufKeys.TokenizerPre) ?? "default",
+            Pre = pre,
             Tokens = tokens,
-            Scores = f.GetArrayOrNull<float>(GgufKeys.TokenizerScores),
+            // llama.cpp also accepts integer scores
+            Scores = f.GetArrayOrNull<float>(GgufKeys.TokenizerScores)
+                ?? f.GetArrayOrNull<int>(GgufKeys.TokenizerScores)?.Select(x => (float)x).ToArray(),
             TokenTypes = f.GetArrayOrNull<int>(GgufKeys.TokenizerTokenType),
             Merges = f.GetArrayOrNull<string>(GgufKeys.TokenizerMerges),
             // llama.cpp's defaults per vocab type (llama-vocab.cpp load): SPM bos=1 eos=2 unk=0; BPE bos=eos=11.
-            BosId = (int)f.GetIntOr(GgufKeys.TokenizerBosId, spm ? 1 : 11),
-            EosId = (int)f.GetIntOr(GgufKeys.TokenizerEosId, spm ? 2 : 11),
-            EotId = (int)f.GetIntOr(GgufKeys.TokenizerEotId, -1),
-            EomId = (int)f.GetIntOr(GgufKeys.TokenizerEomId, -1),
-            UnknownId = (int)f.GetIntOr(GgufKeys.TokenizerUnknownId, spm ? 0 : -1),
-            PaddingId = (int)f.GetIntOr(GgufKeys.TokenizerPaddingId, -1),
-            AddBos = f.GetBoolOr(GgufKeys.TokenizerAddBos, spm),
+            BosId = Id(GgufKeys.TokenizerBosId, spm ? 1 : 11),
+            EosId = Id(GgufKeys.TokenizerEosId, spm ? 2 : 11),
+            EotId = Id(GgufKeys.TokenizerEotId, -1),
+            EomId = Id(GgufKeys.TokenizerEomId, -1),
+            UnknownId = Id(GgufKeys.TokenizerUnknownId, spm ? 0 : -1),
+            PaddingId = Id(GgufKeys.TokenizerPaddingId, -1),
+            AddBos = f.GetBoolOr(GgufKeys.TokenizerAddBos, spm || llama3),
             AddEos = f.GetBoolOr(GgufKeys.TokenizerAddEos, false),
             AddSpacePrefix = f.GetBoolOr(GgufKeys.TokenizerAddSpacePrefix, spm),
             ChatTemplate = f.GetStringOrNull(GgufKeys.TokenizerChatTemplate),

@@ -15,6 +15,7 @@ public static class Program
     [
         new("inspect", "MODEL.gguf [--json]", "show a GGUF file: hyper-parameters, rope, tokenizer, tensor types, bytes per layer", InspectCommand.Run),
         new("synth", "--preset P --type T -o OUT.gguf [--layers N] [--vocab-from V.gguf] [--header-only] [--seed S]", "write a random-weight Llama GGUF of real shapes", SynthCommand.Run),
+        new("tokenize", "MODEL.gguf TEXT [--no-bos] [--parse-special]", "print the token ids of a text, as llama_tokenize", TokenizeCommand.Run),
     ];
 
     public static string Version => typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
