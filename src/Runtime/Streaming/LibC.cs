@@ -39,14 +39,12 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Statx(int dirFd, string path, int flags, uint mask, FileStatus* result);
 
-    /// <summary>struct statx (include/uapi/linux/stat.h), the fields read here at their fixed offsets; 256 bytes.</summary>
+    /// <summary>struct statx (include/uapi/linux/stat.h), the fields read here at their fixed offsets (the modification time is read through FileInfo, by path, so a file replaced under the plan shows too); 256 bytes.</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]
     public struct FileStatus
     {
         [FieldOffset(28)] public ushort Mode;
         [FieldOffset(40)] public ulong Size;
-        [FieldOffset(112)] public long MtimeSeconds;
-        [FieldOffset(120)] public uint MtimeNanoseconds;
 
         public readonly bool IsBlockDevice => (Mode & 0xF000) == 0x6000;
         public readonly bool IsRegularFile => (Mode & 0xF000) == 0x8000;

@@ -49,7 +49,8 @@ public abstract unsafe class StagingSource : IDisposable
         }
     }
 
-    /// <summary>Starts reading <paramref name="commands"/> into <paramref name="staging"/> and returns at once;
+    /// <summary>Starts reading <paramref name="commands"/> into <paramref name="staging"/> and returns at once (one
+    /// submitting thread per batch; any number of batches in flight, up to 64);
     /// <paramref name="batch"/> completes when all are read. The list must have passed
     /// <see cref="ReadCommand.Validate"/> against this staging length when the plan was loaded; the buffer must be
     /// 4 KiB-aligned (NativeMemory.AlignedAlloc, cuMemHostAlloc) and stay alive until the batch completes.</summary>
@@ -58,12 +59,12 @@ public abstract unsafe class StagingSource : IDisposable
         if (!batch.IsCompleted) throw new InvalidOperationException("read batch submitted again while still in flight");
         if (((nuint)staging & (ReadCommand.BlockSize - 1)) != 0)
             throw new ArgumentException("staging buffer is not 4 KiB-aligned", nameof(staging));
-        batch.Prepare(commands, staging);
-        if (commands.Length == 0) { batch.CompleteEmpty(); return; }
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(stopping, this);
             if (queued == RingCapacity) throw new InvalidOperationException($"more than {RingCapacity} read batches in flight");
+            batch.Prepare(commands, staging);
+            if (commands.Length == 0) { batch.CompleteEmpty(); return; }
             ring[(head + queued) % RingCapacity] = batch;
             queued++;
             Volatile.Write(ref batch.Unclaimed, commands.Length);
@@ -81,7 +82,7 @@ public abstract unsafe class StagingSource : IDisposable
     /// <summary>Stops generation with one line when the source is not the one the plan was made for: its size at open
     /// must be <paramref name="expectedSize"/> (a raw device must hold <paramref name="expectedSize"/> bytes from
     /// <paramref name="baseLba"/> on), and a regular file must still have the size and modification time it had when
-    /// it was opened.</summary>
+    /// it was opened. Call it when the plan is loaded and again when a read fails (it allocates).</summary>
     public void CheckMatchesPlan(long expectedSize, long baseLba = 0)
     {
         if (!openedIsRegularFile)
