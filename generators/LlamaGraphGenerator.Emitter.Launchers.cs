@@ -9,8 +9,8 @@ public sealed partial class LlamaGraphGenerator
     internal static partial class Emitter
     {
         /// <summary>Launchers for the runtime (no ILGPU): per entry point an explicit-layout struct that is the PTX
-        /// argument block (pass its address through CU_LAUNCH_PARAM_BUFFER_POINTER, its Size through
-        /// CU_LAUNCH_PARAM_BUFFER_SIZE), a Create factory that fills it (computing an implicit kernel's extent),
+        /// argument block (pass its address through CU_LAUNCH_PARAM_BUFFER_POINTER and its Size, the bytes the PTX
+        /// parameters span, through CU_LAUNCH_PARAM_BUFFER_SIZE), a Create factory that fills it (computing an implicit kernel's extent),
         /// the grid/block rule, and the CPU-backend dispatch key.</summary>
         private static string Launchers(GraphSpec spec, string ns)
         {
@@ -56,7 +56,7 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("    /// <summary>").Append(e.PtxEntry).Append(": ").Append(k.Name).Append(e.Format == null ? "" : " for " + e.Format)
               .Append(", block ").Append(Literal(k.Block)).Append(k.Implicit ? ", grid ceil_div(extent, block), extent " + k.Extent : ", grid (" + string.Join(", ", k.Grid) + ")")
               .Append(".</summary>\n");
-            sb.Append("    [StructLayout(LayoutKind.Explicit, Size = ").Append(Literal(e.ArgumentBytes)).Append(")]\n");
+            sb.Append("    [StructLayout(LayoutKind.Explicit, Size = ").Append(Literal(e.StructBytes)).Append(")]\n");
             sb.Append("    public struct ").Append(e.Name).Append("\n    {\n");
             sb.Append("        public const KernelId Id = KernelId.").Append(e.Name).Append(";\n");
             sb.Append("        public const string PtxEntry = ").Append(Literal(e.PtxEntry)).Append(";\n");

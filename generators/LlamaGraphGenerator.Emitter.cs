@@ -35,8 +35,8 @@ public sealed partial class LlamaGraphGenerator
                 Format = format;
                 Name = format == null ? kernel.Body : kernel.Body + "_" + format;
                 Params = Layout(kernel);
-                ArgumentBytes = AlignUp(Params.Count == 0 ? 0 : Params[Params.Count - 1].Offset + Params[Params.Count - 1].Size,
-                    Params.Count == 0 ? 1 : Params.Max(p => p.Alignment));
+                ArgumentBytes = Params.Count == 0 ? 0 : Params[Params.Count - 1].Offset + Params[Params.Count - 1].Size;
+                StructBytes = AlignUp(ArgumentBytes, Params.Count == 0 ? 1 : Params.Max(p => p.Alignment));
             }
 
             public KernelSpec Kernel { get; }
@@ -46,7 +46,11 @@ public sealed partial class LlamaGraphGenerator
             /// <summary>ILGPU names a compiled kernel's PTX entry Kernel_ + the method name.</summary>
             public string PtxEntry => "Kernel_" + Name;
             public IReadOnlyList<Param> Params { get; }
+            /// <summary>Bytes the PTX parameters span (end of the last one): CU_LAUNCH_PARAM_BUFFER_SIZE.</summary>
             public int ArgumentBytes { get; }
+
+            /// <summary><see cref="ArgumentBytes"/> rounded up to the largest alignment, as a C struct's sizeof.</summary>
+            public int StructBytes { get; }
         }
 
         /// <summary>A PTX parameter: ILGPU passes parameters in C# order, an implicitly grouped kernel's extent

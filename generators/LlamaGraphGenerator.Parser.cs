@@ -538,8 +538,6 @@ public sealed partial class LlamaGraphGenerator
                     weights[op] = weight;
                 }
 
-                if (hasErrors) return new ParseResult(null, diagnostics.ToEquatableArray());
-
                 // Lifetimes: first and last op (program order) that reads or writes each tensor.
                 var first = new Dictionary<string, int>(); var last = new Dictionary<string, int>();
                 var ordered = ops.Where(o => o.Section == "prologue").Concat(ops.Where(o => o.Section == "layer"))
@@ -553,6 +551,8 @@ public sealed partial class LlamaGraphGenerator
                 foreach (var t in tensors)
                     if (!first.ContainsKey(t.Name.Text))
                         Error(Diagnostics.UnusedTensor, t.Name, $"tensor '{t.Name.Text}' is used by no op");
+
+                if (hasErrors) return new ParseResult(null, diagnostics.ToEquatableArray());
 
                 var spec = new GraphSpec(
                     name!,
