@@ -49,3 +49,35 @@ public class LayerProgramTests
         Assert.Equal([OpKind.MatMul, OpKind.MatMul, OpKind.SwiGlu], Program.Layer.Single(o => o.Kind == OpKind.MatMulSwiGlu).Fuses);
     }
 }
+
+public class ShapeExpressionTests
+{
+    private static readonly Dictionary<string, long> Llama8B = new()
+    {
+        ["n_embd"] = 4096, ["n_ff"] = 14336, ["n_head"] = 32, ["n_head_kv"] = 8, ["head_dim"] = 128,
+        ["n_vocab"] = 128256, ["n_ctx"] = 8192, ["n_batch"] = 512,
+    };
+
+    [Fact]
+    public void Evaluates_every_shape_of_the_program()
+    {
+        var p = LlamaProgram.Program;
+        Assert.Equal([4096L, 1024], ShapeExpression.Shape(p.Tensor("attn_k"), Llama8B));
+        Assert.Equal([1024L, 8192], ShapeExpression.Shape(p.Tensor("k_cache"), Llama8B));
+        Assert.Equal([64L], ShapeExpression.Shape(p.Tensor("rope_freqs"), Llama8B));
+        foreach (var t in p.Tensors) Assert.All(ShapeExpression.Shape(t, Llama8B), d => Assert.True(d > 0));
+    }
+
+    [Theory]
+    [InlineData("ceil_div(n_head, 3) * (2 + 1) - 1", 32)]
+    [InlineData("n_ff / 7 / 2", 1024)]
+    public void Evaluates_operators_and_ceil_div(string expression, long expected) =>
+        Assert.Equal(expected, ShapeExpression.Evaluate(expression, Llama8B));
+
+    [Fact]
+    public void Unknown_name_is_one_clear_error()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ShapeExpression.Evaluate("n_embd * n_expert", Llama8B));
+        Assert.Equal("shape expression 'n_embd * n_expert' at 9: no value for 'n_expert'", e.Message);
+    }
+}
