@@ -35,6 +35,16 @@ public static class Bytes
     /// <summary>bfloat16 is the high half of a float32 (ggml_bf16_to_fp32).</summary>
     public static float BF16(ArrayView<byte> data, long offset) => Interop.IntAsFloat((uint)U16(data, offset) << 16);
 
+    /// <summary>A 16-bit load; <paramref name="offset"/> must be even (every GGUF block field is).</summary>
+    public static int U16Aligned(ArrayView<byte> data, long offset) => data.Cast<ushort>()[offset >> 1];
+
+    /// <summary>A 32-bit load; <paramref name="offset"/> must be a multiple of 4 (Q4_K/Q5_K blocks are 16-byte
+    /// multiples, so their fields at 4-aligned offsets are, given a 16-byte-aligned tensor: GGUF aligns tensor data
+    /// to 32 bytes and cuMemAlloc to 256).</summary>
+    public static uint U32Aligned(ArrayView<byte> data, long offset) => data.Cast<uint>()[offset >> 2];
+
+    public static float F16Bits(uint bits) => (float)Interop.IntAsFloat((ushort)bits);
+
     public static float F32(ArrayView<byte> data, long offset) =>
         Interop.IntAsFloat((uint)(data[offset] | (data[offset + 1] << 8) | (data[offset + 2] << 16) | (data[offset + 3] << 24)));
 }

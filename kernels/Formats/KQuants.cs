@@ -20,4 +20,26 @@ public static class KQuants
             min = (data[scales + j + 4] >> 4) | ((data[scales + j] >> 6) << 4);
         }
     }
+
+    /// <summary>get_scale_min_k4 on the 12 scale bytes already loaded as three little-endian words.</summary>
+    public static void ScaleMin(uint s0, uint s1, uint s2, int j, out int scale, out int min)
+    {
+        if (j < 4)
+        {
+            scale = Byte(s0, s1, s2, j) & 63;
+            min = Byte(s0, s1, s2, j + 4) & 63;
+        }
+        else
+        {
+            int high = Byte(s0, s1, s2, j + 4);
+            scale = (high & 0xF) | ((Byte(s0, s1, s2, j - 4) >> 6) << 4);
+            min = (high >> 4) | ((Byte(s0, s1, s2, j) >> 6) << 4);
+        }
+    }
+
+    private static int Byte(uint s0, uint s1, uint s2, int k)
+    {
+        uint word = k < 4 ? s0 : k < 8 ? s1 : s2;
+        return (int)((word >> (8 * (k & 3))) & 0xFF);
+    }
 }

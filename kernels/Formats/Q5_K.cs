@@ -21,22 +21,29 @@ public struct Q5_K : IWeightFormat
 
     public readonly float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock)
     {
+        // 32-bit loads: the block is 176 = 11·16 bytes, so fields below are 4-aligned in a 16-byte-aligned tensor.
         int j = unit >> 2, l0 = (unit & 3) * 8;
-        KQuants.ScaleMin(data, block + 4, 2 * j, out int sc0, out int m0);
-        KQuants.ScaleMin(data, block + 4, 2 * j + 1, out int sc1, out int m1);
+        uint dm = Bytes.U32Aligned(data, block);
+        uint s0 = Bytes.U32Aligned(data, block + 4), s1 = Bytes.U32Aligned(data, block + 8), s2 = Bytes.U32Aligned(data, block + 12);
+        KQuants.ScaleMin(s0, s1, s2, 2 * j, out int sc0, out int m0);
+        KQuants.ScaleMin(s0, s1, s2, 2 * j + 1, out int sc1, out int m1);
         long q = block + 48 + 32 * j + l0, qh = block + 16 + l0;
+        uint q0 = Bytes.U32Aligned(data, q), q1 = Bytes.U32Aligned(data, q + 4);
+        uint h0 = Bytes.U32Aligned(data, qh), h1 = Bytes.U32Aligned(data, qh + 4);
         long xLow = xBlock + 64 * j + l0, xHigh = xLow + 32;
         float dotLow = 0, dotHigh = 0, sumLow = 0, sumHigh = 0;
         for (int i = 0; i < 8; i++)
         {
-            int b = data[q + i], h = data[qh + i] >> (2 * j);
+            int shift = 8 * (i & 3);
+            int b = (int)(((i < 4 ? q0 : q1) >> shift) & 0xFF);
+            int h = (int)(((i < 4 ? h0 : h1) >> shift) & 0xFF) >> (2 * j);
             float a = x[xLow + i], c = x[xHigh + i];
             dotLow += ((b & 0xF) | ((h & 1) << 4)) * a;
             dotHigh += ((b >> 4) | ((h & 2) << 3)) * c;
             sumLow += a;
             sumHigh += c;
         }
-        float d = Bytes.F16(data, block), dmin = Bytes.F16(data, block + 2);
+        float d = Bytes.F16Bits(dm), dmin = Bytes.F16Bits(dm >> 16);
         return d * (sc0 * dotLow + sc1 * dotHigh) - dmin * (m0 * sumLow + m1 * sumHigh);
     }
 }
