@@ -34,6 +34,15 @@ public enum TensorRole
 public sealed record GraphTensor(string Name, TensorRole Role, IReadOnlyList<string> Shape, string? WeightRole = null,
     bool PerLayer = false)
 {
+    /// <summary>Element type as the spec writes it: f32, f16, i32, or "any" for a weight whose type comes from the
+    /// GGUF file.</summary>
+    public string ElementType { get; init; } = "f32";
+
+    /// <summary>An optional weight may be absent from the file (rope_freqs before Llama 3.1, output when the
+    /// embedding is tied); <see cref="Fallback"/> names the tensor used in its place, null for "pass an empty view".</summary>
+    public bool Optional { get; init; }
+    public string? Fallback { get; init; }
+
     /// <summary>Index of the first and last op (in <see cref="LayerProgram.AllOps"/> order) that touch this tensor;
     /// -1 when unused. Computed by the generator from op order.</summary>
     public int FirstUse { get; init; } = -1;
@@ -43,13 +52,41 @@ public sealed record GraphTensor(string Name, TensorRole Role, IReadOnlyList<str
 /// <summary>One operation: a kernel family applied to named tensors. <see cref="Weight"/> is the weight tensor
 /// whose format picks the kernel specialisation (null for format-free ops).</summary>
 public sealed record GraphOp(OpKind Kind, string Name, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs,
-    string? Weight = null);
+    string? Weight = null)
+{
+    /// <summary>Kernel family that runs this op (a <see cref="KernelFamily.Name"/>).</summary>
+    public string Kernel { get; init; } = "";
+
+    /// <summary>For a fused op, the op kinds it stands for, in order (empty otherwise). The planner falls back to
+    /// those ops when the fused kernel cannot be used (e.g. gate and up weights of different formats).</summary>
+    public IReadOnlyList<OpKind> Fuses { get; init; } = [];
+}
+
+/// <summary>A kernel family: one generic ILGPU body (class <see cref="Body"/> in kernels/) specialised for each of
+/// <see cref="Formats"/> (empty: one format-free entry point). Entry point names are <see cref="EntryPoint"/>.</summary>
+public sealed record KernelFamily(string Name, string Body, bool Implicit, IReadOnlyList<string> Formats)
+{
+    /// <summary>The entry point of this family for a weight format (ggml type name), or the format-free one.</summary>
+    public string EntryPoint(string? format) =>
+        Formats.Count == 0 ? Body
+        : format != null && Formats.Contains(format) ? Body + "_" + format
+        : throw new ArgumentException("kernel family " + Name + " has no entry point for format " + (format ?? "(none)"));
+}
 
 /// <summary>The whole program: ops before the layers (embedding), the per-layer body (repeated n_layer times),
 /// and ops after (final norm, output projection).</summary>
 public sealed record LayerProgram(string Name, IReadOnlyList<GraphTensor> Tensors, IReadOnlyList<GraphOp> Prologue,
     IReadOnlyList<GraphOp> Layer, IReadOnlyList<GraphOp> Epilogue)
 {
+    /// <summary>Hyper-parameter names the shapes are written in.</summary>
+    public IReadOnlyList<string> Parameters { get; init; } = [];
+
+    /// <summary>Kernel families, in spec order.</summary>
+    public IReadOnlyList<KernelFamily> Kernels { get; init; } = [];
+
+    public KernelFamily Kernel(string name) =>
+        Kernels.FirstOrDefault(k => k.Name == name) ?? throw new KeyNotFoundException("no kernel family " + name + " in " + Name);
+
     public IEnumerable<GraphOp> AllOps => Prologue.Concat(Layer).Concat(Epilogue);
 
     public GraphTensor Tensor(string name) =>

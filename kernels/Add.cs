@@ -1,0 +1,10 @@
+using ILGPU;
+
+namespace Engine.Kernels;
+
+/// <summary>Residual add in place: x += y.</summary>
+public static class Add
+{
+    public static void Run(Index1D index, ArrayView<float> x, ArrayView<float> y, int n) =>
+        x[index] = x[index] + y[index];
+}

@@ -1,0 +1,50 @@
+using ILGPU;
+
+namespace Engine.Kernels.Formats;
+
+/// <summary>A GGUF weight format as the kernels see it: rows are sequences of blocks of <see cref="BlockElements"/>
+/// weights in <see cref="BlockBytes"/> bytes (ggml-common.h layouts, also Engine.Plans.Formats.Blocks). Kernels are
+/// generic over an implementing struct and call it through <c>default(T)</c>, so ILGPU specialises each format.
+/// Data is read from an <see cref="ArrayView{T}"/> of bytes at a block's byte offset; GGUF blocks are only 2-byte
+/// aligned, so reads are bytewise (a planner-side repack could enable wide loads).</summary>
+public interface IWeightFormat
+{
+    int BlockElements { get; }
+
+    int BlockBytes { get; }
+
+    /// <summary>A block splits into this many work units (each a few contiguous bytes); a warp's lanes take
+    /// consecutive units, so a warp reads consecutive bytes (coalesced).</summary>
+    int UnitsPerBlock { get; }
+
+    /// <summary>Weight <paramref name="index"/> (0 ≤ index &lt; BlockElements) of the block at <paramref name="block"/>.</summary>
+    float Dequantize(ArrayView<byte> data, long block, int index);
+
+    /// <summary>Σ w·x over the weights of unit <paramref name="unit"/> of the block at <paramref name="block"/>;
+    /// <paramref name="xBlock"/> is the index in <paramref name="x"/> of the block's first weight.</summary>
+    float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock);
+}
+
+/// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>
+public static class Bytes
+{
+    public static int U16(ArrayView<byte> data, long offset) => data[offset] | (data[offset + 1] << 8);
+
+    public static float F16(ArrayView<byte> data, long offset) => (float)Interop.IntAsFloat((ushort)U16(data, offset));
+
+    /// <summary>bfloat16 is the high half of a float32 (ggml_bf16_to_fp32).</summary>
+    public static float BF16(ArrayView<byte> data, long offset) => Interop.IntAsFloat((uint)U16(data, offset) << 16);
+
+    /// <summary>A 16-bit load; <paramref name="offset"/> must be even (every GGUF block field is).</summary>
+    public static int U16Aligned(ArrayView<byte> data, long offset) => data.Cast<ushort>()[offset >> 1];
+
+    /// <summary>A 32-bit load; <paramref name="offset"/> must be a multiple of 4 (Q4_K/Q5_K blocks are 16-byte
+    /// multiples, so their fields at 4-aligned offsets are, given a 16-byte-aligned tensor: GGUF aligns tensor data
+    /// to 32 bytes and cuMemAlloc to 256).</summary>
+    public static uint U32Aligned(ArrayView<byte> data, long offset) => data.Cast<uint>()[offset >> 2];
+
+    public static float F16Bits(uint bits) => (float)Interop.IntAsFloat((ushort)bits);
+
+    public static float F32(ArrayView<byte> data, long offset) =>
+        Interop.IntAsFloat((uint)(data[offset] | (data[offset + 1] << 8) | (data[offset + 2] << 16) | (data[offset + 3] << 24)));
+}

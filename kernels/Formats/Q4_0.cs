@@ -1,0 +1,32 @@
+using ILGPU;
+
+namespace Engine.Kernels.Formats;
+
+/// <summary>Q4_0 (block_q4_0, 18 bytes): f16 d, qs[16]; weight j (low nibble of qs[j]) and j+16 (high nibble);
+/// w = d·(q − 8). A unit is 4 bytes of qs: weights 4u..4u+3 and 4u+16..4u+19.</summary>
+public struct Q4_0 : IWeightFormat
+{
+    public readonly int BlockElements => 32;
+    public readonly int BlockBytes => 18;
+    public readonly int UnitsPerBlock => 4;
+
+    public readonly float Dequantize(ArrayView<byte> data, long block, int index)
+    {
+        int b = data[block + 2 + (index & 15)];
+        int q = index < 16 ? b & 0xF : b >> 4;
+        return Bytes.F16(data, block) * (q - 8);
+    }
+
+    public readonly float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock)
+    {
+        long q = block + 2 + unit * 4;
+        long xi = xBlock + unit * 4;
+        float sum = 0;
+        for (int i = 0; i < 4; i++)
+        {
+            int b = data[q + i];
+            sum += ((b & 0xF) - 8) * x[xi + i] + ((b >> 4) - 8) * x[xi + 16 + i];
+        }
+        return Bytes.F16(data, block) * sum;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Reflection;
+using Engine.Kernels.Generated;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+
+// ptxbuild OUTDIR: compiles every entry point of KernelTable with ILGPU's PTX backend for each target below and
+// writes OUTDIR/<arch>/<EntryPoint>.ptx. Any failure prints one line and exits 1, failing the build.
+
+if (args.Length != 1)
+{
+    Console.Error.WriteLine("usage: PtxBuild OUTDIR");
+    return 2;
+}
+string outDir = Path.GetFullPath(args[0]);
+
+// sm_80 with PTX ISA 7.0 (A100, RTX 30xx) and sm_90 with ISA 7.8 (H100/H200). ILGPU writes ".target sm_80" for
+// both; the driver JITs the module for the actual device (DESIGN.md "ILGPU facts").
+var targets = new (string Name, CudaArchitecture Arch, CudaInstructionSet Isa)[]
+{
+    ("sm_80", CudaArchitecture.SM_80, CudaInstructionSet.ISA_70),
+    ("sm_90", CudaArchitecture.SM_90, CudaInstructionSet.ISA_78),
+};
+
+using var context = Context.Create(builder => builder.Optimize(OptimizationLevel.O2).EnableAlgorithms());
+int written = 0;
+foreach (var (name, arch, isa) in targets)
+{
+    using var backend = new PTXBackend(context, new CudaCapabilityContext(arch), arch, isa, null);
+    string dir = Path.Combine(outDir, name);
+    Directory.CreateDirectory(dir);
+    foreach (var entry in KernelTable.All)
+    {
+        var method = typeof(EntryPoints).GetMethod(entry.Name, BindingFlags.Public | BindingFlags.Static);
+        if (method == null)
+        {
+            Console.Error.WriteLine($"PtxBuild: error: entry point {entry.Name} is in KernelTable but not in EntryPoints");
+            return 1;
+        }
+        string ptx;
+        try
+        {
+            var description = entry.Implicit
+                ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+                : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+            var compiled = (PTXCompiledKernel)backend.Compile(description, KernelSpecialization.Empty);
+            ptx = compiled.PTXAssembly;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name} failed to compile: {e.GetType().Name}: {e.Message}{(e.InnerException != null ? " (" + e.InnerException.Message + ")" : "")}");
+            if (Environment.GetEnvironmentVariable("PTXBUILD_DEBUG") == "1") Console.Error.WriteLine(e);
+            return 1;
+        }
+        if (!ptx.Contains(".entry " + entry.PtxEntry, StringComparison.Ordinal))
+        {
+            Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: PTX has no entry {entry.PtxEntry}");
+            return 1;
+        }
+        string file = Path.Combine(dir, entry.Name + ".ptx");
+        File.WriteAllText(file + ".part", ptx);
+        File.Move(file + ".part", file, overwrite: true);
+        written++;
+    }
+}
+Console.WriteLine($"PtxBuild: {written} PTX modules ({KernelTable.All.Count} entry points × {targets.Length} targets) in {outDir}");
+return 0;

@@ -1,0 +1,167 @@
+using Engine.Kernels.Tests.Reference;
+using ILGPU;
+using ILGPU.Runtime;
+using Xunit;
+
+namespace Engine.Kernels.Tests;
+
+/// <summary>Conformance of the format-free families against float64 references, with awkward sizes (not multiples
+/// of the warp or the block).</summary>
+public class LayerKernelTests
+{
+    [Theory]
+    [InlineData(37, 1)]
+    [InlineData(300, 3)]
+    public void RmsNorm_matches_reference(int cols, int tokens)
+    {
+        var rng = new Random(cols + tokens);
+        var h = KernelHarness.Shared;
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), w = ReferenceFormats.Gaussian(rng, cols);
+        const float eps = 1e-5f;
+        using var xb = h.Upload(x);
+        using var wb = h.Upload(w);
+        using var yb = h.Allocate<float>(cols * tokens);
+        h.Launch("RmsNorm", xb.View, wb.View, yb.View, cols, tokens, eps);
+
+        var expected = new double[cols * tokens];
+        for (int t = 0; t < tokens; t++)
+        {
+            double ss = 0;
+            for (int i = 0; i < cols; i++) ss += (double)x[t * cols + i] * x[t * cols + i];
+            double scale = 1 / Math.Sqrt(ss / cols + eps);
+            for (int i = 0; i < cols; i++) expected[t * cols + i] = x[t * cols + i] * scale * w[i];
+        }
+        Nmse.Check("rms_norm", yb.GetAsArray1D(), expected, 1e-10);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Rope_matches_reference(bool freqFactors)
+    {
+        var rng = new Random(freqFactors ? 1 : 2);
+        var h = KernelHarness.Shared;
+        int nHead = 6, nHeadKv = 2, headDim = 16, tokens = 3;
+        int[] positions = [0, 17, 4000];
+        const float freqBase = 500000f, freqScale = 1f;
+        float[] q = ReferenceFormats.Gaussian(rng, tokens * nHead * headDim), k = ReferenceFormats.Gaussian(rng, tokens * nHeadKv * headDim);
+        float[] factors = freqFactors ? Enumerable.Range(0, headDim / 2).Select(i => 1f + i * 0.5f).ToArray() : [];
+        using var qb = h.Upload(q);
+        using var kb = h.Upload(k);
+        using var pb = h.Upload(positions);
+        using var fb = h.Upload(factors);
+        var factorView = freqFactors ? fb.View : fb.View.SubView(0, 0);
+        h.Launch("Rope", qb.View, kb.View, pb.View, factorView, nHead, nHeadKv, headDim, tokens, freqBase, freqScale);
+
+        double[] Rotate(float[] v, int heads)
+        {
+            var r = new double[v.Length];
+            for (int t = 0; t < tokens; t++)
+                for (int hd = 0; hd < heads; hd++)
+                    for (int p = 0; p < headDim / 2; p++)
+                    {
+                        double theta = positions[t] * freqScale * Math.Pow(freqBase, -2.0 * p / headDim);
+                        if (freqFactors) theta /= factors[p];
+                        int i = (t * heads + hd) * headDim + 2 * p;
+                        r[i] = v[i] * Math.Cos(theta) - v[i + 1] * Math.Sin(theta);
+                        r[i + 1] = v[i] * Math.Sin(theta) + v[i + 1] * Math.Cos(theta);
+                    }
+            return r;
+        }
+        // float32 θ at position 4000 carries ~1e-4 rad of rounding (as in ggml), hence the looser limit.
+        Nmse.Check("rope q", qb.GetAsArray1D(), Rotate(q, nHead), 1e-7);
+        Nmse.Check("rope k", kb.GetAsArray1D(), Rotate(k, nHeadKv), 1e-7);
+    }
+
+    [Fact]
+    public void KvStore_writes_rows_at_positions()
+    {
+        var rng = new Random(5);
+        var h = KernelHarness.Shared;
+        int kvDim = 40, tokens = 3, ctx = 9;
+        int[] positions = [2, 3, 7];
+        float[] k = ReferenceFormats.Gaussian(rng, kvDim * tokens), v = ReferenceFormats.Gaussian(rng, kvDim * tokens);
+        using var kb = h.Upload(k);
+        using var vb = h.Upload(v);
+        using var kc = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        using var vc = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        using var pb = h.Upload(positions);
+        h.Launch("KvStore", kb.View, vb.View, kc.View, vc.View, pb.View, kvDim, tokens);
+
+        var kCache = kc.GetAsArray1D().Select(x => (float)x).ToArray();
+        var vCache = vc.GetAsArray1D().Select(x => (float)x).ToArray();
+        var kExpected = new double[ctx * kvDim];
+        var vExpected = new double[ctx * kvDim];
+        for (int t = 0; t < tokens; t++)
+            for (int c = 0; c < kvDim; c++)
+            {
+                kExpected[positions[t] * kvDim + c] = (double)(System.Half)k[t * kvDim + c];
+                vExpected[positions[t] * kvDim + c] = (double)(System.Half)v[t * kvDim + c];
+            }
+        // ILGPU's CPU accelerator converts f32 → f16 by truncation, the GPU rounds to nearest (cvt.rn.f16.f32):
+        // allow one f16 ulp, a relative 2^-10, so NMSE ≤ 2^-20 ≈ 9.5e-7. A misplaced row gives NMSE ≈ 1.
+        Nmse.Check("kv_store k", kCache, kExpected, 1e-6);
+        Nmse.Check("kv_store v", vCache, vExpected, 1e-6);
+    }
+
+    [Theory]
+    [InlineData(4, 2, 64, 2)]   // GQA 2:1, head_dim 64 (two dims a lane)
+    [InlineData(8, 2, 128, 3)]  // GQA 4:1, head_dim 128 (Llama)
+    [InlineData(3, 3, 40, 1)]   // MHA, head_dim not a multiple of the warp
+    public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens)
+    {
+        var rng = new Random(nHead * 100 + headDim);
+        var h = KernelHarness.Shared;
+        int kvDim = nHeadKv * headDim, ctx = 45;
+        int[] positions = Enumerable.Range(0, tokens).Select(t => 37 + t).ToArray(); // a prompt tail: causal over 38.. positions
+        float scale = 1f / MathF.Sqrt(headDim);
+        float[] q = ReferenceFormats.Gaussian(rng, tokens * nHead * headDim);
+        var kHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        var vHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        using var qb = h.Upload(q);
+        using var kc = h.Upload(kHalf);
+        using var vc = h.Upload(vHalf);
+        using var pb = h.Upload(positions);
+        using var yb = h.Allocate<float>(tokens * nHead * headDim);
+        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, yb.View, nHead, nHeadKv, headDim, tokens, scale);
+
+        var expected = new double[tokens * nHead * headDim];
+        for (int t = 0; t < tokens; t++)
+            for (int hd = 0; hd < nHead; hd++)
+            {
+                int kvh = hd / (nHead / nHeadKv), n = positions[t] + 1;
+                var s = new double[n];
+                for (int p = 0; p < n; p++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < headDim; d++)
+                        dot += (double)q[(t * nHead + hd) * headDim + d] * (float)kHalf[p * kvDim + kvh * headDim + d];
+                    s[p] = dot * scale;
+                }
+                double max = s.Max(), sum = s.Sum(v => Math.Exp(v - max));
+                for (int d = 0; d < headDim; d++)
+                {
+                    double acc = 0;
+                    for (int p = 0; p < n; p++) acc += Math.Exp(s[p] - max) / sum * (float)vHalf[p * kvDim + kvh * headDim + d];
+                    expected[(t * nHead + hd) * headDim + d] = acc;
+                }
+            }
+        Nmse.Check("attention", yb.GetAsArray1D(), expected, 1e-9);
+    }
+
+    [Fact]
+    public void Add_and_SwiGlu_match_reference()
+    {
+        var rng = new Random(9);
+        var h = KernelHarness.Shared;
+        int n = 1000; // not a multiple of the 256-thread block
+        float[] a = ReferenceFormats.Gaussian(rng, n), b = ReferenceFormats.Gaussian(rng, n);
+        using var ab = h.Upload(a);
+        using var bb = h.Upload(b);
+        using var yb = h.Allocate<float>(n);
+        h.Launch("SwiGlu", ab.View, bb.View, yb.View, n);
+        Nmse.Check("swiglu", yb.GetAsArray1D(), a.Select((g, i) => g / (1 + Math.Exp(-g)) * b[i]).ToArray(), 1e-12);
+        h.Launch("Add", ab.View, bb.View, n);
+        Nmse.Check("add", ab.GetAsArray1D(), a.Select((x, i) => (double)x + b[i]).ToArray(), 1e-14);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
+using Engine.Kernels.Ptx;
+using Engine.Runtime.Generated;
+using Xunit;
+
+namespace Engine.Kernels.Tests;
+
+/// <summary>The runtime's generated launchers against the PTX that PtxBuild compiled: every entry point of every
+/// architecture has the launcher's entry name, and its .param list (order, size, alignment, name) packs to exactly
+/// the launcher struct's field offsets and argument-block size.</summary>
+public partial class PtxAbiTests
+{
+    public static TheoryData<string> Architectures() => new(PtxModules.Architectures);
+
+    [GeneratedRegex(@"^\s*\.param\s+(?:\.align\s+(\d+)\s+)?\.(b8|b16|b32|b64|u32|u64|s32|f32)\s+(\w+)(?:\[(\d+)\])?", RegexOptions.Multiline)]
+    private static partial Regex ParamLine();
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Launcher_layouts_match_the_compiled_ptx_parameters(string arch)
+    {
+        var modules = PtxModules.Get(arch);
+        Assert.Equal(Engine.Runtime.Generated.KernelTable.All.Count, modules.Count);
+        foreach (var entry in Engine.Runtime.Generated.KernelTable.All)
+        {
+            string ptx = modules[entry.Name];
+            var launcher = typeof(Launchers).GetNestedType(entry.Name)!;
+            Assert.Equal(entry.PtxEntry, (string)launcher.GetField("PtxEntry")!.GetValue(null)!);
+
+            int open = ptx.IndexOf(".entry " + entry.PtxEntry + "(", StringComparison.Ordinal);
+            Assert.True(open >= 0, $"{arch}/{entry.Name}: no .entry {entry.PtxEntry}");
+            int close = ptx.IndexOf(')', open);
+            var ps = ParamLine().Matches(ptx.Substring(open, close - open)).ToList();
+            Assert.Equal(entry.Params.Count, ps.Count);
+
+            int offset = 0;
+            for (int i = 0; i < ps.Count; i++)
+            {
+                var m = ps[i];
+                int elementBytes = m.Groups[2].Value switch { "b8" => 1, "b16" => 2, "b64" or "u64" => 8, _ => 4 };
+                int size = elementBytes * (m.Groups[4].Success ? int.Parse(m.Groups[4].Value) : 1);
+                int align = m.Groups[1].Success ? int.Parse(m.Groups[1].Value) : elementBytes;
+                offset = (offset + align - 1) / align * align;
+                var expected = entry.Params[i];
+                string where = $"{arch}/{entry.Name} param {i} ({m.Value.Trim()})";
+                // ILGPU names PTX params _<C# name>_<id>; the C# names are the spec's in camelCase.
+                Assert.True(m.Groups[3].Value.StartsWith("_" + CamelCase(expected.Name == "extent" ? "index" : expected.Name) + "_", StringComparison.Ordinal), where);
+                Assert.Equal((expected.Offset, expected.Size, expected.Alignment), (offset, size, align));
+                string field = expected.Name == "extent" ? "Extent" : PascalCase(expected.Name);
+                Assert.Equal(offset, (int)Marshal.OffsetOf(launcher, field));
+                offset += size;
+            }
+            Assert.Equal(offset, (int)launcher.GetField("Size")!.GetValue(null)!);
+            Assert.Equal(offset, entry.ArgumentBytes);
+            Assert.True(Marshal.SizeOf(launcher) >= offset);
+        }
+    }
+
+    [Fact]
+    public void Every_entry_point_has_ptx_for_every_architecture_and_the_tables_agree()
+    {
+        var kernels = Engine.Kernels.Generated.KernelTable.All.Select(e => e.Name);
+        Assert.Equal(kernels, PtxModules.EntryPoints.Select(e => e.Name));
+        Assert.Equal(kernels, Engine.Runtime.Generated.KernelTable.All.Select(e => e.Name));
+        Assert.Equal(kernels, Enum.GetNames<KernelId>());
+        foreach (var arch in PtxModules.Architectures)
+            foreach (var e in PtxModules.EntryPoints)
+                Assert.Contains(".entry " + e.PtxEntry + "(", PtxModules.Get(arch)[e.Name]);
+        Assert.Throws<ArgumentException>(() => PtxModules.Get("sm_70"));
+    }
+
+    [Fact]
+    public void Cpu_dispatch_keys_name_family_and_format()
+    {
+        Assert.Equal(new CpuDispatchKey(KernelFamilyId.Gemv, KernelFormat.Q4_K), Launchers.Gemv_Q4_K.CpuKey);
+        Assert.Equal(new CpuDispatchKey(KernelFamilyId.RmsNorm, KernelFormat.None), Launchers.RmsNorm.CpuKey);
+        Assert.Equal(Enum.GetValues<KernelId>().Length, Launchers.CpuKeys.Length);
+        Assert.Equal(Launchers.Gemv_Q8_0.CpuKey, Launchers.CpuKeys[(int)KernelId.Gemv_Q8_0]);
+    }
+
+    [Fact]
+    public void Launch_shapes_follow_the_spec_grid_rules()
+    {
+        var gemv = Launchers.Gemv_Q8_0.Create(default, default, default, rows: 4097, cols: 4096, nTokens: 5).Shape();
+        Assert.Equal(new LaunchShape(1025, 2, 1, 128), gemv); // 4 rows a group, 4 tokens a group
+        var rope = Launchers.Rope.Create(default, default, default, default, 32, 8, 128, 3, 500000f, 1f);
+        Assert.Equal(3 * 40 * 64, rope.Extent);
+        Assert.Equal(new LaunchShape(30, 1, 1, 256), rope.Shape());
+        Assert.True(Launchers.Add.Create(default, default, 0).Shape().IsEmpty);
+    }
+
+    private static string PascalCase(string snake) => string.Concat(snake.Split('_').Select(p => char.ToUpperInvariant(p[0]) + p[1..]));
+
+    private static string CamelCase(string snake) { var p = PascalCase(snake); return char.ToLowerInvariant(p[0]) + p[1..]; }
+}

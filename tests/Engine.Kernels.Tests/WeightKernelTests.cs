@@ -1,0 +1,122 @@
+using Engine.Kernels.Tests.Reference;
+using ILGPU;
+using ILGPU.Runtime;
+using Xunit;
+
+namespace Engine.Kernels.Tests;
+
+/// <summary>Conformance of the format-specialised families (embedding, gemv, gemv_swiglu) for every format, written
+/// once and instantiated per format, against the float64 reference (test-backend-ops style). Shapes are not
+/// multiples of the rows per group (4), the tokens per group (4), or the warp (32 units a row).</summary>
+public class WeightKernelTests
+{
+    // NMSE limits. Kernels and reference dequantise to the same values, so only f32 accumulation differs
+    // (test-backend-ops allows 5e-4 for mul_mat because ggml quantises the activations; we do not).
+    private const double GemvLimit = 1e-7;
+    private const double EmbeddingLimit = 1e-12;
+
+    /// <summary>(format, rows, cols, tokens): cols are 1, 3 (odd unit counts) and 5 blocks for the block
+    /// formats, 37 and 200 for the float formats.</summary>
+    public static TheoryData<string, int, int, int> GemvCases()
+    {
+        var data = new TheoryData<string, int, int, int>();
+        foreach (var f in ReferenceFormats.All)
+        {
+            int be = ReferenceFormats.BlockElements(f);
+            int[] cols = be == 1 ? [37, 200] : be == 32 ? [32 * 3, 32 * 37] : [256, 256 * 3];
+            foreach (var c in cols)
+                foreach (var (rows, tokens) in new[] { (5, 1), (33, 6) })
+                    data.Add(f, rows, c, tokens);
+        }
+        return data;
+    }
+
+    public static TheoryData<string> Formats() => new(ReferenceFormats.All);
+
+    [Theory]
+    [MemberData(nameof(GemvCases))]
+    public void Gemv_matches_reference(string format, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7919 + cols * 31 + tokens);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var yb = h.Allocate<float>((long)rows * tokens);
+        h.Launch("Gemv_" + format, wb.View, xb.View, yb.View, rows, cols, tokens);
+
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+        }
+        Nmse.Check($"gemv {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
+    }
+
+    [Theory]
+    [MemberData(nameof(GemvCases))]
+    public void GemvSwiGlu_matches_reference(string format, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 104729 + cols * 17 + tokens);
+        var h = KernelHarness.Shared;
+        byte[] gate = ReferenceFormats.Random(format, rows, cols, rng);
+        byte[] up = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        using var gb = h.Upload(gate);
+        using var ub = h.Upload(up);
+        using var xb = h.Upload(x);
+        using var yb = h.Allocate<float>((long)rows * tokens);
+        h.Launch("GemvSwiGlu_" + format, gb.View, ub.View, xb.View, yb.View, rows, cols, tokens);
+
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] g = ReferenceFormats.DequantizeRow(format, gate, r, cols), u = ReferenceFormats.DequantizeRow(format, up, r, cols);
+            for (int t = 0; t < tokens; t++)
+            {
+                double a = Dot(g, x, t * cols), b = Dot(u, x, t * cols);
+                expected[t * rows + r] = a / (1 + Math.Exp(-a)) * b;
+            }
+        }
+        Nmse.Check($"gemv_swiglu {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Embedding_matches_reference(string format)
+    {
+        var rng = new Random(format.GetHashCode(StringComparison.Ordinal) & 0xFFFF);
+        var h = KernelHarness.Shared;
+        int be = ReferenceFormats.BlockElements(format);
+        int cols = be == 1 ? 37 : be * 3, vocab = 11;
+        int[] tokens = [3, 0, 10, 3, 7];
+        byte[] table = ReferenceFormats.Random(format, vocab, cols, rng);
+        using var tb = h.Upload(table);
+        using var kb = h.Upload(tokens);
+        using var yb = h.Allocate<float>((long)cols * tokens.Length);
+        h.Launch("Embedding_" + format, tb.View, kb.View, yb.View, cols, tokens.Length);
+
+        var expected = tokens.SelectMany(t => ReferenceFormats.DequantizeRow(format, table, t, cols)).ToArray();
+        Nmse.Check($"embedding {format}", yb.GetAsArray1D(), expected, EmbeddingLimit);
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Format_struct_matches_the_ggml_block_geometry(string format)
+    {
+        var type = typeof(Engine.Kernels.Formats.IWeightFormat).Assembly.GetType("Engine.Kernels.Formats." + format)!;
+        var instance = (Engine.Kernels.Formats.IWeightFormat)Activator.CreateInstance(type)!;
+        Assert.Equal(ReferenceFormats.BlockElements(format), instance.BlockElements);
+        Assert.Equal(ReferenceFormats.BlockBytes(format), instance.BlockBytes);
+        Assert.Equal(0, instance.BlockElements % instance.UnitsPerBlock);
+    }
+
+    private static double Dot(double[] w, float[] x, int offset)
+    {
+        double s = 0;
+        for (int i = 0; i < w.Length; i++) s += w[i] * x[offset + i];
+        return s;
+    }
+}
