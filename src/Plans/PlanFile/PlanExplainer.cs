@@ -74,7 +74,6 @@ public static class PlanExplainer
         var launches = p.Instructions.Where(x => x.Opcode == Opcode.Launch).ToList();
         L($"instructions: {p.Instructions.Count} per token ({launches.Count} launches, {p.Instructions.Count(x => x.Opcode == Opcode.Prefetch)} prefetches, {p.Instructions.Count(x => x.Opcode == Opcode.Wait)} waits)");
         foreach (var k in p.Kernels) L($"  kernel {k.Id,5} {k.Entry,-22} x{launches.Count(x => x.KernelId == k.Id)}");
-        int firstLayerOp = p.Instructions.ToList().FindIndex(x => x.Layer == 0);
         L("  layer 0 program:");
         foreach (var x in p.Instructions.Where(x => x.Layer == 0))
             L("    " + Describe(p, x));
