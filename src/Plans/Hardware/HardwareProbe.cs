@@ -20,6 +20,8 @@ public static unsafe class HardwareProbe
     public const double AssumedNvmeRead = 3.0e9, AssumedOtherDiskRead = 0.5e9;
     /// <summary>Host memory read bandwidth assumed for the cpu backend (dual-channel DDR4 class).</summary>
     public const double AssumedHostBandwidth = 40e9;
+    /// <summary>Largest read command the planner issues even when the device allows more.</summary>
+    public const long MaxCommandBytes = 4L << 20;
 
     public static HardwareProfile Probe(string? modelPath)
     {
@@ -166,7 +168,8 @@ public static unsafe class HardwareProbe
         if (block == null) return null;
         int bs = int.TryParse(block, NumberStyles.None, CultureInfo.InvariantCulture, out int b) && b is 512 or 4096 ? b : 4096;
         long max = long.TryParse(maxKb, NumberStyles.None, CultureInfo.InvariantCulture, out long kb) && kb >= 4 ? kb * 1024 : 128 << 10;
-        max = Math.Min(max, 1L << 30) / 4096 * 4096;
+        // Virtual disks report huge limits; beyond a few MiB a larger command buys nothing (queue depth does).
+        max = Math.Min(max, MaxCommandBytes) / 4096 * 4096;
         string name = Path.GetFileName(Path.GetFullPath(dir));
         bool isNvme = name.StartsWith("nvme", StringComparison.Ordinal);
         return new NvmeProfile(isNvme ? AssumedNvmeRead : AssumedOtherDiskRead, bs, (int)max);

@@ -21,6 +21,17 @@ public static class PlanReader
         return Parse(bytes, path);
     }
 
+    /// <summary>What ntrun calls: load, validate, and refuse a plan made for another engine version, model file or
+    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it).</summary>
+    public static Plan LoadFor(string planPath, string modelPath, Hardware.HardwareProfile found, string engineVersion)
+    {
+        var plan = Load(planPath);
+        PlanCheck.AgainstEngine(plan, engineVersion, planPath);
+        PlanCheck.AgainstModel(plan, modelPath, planPath);
+        PlanCheck.AgainstHardware(plan, found, planPath);
+        return plan;
+    }
+
     public static Plan Parse(byte[] file, string name)
     {
         var h = new Cursor(file, 0, file.Length, name, "header");

@@ -107,6 +107,7 @@ public sealed class PlannerErrorTests
         PlanCheck.AgainstModel(plan, model, planPath);
         PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("rtx3090-48g"), planPath);
         PlanCheck.AgainstEngine(plan, EngineInfo.Version, planPath);
+        Assert.Equal(PlanWriter.ToBytes(plan), PlanWriter.ToBytes(PlanReader.LoadFor(planPath, model, HardwareProfiles.Resolve("rtx3090-48g"), EngineInfo.Version)));
 
         var e = Assert.Throws<PlanException>(() => PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("h100-80g"), planPath));
         Assert.Contains("GPU \"NVIDIA GeForce RTX 3090\", this machine has \"NVIDIA H100 80GB HBM3\"", e.Message);
