@@ -103,8 +103,13 @@ public static class Planner
         var source = NvmeSourceFor(o, hw);
         double nvmeBw = source.Mode == NvmeMode.None ? 0 : hw.Nvme?.ReadBandwidth ?? HardwareProbe.AssumedNvmeRead;
         var cost = new CostModel(hw.DeviceBandwidth, hw.IsCpu ? 0 : hw.H2dBandwidth, nvmeBw);
-        var decision = TierPlanner.Decide(new TierRequest(images, deviceFixed, pinnedFixed, budgets, o.Slots, hw.IsCpu,
-            source.Mode != NvmeMode.None, cost, ctx));
+        TierDecision decision;
+        try
+        {
+            decision = TierPlanner.Decide(new TierRequest(images, deviceFixed, pinnedFixed, budgets, o.Slots, hw.IsCpu,
+                source.Mode != NvmeMode.None, cost, ctx));
+        }
+        catch (PlanException e) { throw new PlanException($"{file} on {hw.Name}: {e.Message}"); }
 
         // ---- arenas: device = workspace | KV cache | resident globals | slots | tier-A layers
         var buffers = new List<PlanBuffer>();

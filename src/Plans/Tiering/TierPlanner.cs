@@ -57,7 +57,10 @@ public static class TierPlanner
             }
             if (cap < 0)
             {
-                lastFailure = $"{(r.Cpu ? "RAM" : "VRAM")} budget {Gb(deviceCap + (r.Cpu ? slots : 0))} < {Gb(r.DeviceFixed + slots + (deviceCap - r.DeviceFixed - slots - cap))} needed for KV cache, workspace and resident globals ({Gb(r.DeviceFixed)}) + {r.Slots} streaming slot(s) × {Gb(S)}";
+                long forced = deviceCap - r.DeviceFixed - slots - cap;
+                lastFailure = r.Cpu
+                    ? $"RAM budget {Gb(ram - r.PinnedFixed)} < {Gb(r.DeviceFixed + 2 * slots + forced)} needed for KV cache, workspace and globals ({Gb(r.DeviceFixed)}) + {r.Slots} streaming and {r.Slots} staging slot(s) × {Gb(S)}"
+                    : $"VRAM budget {Gb(vram)} < {Gb(r.DeviceFixed + slots + forced)} needed for KV cache, workspace and resident globals ({Gb(r.DeviceFixed)}) + {r.Slots} streaming slot(s) × {Gb(S)}";
                 continue;
             }
             deviceTooSmall = false;
