@@ -16,6 +16,8 @@ public static class Program
         new("inspect", "MODEL.gguf [--json]", "show a GGUF file: hyper-parameters, rope, tokenizer, tensor types, bytes per layer", InspectCommand.Run),
         new("synth", "--preset P --type T -o OUT.gguf [--layers N] [--vocab-from V.gguf] [--header-only] [--seed S]", "write a random-weight Llama GGUF of real shapes", SynthCommand.Run),
         new("tokenize", "MODEL.gguf TEXT [--no-bos] [--parse-special]", "print the token ids of a text, as llama_tokenize", TokenizeCommand.Run),
+        new("plan", "MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE] [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N]", "decide tiers, buffers, kernels and I/O ahead of time and write the plan file", PlanCommand.Run),
+        new("explain", "PLAN [--json]", "print a plan as deterministic text", ExplainCommand.Run),
     ];
 
     public static string Version => typeof(Program).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -26,7 +28,7 @@ public static class Program
         {
             return Dispatch(args);
         }
-        catch (Exception e) when (e is GgufException or CliException)
+        catch (Exception e) when (e is GgufException or CliException or Engine.Plans.PlanFile.PlanException)
         {
             return Fail(e.Message);
         }

@@ -1,0 +1,86 @@
+using Engine.Plans.Gguf;
+using Engine.Plans.Model;
+
+namespace Engine.Plans.PlanFile;
+
+// The in-memory plan: one record per section of docs/plan-format.md, fields in the order the page lists them.
+
+public static class PlanFormat
+{
+    public const uint Version = 1;
+    public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
+    public const int SectionAlignment = 4096;
+    public const int MaxSections = 64;
+    public const int MaxString = 1 << 20;
+    /// <summary>Kernel-table weight type of an op that reads no weight.</summary>
+    public const uint NoWeightType = 255;
+
+    public static uint KernelId(int family, uint weightType) => (uint)family * 256 + weightType;
+}
+
+public enum SectionKind : uint
+{
+    Fingerprints = 1, Inputs, ModelConfig, Tokenizer, Tensors, Layers, Arenas, Kernels, Instructions, IoLists, Ptx, Prediction,
+}
+
+/// <summary>A: device-resident; B: pinned RAM → device per token; C: NVMe → pinned staging → device per token;
+/// H: host-resident in the pinned arena and read in place (the token embedding: one row per token).</summary>
+public enum Tier : byte { A = 0, B = 1, C = 2, H = 3 }
+
+public enum NvmeMode : byte { None = 0, File = 1, Device = 2 }
+
+public enum ArenaKind : byte { Device = 0, PinnedMapped = 1, Staging = 2, HostAsDevice = 3 }
+
+public enum BufferRole : byte { Input = 0, Activation = 1, KvCache = 2, Output = 3, Slot = 4, StagingSlot = 5 }
+
+public enum Opcode : byte { Launch = 1, Prefetch = 2, Wait = 3 }
+
+public enum ArgKind : byte { Tensor = 0, Buffer = 1, Immediate = 2, None = 3 }
+
+public static class Arenas
+{
+    public const int Device = 0, Pinned = 1, Staging = 2;
+}
+
+public sealed record Fingerprints(string EngineVersion, long ModelFileSize, byte[] ModelHeaderSha256, long ModelDataOffset,
+    string ModelFileName, string HwProfile, string HwBackend, string GpuName, int GpuSm, long GpuVramBytes, int PcieGen,
+    int PcieWidth, string Driver);
+
+public sealed record PlanInputs(int Ctx, int Batch, int Slots, long VramBudget, long RamBudget, long VramMargin, long RamMargin,
+    NvmeMode NvmeMode, string NvmeDevice, long LbaBase, int NvmeBlockSize, int NvmeMaxTransfer, double H2dBandwidth,
+    double DeviceBandwidth, double NvmeBandwidth);
+
+public sealed record PlanTensor(string Name, GgmlType Type, long[] Dims, long FileOffset, long Size, int Layer, Tier Tier,
+    int HomeArena, long HomeOffset, int DeviceArena, long DeviceOffset);
+
+public sealed record PlanLayer(Tier Tier, int StreamIndex, int Slot, long ImageFileOffset, long ImageSize, long HomeOffset,
+    long SlotOffset, int IoFirst, int IoCount, string Reason);
+
+public sealed record PlanArena(string Name, ArenaKind Kind, long Size, long Budget, int Alignment);
+
+public sealed record PlanBuffer(string Name, BufferRole Role, int Layer, int Arena, long Offset, long Size, int FirstUse, int LastUse);
+
+public sealed record KernelInfo(uint Id, string Family, uint WeightType, string Entry);
+
+public readonly record struct KernelArg(ArgKind Kind, long Value);
+
+public readonly record struct LaunchShape(uint GridX, uint GridY, uint GridZ, uint BlockX, uint BlockY, uint BlockZ, uint SharedBytes);
+
+public sealed record Instruction(Opcode Opcode, int Layer, uint KernelId = 0, string OpName = "", LaunchShape Shape = default,
+    KernelArg[]? Args = null)
+{
+    public KernelArg[] Arguments => Args ?? [];
+}
+
+public readonly record struct IoCommand(long Lba, int BlockCount, long StagingOffset);
+
+public sealed record PtxModule(int Sm, string Name, byte[] Text);
+
+public sealed record Prediction(long BytesResident, long BytesPinned, long BytesNvme, double TimeResident, double TimePinned,
+    double TimeNvme, double TokenSeconds, double TokensPerSecond);
+
+/// <summary>The whole plan: what ntc writes and what the runtime replays.</summary>
+public sealed record Plan(Fingerprints Fingerprints, PlanInputs Inputs, ModelConfig Config, TokenizerData Tokenizer,
+    IReadOnlyList<PlanTensor> Tensors, IReadOnlyList<PlanLayer> Layers, IReadOnlyList<PlanArena> Arenas,
+    IReadOnlyList<PlanBuffer> Buffers, IReadOnlyList<KernelInfo> Kernels, IReadOnlyList<Instruction> Instructions,
+    IReadOnlyList<IoCommand> IoCommands, IReadOnlyList<PtxModule> Ptx, Prediction Prediction);
