@@ -12,6 +12,7 @@ OUT="$(cd "$OUT" && pwd)"
 publish() { # project, binary name
   local stage="artifacts/publish/$2"
   rm -rf "$stage"
+  # PublishAot comes from the project (a global -p:PublishAot=true would reach the netstandard2.0 generator and fail).
   dotnet publish "$1" -c Release -r linux-x64 --self-contained true \
     -p:StripSymbols=true --nologo -v quiet -o "$stage"
   # Only the binary travels: the stripped symbols (.dbg) stay in the stage folder.

@@ -39,9 +39,10 @@ dotnet build Engine.sln -c Release --no-restore
 bash scripts/publish.sh artifacts/bin
 
 # ---------------------------------------------------------------------------------------------------------------
-# DEMO: the main job on the shipped small model (models/MODELS.md). For now the planner's view of the model;
-# the runtime replaces this block with `ntc plan` + `ntrun` generating text.
+# DEMO: the main job on the shipped small model (models/MODELS.md: stories260K, MIT, karpathy/tinyllamas): plan it
+# for this machine, then generate 32 greedy tokens on the CPU backend: the text llama.cpp generates for this prompt.
 # ---------------------------------------------------------------------------------------------------------------
 if [ "$demo" -eq 1 ]; then
-  artifacts/bin/ntc inspect models/stories260K.gguf
+  artifacts/bin/ntc plan models/stories260K.gguf -o artifacts/stories260K.plan
+  artifacts/bin/ntrun artifacts/stories260K.plan -p "Once upon a time" -n 32 --temp 0
 fi

@@ -20,7 +20,7 @@ public static class PlanCommand
         {
             var (options, output) = Parse(args);
             var plan = Planner.Make(options, program);
-            PlanWriter.Write(plan, output);
+            PlanWriter.Write(PlanModelPath.Record(plan, options.ModelPath, output), output);
             var l = plan.Layers;
             Console.WriteLine($"{output}: {l.Count(x => x.Tier == Tier.A)} A + {l.Count(x => x.Tier == Tier.B)} B + {l.Count(x => x.Tier == Tier.C)} C layers, " +
                 $"predicted {plan.Prediction.TokensPerSecond.ToString("0.00", CultureInfo.InvariantCulture)} tok/s");

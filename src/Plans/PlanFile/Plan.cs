@@ -7,7 +7,7 @@ namespace Engine.Plans.PlanFile;
 
 public static class PlanFormat
 {
-    public const uint Version = 1;
+    public const uint Version = 2;
     public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
     public const int SectionAlignment = 4096;
     public const int MaxSections = 64;
@@ -44,7 +44,25 @@ public static class Arenas
 
 public sealed record Fingerprints(string EngineVersion, long ModelFileSize, byte[] ModelHeaderSha256, long ModelDataOffset,
     string ModelFileName, string HwProfile, string HwBackend, string GpuName, int GpuSm, long GpuVramBytes, int PcieGen,
-    int PcieWidth, string Driver);
+    int PcieWidth, string Driver, string ModelPath = "");
+
+/// <summary>Where a plan finds its GGUF (fingerprints.model_path): the path relative to the plan file's directory, so
+/// a plan and its model moved together still find each other and the same layout plans to the same bytes.</summary>
+public static class PlanModelPath
+{
+    /// <summary>The plan as it is written to <paramref name="planPath"/>, recording <paramref name="modelPath"/>.</summary>
+    public static Plan Record(Plan plan, string modelPath, string planPath)
+    {
+        string relative = Path.GetRelativePath(PlanDirectory(planPath), Path.GetFullPath(modelPath));
+        return plan with { Fingerprints = plan.Fingerprints with { ModelPath = relative } };
+    }
+
+    /// <summary>The recorded model path resolved against the plan file's directory; null when none is recorded.</summary>
+    public static string? Resolve(Plan plan, string planPath) =>
+        plan.Fingerprints.ModelPath.Length == 0 ? null : Path.GetFullPath(Path.Combine(PlanDirectory(planPath), plan.Fingerprints.ModelPath));
+
+    private static string PlanDirectory(string planPath) => Path.GetDirectoryName(Path.GetFullPath(planPath)) ?? "/";
+}
 
 public sealed record PlanInputs(int Ctx, int Batch, int Slots, long VramBudget, long RamBudget, long VramMargin, long RamMargin,
     NvmeMode NvmeMode, string NvmeDevice, long LbaBase, int NvmeBlockSize, int NvmeMaxTransfer, double H2dBandwidth,

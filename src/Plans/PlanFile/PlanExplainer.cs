@@ -117,7 +117,7 @@ public static class PlanExplainer
             w.WriteNumber("format_version", PlanFormat.Version);
             w.WriteStartObject("fingerprints");
             w.WriteString("engine_version", f.EngineVersion); w.WriteNumber("model_file_size", f.ModelFileSize);
-            w.WriteString("model_header_sha256", Hex(f.ModelHeaderSha256)); w.WriteString("model_file_name", f.ModelFileName);
+            w.WriteString("model_header_sha256", Hex(f.ModelHeaderSha256)); w.WriteString("model_file_name", f.ModelFileName); w.WriteString("model_path", f.ModelPath);
             w.WriteString("hw_profile", f.HwProfile); w.WriteString("backend", f.HwBackend); w.WriteString("gpu_name", f.GpuName);
             w.WriteNumber("gpu_sm", f.GpuSm); w.WriteNumber("gpu_vram_bytes", f.GpuVramBytes); w.WriteNumber("pcie_gen", f.PcieGen);
             w.WriteNumber("pcie_width", f.PcieWidth); w.WriteString("driver", f.Driver);

@@ -22,11 +22,16 @@ public static class PlanReader
     }
 
     /// <summary>What ntrun calls: load, validate, and refuse a plan made for another engine version, model file or
-    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it).</summary>
-    public static Plan LoadFor(string planPath, string modelPath, Hardware.HardwareProfile found, string engineVersion)
+    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it).
+    /// <paramref name="modelPath"/> null means the GGUF the plan records (<see cref="PlanModelPath.Resolve"/>).</summary>
+    public static Plan LoadFor(string planPath, string? modelPath, Hardware.HardwareProfile found, string engineVersion)
     {
         var plan = Load(planPath);
         PlanCheck.AgainstEngine(plan, engineVersion, planPath);
+        modelPath ??= PlanModelPath.Resolve(plan, planPath)
+            ?? throw new PlanException($"{planPath}: the plan records no model path: give --model PATH");
+        if (!File.Exists(modelPath))
+            throw new PlanException($"{planPath}: model file {modelPath} is missing: give --model PATH, or re-plan with `{PlanCheck.Replan(plan, null, planPath)}`");
         PlanCheck.AgainstModel(plan, modelPath, planPath);
         PlanCheck.AgainstHardware(plan, found, planPath);
         return plan;
@@ -43,9 +48,9 @@ public static class PlanReader
             throw new PlanException($"{name}: plan format {version}, this engine reads {PlanFormat.Version}: re-run ntc plan");
         uint headerLength = h.U32("header_length");
         uint count = h.U32("section_count");
-        if (h.U32("flags") != 0) throw h.Bad(20, "flags", "non-zero", "must be 0 in version 1");
+        if (h.U32("flags") != 0) throw h.Bad(20, "flags", "non-zero", $"must be 0 in version {PlanFormat.Version}");
         if (count != (uint)Enum.GetValues<SectionKind>().Length || count > PlanFormat.MaxSections)
-            throw h.Bad(16, "section_count", count.ToString(), $"version 1 has exactly {Enum.GetValues<SectionKind>().Length} sections");
+            throw h.Bad(16, "section_count", count.ToString(), $"version {PlanFormat.Version} has exactly {Enum.GetValues<SectionKind>().Length} sections");
         if (headerLength != 24 + 24 * count || headerLength > file.Length)
             throw h.Bad(12, "header_length", headerLength.ToString(), $"must be {24 + 24 * count} and within the {file.Length}-byte file");
         var sections = new Dictionary<SectionKind, Cursor>();
@@ -109,7 +114,7 @@ public static class PlanReader
     {
         var f = new Fingerprints(c.Str("engine_version"), c.Size("model_file_size"), c.Bytes("model_header_sha256", 32).ToArray(),
             c.Size("model_data_offset"), c.Str("model_file_name"), c.Str("hw_profile"), c.Str("hw_backend"), c.Str("gpu_name"),
-            (int)c.U32("gpu_sm"), c.Size("gpu_vram_bytes"), (int)c.U32("pcie_gen"), (int)c.U32("pcie_width"), c.Str("driver"));
+            (int)c.U32("gpu_sm"), c.Size("gpu_vram_bytes"), (int)c.U32("pcie_gen"), (int)c.U32("pcie_width"), c.Str("driver"), c.Str("model_path"));
         c.End();
         return f;
     }

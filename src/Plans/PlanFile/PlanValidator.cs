@@ -13,7 +13,7 @@ public static class PlanValidator
     {
         PlanException Bad(string field, object value, string limit) =>
             new($"{name}: {field} = {Convert.ToString(value, CultureInfo.InvariantCulture)}: {limit}");
-        if (p.Arenas.Count != 3) throw Bad("arenas.count", p.Arenas.Count, "version 1 has 3 arenas (device, pinned, staging)");
+        if (p.Arenas.Count != 3) throw Bad("arenas.count", p.Arenas.Count, $"version {PlanFormat.Version} has 3 arenas (device, pinned, staging)");
         foreach (var a in p.Arenas)
             if (a.Alignment <= 0 || (a.Alignment & (a.Alignment - 1)) != 0) throw Bad($"arena {a.Name}.alignment", a.Alignment, "must be a power of two");
         long modelSize = p.Fingerprints.ModelFileSize;
@@ -142,13 +142,14 @@ public static class PlanCheck
     }
 
     /// <summary>Compares the GPU the plan was made for with the one found (backend, name, SM, VRAM). The driver
-    /// version is recorded but not compared: a driver update keeps kernels and memory sizes.</summary>
+    /// version is recorded but not compared: a driver update keeps kernels and memory sizes. A cpu plan runs on any
+    /// machine (every machine has the CPU backend).</summary>
     public static void AgainstHardware(Plan p, HardwareProfile found, string planPath)
     {
         var f = p.Fingerprints;
         string? what =
-            f.HwBackend != found.Backend ? $"backend {f.HwBackend}, this machine runs {found.Backend}" :
             f.HwBackend == "cpu" ? null :
+            f.HwBackend != found.Backend ? $"backend {f.HwBackend}, this machine runs {found.Backend}" :
             f.GpuName != found.GpuName ? $"GPU \"{f.GpuName}\", this machine has \"{found.GpuName}\"" :
             f.GpuSm != found.Sm ? $"sm_{f.GpuSm}, this GPU is sm_{found.Sm}" :
             f.GpuVramBytes != found.VramBytes ? $"{f.GpuVramBytes} bytes of VRAM, this GPU has {found.VramBytes}" : null;

@@ -98,7 +98,7 @@ public static class PlanWriter
     {
         Str(w, f.EngineVersion); w.Write((ulong)f.ModelFileSize); w.Write(f.ModelHeaderSha256); w.Write((ulong)f.ModelDataOffset);
         Str(w, f.ModelFileName); Str(w, f.HwProfile); Str(w, f.HwBackend); Str(w, f.GpuName); w.Write((uint)f.GpuSm);
-        w.Write((ulong)f.GpuVramBytes); w.Write((uint)f.PcieGen); w.Write((uint)f.PcieWidth); Str(w, f.Driver);
+        w.Write((ulong)f.GpuVramBytes); w.Write((uint)f.PcieGen); w.Write((uint)f.PcieWidth); Str(w, f.Driver); Str(w, f.ModelPath);
     }
 
     private static void Inputs(BinaryWriter w, PlanInputs i)

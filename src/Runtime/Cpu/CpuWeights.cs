@@ -1,5 +1,6 @@
 using Engine.Plans.Gguf;
 using Engine.Plans.Model;
+using Engine.Plans.PlanFile;
 
 namespace Engine.Runtime.Cpu;
 
@@ -17,9 +18,18 @@ public sealed class LayerWeights
     public required WeightMatrix Down { get; init; }  // [n_embd, n_ff]
 }
 
-/// <summary>Every weight the CPU forward pass reads, located and checked once. This is the one place a model is
-/// bound to its tensors: <see cref="FromGguf"/> binds them by name in a GGUF; a plan loader can fill the same
-/// record from its tensor table.</summary>
+/// <summary>Where one tensor's bytes are and what they hold: the input of <see cref="CpuWeights.Bind"/>.</summary>
+public readonly unsafe struct BoundTensor(byte* data, GgmlType type, long[] dims, long fileOffset)
+{
+    public readonly byte* Data = data;
+    public readonly GgmlType Type = type;
+    public readonly long[] Dims = dims;      // GGUF order, row length first
+    public readonly long FileOffset = fileOffset;
+}
+
+/// <summary>Every weight the CPU forward pass reads, located and checked once. <see cref="Bind"/> is the one place a
+/// model meets its tensors; <see cref="FromPlan"/> feeds it the plan's tensor table over the mapped GGUF (what ntrun
+/// does), <see cref="FromGguf"/> the GGUF's own tensor infos (kernel tests without a plan).</summary>
 public sealed unsafe class CpuWeights
 {
     public required WeightMatrix TokenEmbedding { get; init; }   // [n_vocab rows, n_embd cols]
@@ -28,29 +38,47 @@ public sealed unsafe class CpuWeights
     public required WeightMatrix Output { get; init; }           // [n_vocab, n_embd]; token_embd when tied
     public float[]? RopeFreqs { get; init; }                     // [rope_dims / 2] (Llama 3.1)
 
-    /// <summary>Binds the weights of <paramref name="config"/> in <paramref name="file"/>, checking every tensor's
-    /// presence, type and shape; a defect throws one <see cref="GgufException"/> naming tensor, value and limit.</summary>
-    public static CpuWeights FromGguf(GgufFile file, ModelConfig config)
+    /// <summary>Binds the weights through the plan's tensor table: each tensor at its recorded file offset in
+    /// <paramref name="mappedModel"/> (the GGUF the plan was checked against, mapped whole).</summary>
+    public static CpuWeights FromPlan(Plan plan, byte* mappedModel, string modelPath)
+    {
+        var table = new Dictionary<string, PlanTensor>(plan.Tensors.Count, StringComparer.Ordinal);
+        foreach (var t in plan.Tensors) table[t.Name] = t;
+        return Bind(plan.Config, modelPath, name =>
+            table.TryGetValue(name, out var t) ? new BoundTensor(mappedModel + t.FileOffset, t.Type, t.Dims, t.FileOffset) : null);
+    }
+
+    /// <summary>Binds the weights by the GGUF's own tensor infos.</summary>
+    public static CpuWeights FromGguf(GgufFile file, ModelConfig config) =>
+        Bind(config, file.Path, name => file.FindTensor(name) is { } t ? new BoundTensor(file.TensorPointer(t), t.Type, t.Dims, t.FileOffset) : null);
+
+    /// <summary>Binds the weights of <paramref name="config"/>, checking every tensor's presence, type and shape; a
+    /// defect throws one <see cref="GgufException"/> naming the file, tensor, value and limit.</summary>
+    public static CpuWeights Bind(ModelConfig config, string modelPath, Func<string, BoundTensor?> find)
     {
         int d = config.EmbeddingLength, ff = config.FeedForwardLength, vocab = config.VocabSize;
+        BoundTensor Tensor(string name) =>
+            find(name) ?? throw new GgufException(modelPath, 0, name, "(missing)", "required tensor not in the model");
         WeightMatrix Matrix(string name, int rows, int cols)
         {
-            var t = Tensor(file, name);
+            var t = Tensor(name);
             if (!WeightMatrix.IsSupported(t.Type))
-                throw new GgufException(file.Path, t.FileOffset, name + ".type", t.Type.ToString(),
+                throw new GgufException(modelPath, t.FileOffset, name + ".type", t.Type.ToString(),
                     "unsupported by the CPU backend (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
             if (t.Dims.Length != 2 || t.Dims[0] != cols || t.Dims[1] != rows)
-                throw new GgufException(file.Path, t.FileOffset, name + ".shape", t.Shape, $"expected [{cols}, {rows}]");
-            return new WeightMatrix(file.TensorPointer(t), t.Type, rows, cols);
+                throw new GgufException(modelPath, t.FileOffset, name + ".shape", Shape(t.Dims), $"expected [{cols}, {rows}]");
+            return new WeightMatrix(t.Data, t.Type, rows, cols);
         }
         float[] Vector(string name, int length)
         {
-            var t = Tensor(file, name);
-            if (t.Elements != length)
-                throw new GgufException(file.Path, t.FileOffset, name + ".shape", t.Shape, $"expected [{length}]");
+            var t = Tensor(name);
+            long elements = 1;
+            foreach (long x in t.Dims) elements *= x;
+            if (elements != length)
+                throw new GgufException(modelPath, t.FileOffset, name + ".shape", Shape(t.Dims), $"expected [{length}]");
             if (!WeightMatrix.IsSupported(t.Type))
-                throw new GgufException(file.Path, t.FileOffset, name + ".type", t.Type.ToString(), "unsupported by the CPU backend");
-            var m = new WeightMatrix(file.TensorPointer(t), t.Type, 1, length);
+                throw new GgufException(modelPath, t.FileOffset, name + ".type", t.Type.ToString(), "unsupported by the CPU backend");
+            var m = new WeightMatrix(t.Data, t.Type, 1, length);
             var v = new float[length];
             fixed (float* p = v) m.DequantizeRow(0, p);
             return v;
@@ -81,6 +109,5 @@ public sealed unsafe class CpuWeights
         };
     }
 
-    private static GgufTensorInfo Tensor(GgufFile file, string name) =>
-        file.FindTensor(name) ?? throw new GgufException(file.Path, 0, name, "(missing)", "required tensor not in the file");
+    private static string Shape(long[] dims) => "[" + string.Join(", ", dims) + "]";
 }

@@ -5,6 +5,9 @@ namespace Engine.Runtime.Cli;
 /// <summary>ntrun's options, llama.cpp's flag names where llama.cpp has one (common/arg.cpp).</summary>
 public sealed record NtrunOptions
 {
+    /// <summary>The plan to run (positional).</summary>
+    public string? PlanPath { get; init; }
+    /// <summary>Overrides the GGUF path the plan records.</summary>
     public string? ModelPath { get; init; }
     public string? Prompt { get; init; }
     public string? PromptFile { get; init; }
@@ -25,8 +28,10 @@ public sealed record NtrunOptions
     public bool Benchmark { get; init; }
     public int BenchmarkRepetitions { get; init; } = 3;
     public int Threads { get; init; } = Environment.ProcessorCount;
-    public int Context { get; init; } = 2048;
-    public int Batch { get; init; } = 64;
+    /// <summary>Interactive chat: user lines from stdin, the model's chat format.</summary>
+    public bool Chat { get; init; }
+    /// <summary>A chat format by llama.cpp name, instead of the one detected from the plan's chat template.</summary>
+    public string? ChatFormat { get; init; }
     public bool ShowVersion { get; init; }
     public bool ShowHelp { get; init; }
 }
@@ -35,14 +40,15 @@ public sealed record NtrunOptions
 public static class CommandLine
 {
     public const string Usage = """
-        usage: ntrun [options] MODEL.gguf
-          -m, --model PATH        model file (GGUF); a positional .gguf also works
-          -p, --prompt TEXT       prompt text (needs the tokenizer)
+        usage: ntrun PLAN [options]            (make PLAN with: ntc plan MODEL.gguf -o PLAN)
+          --model PATH            the GGUF to run (default: the one the plan records)
+          -p, --prompt TEXT       prompt text (BOS added as the vocabulary says; special tokens parsed);
+                                  with --chat, the system message
           -f, --file FILE         prompt text from a file
           --prompt-ids "ID ..."   the whole prompt as token ids (no BOS added)
           --n-prompt K            teacher forcing: the first K of --prompt-ids are the prompt, the rest are
                                   forced generated tokens whose logits --dump-logits writes
-          -n, --n-predict N       tokens to generate (default 128)
+          -n, --n-predict N       tokens to generate (default 128; per reply with --chat)
           --temp T                temperature; 0 = greedy (default 0.8)
           --top-k K               (default 40; 0 = off)
           --top-p P               (default 0.95; 1 = off)
@@ -50,15 +56,18 @@ public static class CommandLine
           --repeat-penalty R      (default 1.0 = off)
           --repeat-last-n N       penalty window (default 64)
           -s, --seed S            sampling seed (default: random, printed)
-          --ids                   print token ids instead of text
+          --chat                  interactive chat: one user message per stdin line, an empty line or EOF ends
+          --chat-format NAME      llama2, llama2-sys, llama2-sys-bos, llama2-sys-strip, llama3
+                                  (default: detected from the model's chat template)
+          --ids                   print the generated token ids instead of text
           --dump-logits FILE      float32 LE rows of n_vocab: the last prompt position, then each generated one
           --ignore-eos            do not stop at end-of-generation tokens
-          --benchmark             prompt and generation speed (tokens/s), llama-bench style
+          --benchmark             prompt and generation speed (tokens/s), llama-bench style, beside the plan's
+                                  predicted figures
           -r, --repetitions N     benchmark runs (default 3)
           -t, --threads N         CPU threads (default: all cores)
-          -c, --ctx-size N        context length (default 2048, at most the model's)
-          -b, --batch-size N      prompt tokens per pass (default 64)
           --version, -h/--help
+        The context length and batch size are the plan's (ntc plan --ctx N).
         """;
 
     /// <summary>Parses arguments; a bad one throws <see cref="UsageException"/> with one line.</summary>
@@ -74,6 +83,8 @@ public static class CommandLine
             o = a switch
             {
                 "-m" or "--model" => o with { ModelPath = Value() },
+                "--chat" => o with { Chat = true },
+                "--chat-format" => o with { ChatFormat = Value(), Chat = true },
                 "-p" or "--prompt" => o with { Prompt = Value() },
                 "-f" or "--file" => o with { PromptFile = Value() },
                 "--prompt-ids" => o with { PromptIds = ParseIds(Value()) },
@@ -92,19 +103,21 @@ public static class CommandLine
                 "--benchmark" => o with { Benchmark = true },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
-                "-c" or "--ctx-size" => o with { Context = Int(1) },
-                "-b" or "--batch-size" => o with { Batch = Int(1) },
+                "-c" or "--ctx-size" or "-b" or "--batch-size" =>
+                    throw new UsageException($"{a}: the context and batch sizes are the plan's: re-plan with ntc plan MODEL.gguf --ctx N"),
                 "--version" => o with { ShowVersion = true },
                 "-h" or "--help" => o with { ShowHelp = true },
                 _ when a.StartsWith('-') && a.Length > 1 => throw new UsageException($"unknown option {a} (see ntrun --help)"),
-                _ when o.ModelPath == null => o with { ModelPath = a },
-                _ => throw new UsageException($"unexpected argument \"{a}\": the model is already {o.ModelPath}"),
+                _ when o.PlanPath == null => o with { PlanPath = a },
+                _ => throw new UsageException($"unexpected argument \"{a}\": the plan is already {o.PlanPath}"),
             };
         }
         if (o.ShowHelp || o.ShowVersion) return o;
-        if (o.ModelPath == null) throw new UsageException("no model given (ntrun MODEL.gguf or --model PATH)");
+        if (o.PlanPath == null) throw new UsageException("no plan given: ntrun PLAN (make one with ntc plan MODEL.gguf -o PLAN)");
         int sources = (o.Prompt != null ? 1 : 0) + (o.PromptFile != null ? 1 : 0) + (o.PromptIds != null ? 1 : 0);
         if (sources > 1) throw new UsageException("give one of -p, -f, --prompt-ids");
+        if (o.Chat && (o.PromptIds != null || o.Benchmark || o.DumpLogits != null || o.PrintIds))
+            throw new UsageException("--chat takes text: not with --prompt-ids, --benchmark, --dump-logits or --ids");
         if (o.NPrompt >= 0 && o.PromptIds == null) throw new UsageException("--n-prompt needs --prompt-ids");
         if (o.PromptIds != null && o.NPrompt > o.PromptIds.Length)
             throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");

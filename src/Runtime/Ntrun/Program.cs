@@ -1,133 +1,183 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Engine.Plans.Gguf;
-using Engine.Plans.Model;
-using Engine.Runtime.Cpu;
+using Engine.Plans.PlanFile;
+using Engine.Runtime.Chat;
 using Engine.Runtime.Sampling;
+using Engine.Runtime.Tokenization;
 
 namespace Engine.Runtime.Cli;
 
-/// <summary>ntrun: parse the command line, load the model, run the prompt and generate (llama.cpp's
-/// llama-cli/llama-simple is the behaviour to match). Every failure is one line on stderr and a non-zero exit.</summary>
+/// <summary>ntrun PLAN: load the plan (<see cref="LoadedPlan"/>), tokenize the prompt, generate and stream the text
+/// (llama.cpp's llama-simple is the behaviour to match; --chat is llama-simple-chat). Every failure is one line on
+/// stderr and a non-zero exit: 2 for a bad command line, 1 for anything else, 130 after Ctrl-C.</summary>
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Run(args, Console.In);
+
+    /// <summary>As <see cref="Main(string[])"/>, reading --chat's user lines from <paramref name="input"/>.</summary>
+    public static int Run(string[] args, TextReader input)
     {
         NtrunOptions options;
         try { options = CommandLine.Parse(args); }
         catch (UsageException e) { Console.Error.WriteLine("ntrun: " + e.Message); return 2; }
         if (options.ShowHelp) { Console.WriteLine(CommandLine.Usage); return 0; }
-        if (options.ShowVersion) { Console.WriteLine("ntrun " + typeof(Program).Assembly.GetName().Version?.ToString(3)); return 0; }
-        try { return Run(options); }
-        catch (Exception e) when (e is GgufException or UsageException or IOException or UnauthorizedAccessException
-                                      or ArgumentException or InvalidOperationException)
+        if (options.ShowVersion) { Console.WriteLine("ntrun " + Engine.Plans.EngineInfo.Version); return 0; }
+        try
         {
-            Console.Error.WriteLine("ntrun: " + e.Message);
+            RefuseGguf(options.PlanPath!);
+            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads);
+            if (loaded.Plan.Fingerprints.HwBackend != "cpu")
+                Console.Error.WriteLine($"ntrun: {options.PlanPath} is a {loaded.Plan.Fingerprints.HwBackend} plan; this ntrun runs it on the CPU backend");
+            if (options.Benchmark) return Benchmark.Run(loaded, options);
+            return options.Chat ? ChatLoop.Run(loaded, options, input) : Generate(loaded, options);
+        }
+        catch (Exception e) when (e is PlanException or GgufException or UsageException or ChatFormatException or IOException
+                                      or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine("ntrun: " + e.Message.ReplaceLineEndings(" "));
             return 1;
         }
     }
 
-    private static int Run(NtrunOptions o)
+    /// <summary>A GGUF given where the plan goes gets the command that makes the plan.</summary>
+    private static void RefuseGguf(string path)
     {
-        using var file = GgufFile.Open(o.ModelPath!);
-        var config = ModelConfig.FromGguf(file);
-        TokenizerData? vocab = file.Has(GgufKeys.TokenizerModel) ? TokenizerData.FromGguf(file) : null;
-        ITextTokenizer? tokenizer = vocab != null && TextTokenizers.Factory != null ? TextTokenizers.Factory(vocab) : null;
-
-        int[] prompt = PromptTokens(o, vocab, tokenizer);
-        var weights = CpuWeights.FromGguf(file, config);
-        int needed = o.Benchmark ? Math.Max(prompt.Length, 128) + o.Predict : prompt.Length + o.Predict;
-        int context = Math.Max(1, Math.Min(o.Context, needed));
-        if (prompt.Length > context)
-            throw new UsageException($"the prompt has {prompt.Length} tokens: more than the context of {context} (-c)");
-        using var model = new CpuModel(config, weights, new CpuModelOptions
+        Span<byte> magic = stackalloc byte[4];
+        try
         {
-            MaxContext = context, MaxBatch = Math.Min(o.Batch, context), Threads = o.Threads,
-        });
-        if (o.Benchmark) return Benchmark.Run(model, o, file);
+            using var f = File.OpenRead(path);
+            if (f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8))
+                throw new UsageException($"{path} is a GGUF model, not a plan: run `ntc plan {path} -o {Path.ChangeExtension(path, ".plan")}`, then ntrun that plan");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* PlanReader says it in its words */ }
+    }
 
+    private static int Generate(LoadedPlan loaded, NtrunOptions o)
+    {
+        var tokenizer = loaded.Tokenizer;
+        int[] prompt = PromptTokens(o, tokenizer);
+        CheckFits(prompt.Length, 0, loaded, o.PlanPath!);
+        var session = loaded.OpenSession(Sampling(o));
+        bool asIds = o.PrintIds;
+        var text = new Utf8Console(Console.Out);
+        var decoder = new StreamingDecoder(tokenizer);
+
+        using var interrupt = new CtrlC();
+        using var dump = o.DumpLogits != null ? new LogitsWriter(o.DumpLogits) : null;
+        var clock = Stopwatch.StartNew();
+        int nPrompt = o.NPrompt >= 0 ? o.NPrompt : prompt.Length;
+        if (dump != null && nPrompt < prompt.Length)
+        {
+            // Teacher forcing: one pass over prompt + forced tokens, rows from the last prompt position on.
+            int vocab = loaded.Plan.Config.VocabSize;
+            var all = new float[(long)prompt.Length * vocab];
+            session.Feed(prompt, all);
+            dump.Write(all.AsSpan((nPrompt - 1) * vocab));
+        }
+        else
+        {
+            session.Feed(prompt);
+        }
+        double promptSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+
+        // llama-simple echoes the prompt, then streams the generated pieces (special tokens not rendered).
+        if (!asIds) foreach (int t in prompt) text.Write(decoder.Push(t));
+        bool first = true;
+        Func<int, bool> isEnd = o.IgnoreEos ? _ => false : tokenizer.IsEndOfGeneration;
+        int produced = session.Generate(o.Predict, isEnd, (token, logits) =>
+        {
+            dump?.Write(logits);
+            if (asIds) { Console.Out.Write(first ? token.ToString() : " " + token); first = false; }
+            else text.Write(decoder.Push(token));
+        }, interrupt.Token);
+        if (!asIds) text.Write(decoder.Flush());
+        Console.Out.WriteLine();
+        Console.Out.Flush();
+        double genSeconds = clock.Elapsed.TotalSeconds;
+        if (!interrupt.Pressed) dump?.Commit();
+        Console.Error.WriteLine(
+            $"ntrun: prompt {prompt.Length} tokens in {promptSeconds * 1e3:F1} ms ({prompt.Length / promptSeconds:F1} tok/s), " +
+            $"generated {produced} tokens in {genSeconds * 1e3:F1} ms ({(produced > 0 ? produced / genSeconds : 0):F1} tok/s), " +
+            $"{loaded.Model.Threads} threads" + (interrupt.Pressed ? " (interrupted)" : ""));
+        return interrupt.Pressed ? 130 : 0;
+    }
+
+    internal static SamplerSettings Sampling(NtrunOptions o)
+    {
         ulong seed = o.Seed ?? (ulong)Random.Shared.NextInt64();
         if (o.Seed == null && o.Temperature > 0) Console.Error.WriteLine($"ntrun: seed {seed}");
-        var session = new Session(model, new SamplerSettings
+        return new SamplerSettings
         {
             Temperature = o.Temperature, TopK = o.TopK, TopP = o.TopP, MinP = o.MinP,
             RepeatPenalty = o.RepeatPenalty, RepeatLastN = o.RepeatLastN, Seed = seed,
-        });
-        bool asIds = o.PrintIds || tokenizer == null;
-        if (!o.PrintIds && tokenizer == null)
-            Console.Error.WriteLine("ntrun: no tokenizer in this build: printing token ids");
-
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCtrlC = (_, e) => { e.Cancel = true; cancel.Cancel(); };
-        Console.CancelKeyPress += onCtrlC;
-        LogitsWriter? dump = o.DumpLogits != null ? new LogitsWriter(o.DumpLogits) : null;
-        try
-        {
-            var clock = Stopwatch.StartNew();
-            int nPrompt = o.NPrompt >= 0 ? o.NPrompt : prompt.Length;
-            if (dump != null && nPrompt < prompt.Length)
-            {
-                // Teacher forcing: one pass over prompt + forced tokens, rows from the last prompt position on.
-                var all = new float[(long)prompt.Length * config.VocabSize];
-                session.Feed(prompt, all);
-                dump.Write(all.AsSpan((nPrompt - 1) * config.VocabSize));
-            }
-            else
-            {
-                session.Feed(prompt);
-            }
-            double promptSeconds = clock.Elapsed.TotalSeconds;
-            clock.Restart();
-
-            var output = Console.Out;
-            bool first = true;
-            Func<int, bool> isEnd = o.IgnoreEos ? _ => false
-                : tokenizer != null ? tokenizer.IsEndOfGeneration
-                : id => vocab != null && (id == vocab.EosId || id == vocab.EotId || id == vocab.EomId);
-            int produced = session.Generate(o.Predict, isEnd, (token, logits) =>
-            {
-                dump?.Write(logits);
-                if (asIds) { output.Write(first ? token.ToString() : " " + token); first = false; }
-                else output.Write(tokenizer!.DecodeStreaming(token));
-                output.Flush();
-            }, cancel.Token);
-            if (!asIds) output.Write(tokenizer!.Flush());
-            output.WriteLine();
-            double genSeconds = clock.Elapsed.TotalSeconds;
-            dump?.Commit();
-            Console.Error.WriteLine(
-                $"ntrun: prompt {prompt.Length} tokens in {promptSeconds * 1e3:F1} ms ({prompt.Length / promptSeconds:F1} tok/s), " +
-                $"generated {produced} tokens in {genSeconds * 1e3:F1} ms ({(produced > 0 ? produced / genSeconds : 0):F1} tok/s), " +
-                $"{model.Threads} threads" + (cancel.IsCancellationRequested ? " (interrupted)" : ""));
-            return 0;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCtrlC;
-            dump?.Dispose();
-        }
+        };
     }
 
-    private static int[] PromptTokens(NtrunOptions o, TokenizerData? vocab, ITextTokenizer? tokenizer)
+    /// <summary>A prompt longer than the context left is refused before anything runs.</summary>
+    internal static void CheckFits(int tokens, int position, LoadedPlan loaded, string planPath)
+    {
+        int left = loaded.Context - position;
+        if (tokens > left)
+            throw new UsageException(position == 0
+                ? $"the prompt has {tokens} tokens, more than the context of {loaded.Context} in {planPath}: re-plan with ntc plan --ctx N (N > {tokens})"
+                : $"the message has {tokens} tokens, more than the {left} left of the context of {loaded.Context} in {planPath}");
+    }
+
+    private static int[] PromptTokens(NtrunOptions o, Tokenizer tokenizer)
     {
         if (o.PromptIds != null)
         {
-            int n = vocab?.Tokens.Length ?? int.MaxValue;
             foreach (int id in o.PromptIds)
-                if (id >= n) throw new UsageException($"--prompt-ids: token id {id} is outside the vocabulary (0..{n - 1})");
+                if (id >= tokenizer.VocabSize) throw new UsageException($"--prompt-ids: token id {id} is outside the vocabulary (0..{tokenizer.VocabSize - 1})");
             return o.PromptIds;
         }
         string? text = o.Prompt ?? (o.PromptFile != null ? File.ReadAllText(o.PromptFile) : null);
-        if (text != null)
-        {
-            if (tokenizer == null)
-                throw new UsageException("text prompts (-p, -f) need the tokenizer, which this build of ntrun does not have yet: give --prompt-ids");
-            return tokenizer.Encode(text, addSpecial: true, parseSpecial: false);
-        }
-        // No prompt: start from BOS, as llama.cpp does for an empty prompt.
-        int bos = tokenizer?.BosId ?? vocab?.BosId ?? -1;
-        if (bos < 0) throw new UsageException("no prompt given and the model has no BOS token: give -p or --prompt-ids");
-        return [bos];
+        // llama-simple and llama-cli tokenize with add_special (BOS as the vocabulary's add_bos says) and
+        // parse_special (a "<|eot_id|>" typed in the prompt is that token). No prompt: BOS alone, as llama.cpp starts.
+        if (text != null) return tokenizer.Encode(text, addSpecial: true, parseSpecial: true);
+        if (tokenizer.BosId < 0) throw new UsageException("no prompt given and the model has no BOS token: give -p or --prompt-ids");
+        return [tokenizer.BosId];
+    }
+}
+
+/// <summary>Writes UTF-8 chunks (complete sequences, as <see cref="StreamingDecoder"/> releases them) to a
+/// TextWriter through one reused char buffer, flushing each so text streams; nothing allocated per token.</summary>
+internal sealed class Utf8Console(TextWriter output)
+{
+    private char[] _chars = new char[256];
+
+    public void Write(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.IsEmpty) return;
+        if (_chars.Length < utf8.Length) _chars = new char[utf8.Length * 2];
+        int n = System.Text.Encoding.UTF8.GetChars(utf8, _chars);
+        output.Write(_chars, 0, n);
+        output.Flush();
+    }
+}
+
+/// <summary>Ctrl-C while this is alive cancels <see cref="Token"/> instead of killing the process, so generation
+/// stops after the current token, the output is flushed and a partial --dump-logits file is removed.</summary>
+internal sealed class CtrlC : IDisposable
+{
+    private readonly CancellationTokenSource _source = new();
+    private readonly ConsoleCancelEventHandler _handler;
+
+    public CtrlC()
+    {
+        _handler = (_, e) => { e.Cancel = true; _source.Cancel(); };
+        Console.CancelKeyPress += _handler;
+    }
+
+    public CancellationToken Token => _source.Token;
+    public bool Pressed => _source.IsCancellationRequested;
+
+    public void Dispose()
+    {
+        Console.CancelKeyPress -= _handler;
+        _source.Dispose();
     }
 }
 

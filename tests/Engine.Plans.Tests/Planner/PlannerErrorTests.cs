@@ -123,6 +123,25 @@ public sealed class PlannerErrorTests
     }
 
     [Fact]
+    public void Plan_records_the_model_path_relative_to_itself_and_a_missing_model_is_one_line()
+    {
+        using var dir = new TempDir();
+        string model = LlamaModels.Write(dir.Path, Small, "Q8_0");
+        Directory.CreateDirectory(dir.File("plans"));
+        string planPath = dir.File("plans/m.plan");
+        Assert.Equal(0, Ntc("plan", model, "-o", planPath, "--hw", "cpu-only", "--ctx", "64").Code);
+        var cpu = HardwareProfiles.Resolve("cpu-only");
+        var plan = PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Version);
+        Assert.Equal("../" + Path.GetFileName(model), plan.Fingerprints.ModelPath);
+        Assert.Equal(Path.GetFullPath(model), PlanModelPath.Resolve(plan, planPath));
+        // A cpu plan runs on any machine: the CPU backend is everywhere.
+        PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("h100-80g"), planPath);
+        File.Move(model, model + ".moved");
+        AssertOneLine(() => PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Version), "is missing: give --model PATH");
+        Assert.NotNull(PlanReader.LoadFor(planPath, model + ".moved", cpu, EngineInfo.Version));
+    }
+
+    [Fact]
     public void Corrupt_plans_are_refused_in_one_line()
     {
         using var dir = new TempDir();
@@ -133,8 +152,8 @@ public sealed class PlannerErrorTests
         AssertOneLine(() => PlanReader.Parse(truncated, "t.plan"), "t.plan");
         var badMagic = (byte[])good.Clone(); badMagic[0] = (byte)'X';
         AssertOneLine(() => PlanReader.Parse(badMagic, "m.plan"), "not a plan file");
-        var badVersion = (byte[])good.Clone(); badVersion[8] = 2;
-        AssertOneLine(() => PlanReader.Parse(badVersion, "m.plan"), "plan format 2");
+        var badVersion = (byte[])good.Clone(); badVersion[8] = 7;
+        AssertOneLine(() => PlanReader.Parse(badVersion, "m.plan"), "plan format 7");
         // Move a tensor's device offset outside the device arena.
         var plan = PlanReader.Parse(good, "m.plan");
         var t0 = plan.Tensors[0];

@@ -8,8 +8,9 @@ using Xunit.Abstractions;
 
 namespace Engine.Runtime.Tests.EndToEnd;
 
-/// <summary>The CPU backend against llama.cpp's goldens (models/MODELS.md): exact greedy tokens where the weights
-/// are F32/F16, and teacher-forced logits for every model.</summary>
+/// <summary>The CPU backend against llama.cpp's goldens (models/MODELS.md), each model run through its plan (cpu-only
+/// profile, <see cref="TestPlans"/>): exact greedy tokens where the weights are F32/F16, and teacher-forced logits
+/// for every model.</summary>
 public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
 {
     public static TheoryData<string> FloatModels => new() { "stories260K", "stories260K-pad256-F32", "llama-2-tiny-random", "stories260K-pad256-F16" };
@@ -21,6 +22,7 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
         "stories260K-pad256-Q5_K_M", "stories260K-pad256-Q6_K",
     };
 
+    /// <summary>The backend alone, bound by the GGUF's tensor infos: for batch sizes a plan does not choose.</summary>
     internal static CpuModel Load(string model, out GgufFile file, int threads = 2, int maxBatch = 64)
     {
         file = GgufFile.Open(RepoPaths.Model(model + ".gguf"));
@@ -34,9 +36,8 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
     public void Greedy_32_tokens_match_llama_cpp_with_f32_kv_cache(string model)
     {
         var reference = LlamaCppReference.Load(model + ".ref-kvf32.txt");
-        using var cpu = Load(model, out var file);
-        using var _ = file;
-        var session = new Session(cpu, new SamplerSettings { Temperature = 0 });
+        using var plan = TestPlans.Load(model);
+        var session = plan.OpenSession(new SamplerSettings { Temperature = 0 });
         session.Feed(reference.PromptTokens);
         var generated = new List<int>();
         session.Generate(32, _ => false, (token, _) => generated.Add(token));
@@ -49,8 +50,8 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
     {
         var reference = LlamaCppReference.Load(model + ".ref.txt");
         float[] expected = LlamaCppReference.Logits(model + ".ref.logits.f32");
-        using var cpu = Load(model, out var file);
-        using var _ = file;
+        using var plan = TestPlans.Load(model);
+        var cpu = plan.Model;
         int vocab = cpu.Config.VocabSize, steps = reference.GenTokens.Length, np = reference.PromptTokens.Length;
         Assert.Equal((long)steps * vocab, expected.Length);
 

@@ -1,0 +1,36 @@
+using System.Collections.Concurrent;
+using Engine.Plans;
+using Engine.Plans.Cli;
+using Engine.Plans.PlanFile;
+using Engine.Tests;
+
+namespace Engine.Runtime.Tests.EndToEnd;
+
+/// <summary>Plans of the shared models for the cpu-only profile, made once per test run in a temporary folder the
+/// way `ntc plan MODEL -o PLAN --hw cpu-only --ctx N` makes them (its argument parser, the planner, the recorded
+/// model path), without ntc's console line so tests that capture the console stay unaffected.</summary>
+internal static class TestPlans
+{
+    private static readonly string Folder = Directory.CreateTempSubdirectory("engine-ntrun-plans-").FullName;
+    private static readonly ConcurrentDictionary<(string, int), Lazy<string>> Made = new();
+
+    static TestPlans() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        try { Directory.Delete(Folder, true); } catch (IOException) { }
+    };
+
+    /// <summary>The plan of models/<paramref name="model"/>.gguf with a context of <paramref name="ctx"/>.</summary>
+    public static string For(string model, int ctx = 128) =>
+        Made.GetOrAdd((model, ctx), key => new Lazy<string>(() => Make(key.Item1, key.Item2))).Value;
+
+    private static string Make(string model, int ctx)
+    {
+        string output = Path.Combine(Folder, $"{model}.ctx{ctx}.plan");
+        var (options, planPath) = PlanCommand.Parse([RepoPaths.Model(model + ".gguf"), "-o", output, "--hw", "cpu-only", "--ctx", ctx.ToString()]);
+        var plan = Planner.Make(options, InterimLlamaProgram.Build());
+        PlanWriter.Write(PlanModelPath.Record(plan, options.ModelPath, planPath), planPath);
+        return planPath;
+    }
+
+    public static LoadedPlan Load(string model, int ctx = 128, int threads = 2) => LoadedPlan.Load(For(model, ctx), threads: threads);
+}
