@@ -13,4 +13,20 @@ public struct BF16 : IWeightFormat
 
     public readonly float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock) =>
         Bytes.BF16(data, block) * x[xBlock];
+
+    public readonly int LaneElements => 8;
+    public readonly int LaneAlignment => 16;
+    public readonly int Unroll => 4;
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    {
+        // 16 bytes = 8 weights; x as two 16-byte loads.
+        Ld.U4(data, row + 16L * g, out uint w0, out uint w1, out uint w2, out uint w3);
+        Ld.F4(x, xRow + 8L * g, out float a0, out float a1, out float a2, out float a3);
+        Ld.F4(x, xRow + 8L * g + 4, out float b0, out float b1, out float b2, out float b3);
+        return Interop.IntAsFloat(w0 << 16) * a0 + Interop.IntAsFloat(w0 & 0xFFFF0000) * a1
+            + Interop.IntAsFloat(w1 << 16) * a2 + Interop.IntAsFloat(w1 & 0xFFFF0000) * a3
+            + Interop.IntAsFloat(w2 << 16) * b0 + Interop.IntAsFloat(w2 & 0xFFFF0000) * b1
+            + Interop.IntAsFloat(w3 << 16) * b2 + Interop.IntAsFloat(w3 & 0xFFFF0000) * b3;
+    }
 }

@@ -13,4 +13,15 @@ public struct F32 : IWeightFormat
 
     public readonly float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock) =>
         Bytes.F32(data, block) * x[xBlock];
+
+    public readonly int LaneElements => 4;
+    public readonly int LaneAlignment => 16;
+    public readonly int Unroll => 4;
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    {
+        Ld.U4(data, row + 16L * g, out uint w0, out uint w1, out uint w2, out uint w3);
+        Ld.F4(x, xRow + 4L * g, out float a0, out float a1, out float a2, out float a3);
+        return Interop.IntAsFloat(w0) * a0 + Interop.IntAsFloat(w1) * a1 + Interop.IntAsFloat(w2) * a2 + Interop.IntAsFloat(w3) * a3;
+    }
 }

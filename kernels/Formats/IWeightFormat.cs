@@ -23,6 +23,23 @@ public interface IWeightFormat
     /// <summary>Σ w·x over the weights of unit <paramref name="unit"/> of the block at <paramref name="block"/>;
     /// <paramref name="xBlock"/> is the index in <paramref name="x"/> of the block's first weight.</summary>
     float DotUnit(ArrayView<byte> data, long block, int unit, ArrayView<float> x, long xBlock);
+
+    /// <summary>Weights one lane covers per call of <see cref="LaneDot"/> (the GEMV fast path). Lane unit g covers
+    /// x[LaneElements·g …] (for the K-quants: x[256b + 4l …] and x[256b + 128 + 4l …], b = g/32, l = g%32), so
+    /// consecutive lanes read consecutive 16-byte pieces of x and of the weights.</summary>
+    int LaneElements { get; }
+
+    /// <summary>Byte alignment a weight row needs for <see cref="LaneDot"/> (16 for the .v4 loads, 2 for the
+    /// 2-aligned GGUF blocks). Rows that are not aligned take the <see cref="DotUnit"/> path.</summary>
+    int LaneAlignment { get; }
+
+    /// <summary>Lane units per iteration of the GEMV loop: all their loads are independent, so the compiler issues
+    /// them back to back (bytes in flight per warp ≈ Unroll · 32 · bytes per unit).</summary>
+    int Unroll { get; }
+
+    /// <summary>Σ w·x over lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>;
+    /// <paramref name="xRow"/> is the index in <paramref name="x"/> of the row's first activation, 16-byte aligned.</summary>
+    float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

@@ -45,4 +45,30 @@ public struct Q4_K : IWeightFormat
         float d = Bytes.F16Bits(dm), dmin = Bytes.F16Bits(dm >> 16);
         return d * (sc0 * dotLow + sc1 * dotHigh) - dmin * (m0 * sumLow + m1 * sumHigh);
     }
+
+    public readonly int LaneElements => 8;
+    public readonly int LaneAlignment => 16;
+    public readonly int Unroll => 4;
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    {
+        // Lane unit g: block b = g / 32, l = g % 32, weights 4l..4l+3 of each half h (128h + 4l…): chunk
+        // j = 2h + l/16, low nibbles when l % 16 < 8, so sub-block s = 4h + l/8 and qs bytes 64h + 32(l/16) + 4(l%8).
+        long block = row + (long)(g >> 5) * 144;
+        int l = g & 31, k = l >> 3, shift = 4 * (k & 1);
+        Ld.U4(data, block, out uint dm, out uint s0, out uint s1, out uint s2); // d, dmin, scales[12]
+        long qs = block + 16 + 32 * (l >> 4) + 4 * (l & 7);
+        uint q0 = Ld.U32(data, qs) >> shift, q1 = Ld.U32(data, qs + 64) >> shift;
+        long xi = xRow + 256L * (g >> 5) + 4 * l;
+        Ld.F4(x, xi, out float a0, out float a1, out float a2, out float a3);
+        Ld.F4(x, xi + 128, out float c0, out float c1, out float c2, out float c3);
+        // get_scale_min_k4 for sub-blocks k (< 4) and 4 + k: bytes k, k + 4, k + 8 of scales.
+        int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);
+        int sc0 = b0 & 63, m0 = b1 & 63;
+        int sc1 = (b2 & 0xF) | ((b0 >> 6) << 4), m1 = (b2 >> 4) | ((b1 >> 6) << 4);
+        float dot0 = Ld.Small((int)((q0 >> 0) & 0xF), 0) * a0 + Ld.Small((int)((q0 >> 8) & 0xF), 0) * a1 + Ld.Small((int)((q0 >> 16) & 0xF), 0) * a2 + Ld.Small((int)((q0 >> 24) & 0xF), 0) * a3;
+        float dot1 = Ld.Small((int)((q1 >> 0) & 0xF), 0) * c0 + Ld.Small((int)((q1 >> 8) & 0xF), 0) * c1 + Ld.Small((int)((q1 >> 16) & 0xF), 0) * c2 + Ld.Small((int)((q1 >> 24) & 0xF), 0) * c3;
+        float sum0 = (a0 + a1) + (a2 + a3), sum1 = (c0 + c1) + (c2 + c3);
+        return Ld.Half(dm) * (sc0 * dot0 + sc1 * dot1) - Ld.Half(dm >> 16) * (m0 * sum0 + m1 * sum1);
+    }
 }

@@ -39,4 +39,36 @@ public struct Q6_K : IWeightFormat
         return Bytes.F16(data, block + 208) *
             ((sbyte)data[sc] * d0 + (sbyte)data[sc + 2] * d1 + (sbyte)data[sc + 4] * d2 + (sbyte)data[sc + 6] * d3);
     }
+
+    public readonly int LaneElements => 8;
+    public readonly int LaneAlignment => 2;
+    public readonly int Unroll => 4;
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    {
+        // Lane unit g: block g / 32, l = g % 32, weights 4l..4l+3 of each half n (128n + 4l…): quarter q = l/8,
+        // position p = 4(l%8): ql bytes 64n + p + 32(q&1) (high nibbles when q ≥ 2), qh bytes 128 + 32n + p (bits
+        // 2q, 2q+1), scale 192 + 8n + p/16 + 2q. 210-byte blocks are 2-aligned: 16-bit loads.
+        long block = row + (long)(g >> 5) * 210;
+        int l = g & 31, qq = l >> 3, p = 4 * (l & 7);
+        int lowShift = 4 * (qq >> 1), highShift = 2 * qq;
+        long ql = block + p + 32 * (qq & 1), qh = block + 128 + p, sc = block + 192 + (p >> 4) + 2 * qq;
+        uint l0 = Ld.U16x2(data, ql) >> lowShift, l1 = Ld.U16x2(data, ql + 64) >> lowShift;
+        uint g0 = Ld.U16x2(data, qh) >> highShift, g1 = Ld.U16x2(data, qh + 32) >> highShift;
+        int sc0 = Ld.SignExtend8(Ld.U16(data, sc & ~1L) >> (8 * (int)(sc & 1)));
+        int sc1 = Ld.SignExtend8(Ld.U16(data, (sc + 8) & ~1L) >> (8 * (int)(sc & 1)));
+        float d = Ld.Half((uint)Ld.U16(data, block + 208));
+        long xi = xRow + 256L * (g >> 5) + 4 * l;
+        Ld.F4(x, xi, out float a0, out float a1, out float a2, out float a3);
+        Ld.F4(x, xi + 128, out float c0, out float c1, out float c2, out float c3);
+        float dot0 = Ld.Small(Q6(l0, g0, 0), 32) * a0 + Ld.Small(Q6(l0, g0, 1), 32) * a1
+            + Ld.Small(Q6(l0, g0, 2), 32) * a2 + Ld.Small(Q6(l0, g0, 3), 32) * a3;
+        float dot1 = Ld.Small(Q6(l1, g1, 0), 32) * c0 + Ld.Small(Q6(l1, g1, 1), 32) * c1
+            + Ld.Small(Q6(l1, g1, 2), 32) * c2 + Ld.Small(Q6(l1, g1, 3), 32) * c3;
+        return d * (sc0 * dot0 + sc1 * dot1);
+    }
+
+    /// <summary>6-bit quant i of a lane: low nibble of byte i of <paramref name="low"/>, two bits of byte i of
+    /// <paramref name="high"/> (both already shifted into place).</summary>
+    private static int Q6(uint low, uint high, int i) => (int)(((low >> (8 * i)) & 0xF) | (((high >> (8 * i)) & 3) << 4));
 }

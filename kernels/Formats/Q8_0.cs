@@ -20,9 +20,25 @@ public struct Q8_0 : IWeightFormat
         float sum = 0;
         for (int i = 0; i < 4; i++)
         {
+            // Sign extension by shifts: ILGPU 1.5.3 folds (sbyte)(byte)pair into an unsigned conversion on the
+            // PTX backend (cvt.rn.f32.u8), which made every negative weight +256 on the GPU.
             int pair = Bytes.U16Aligned(data, q + 2 * i);
-            sum += (sbyte)(byte)pair * x[xi + 2 * i] + (sbyte)(byte)(pair >> 8) * x[xi + 2 * i + 1];
+            sum += Ld.SignExtend8(pair) * x[xi + 2 * i] + Ld.SignExtend8(pair >> 8) * x[xi + 2 * i + 1];
         }
         return Bytes.F16Bits((uint)Bytes.U16Aligned(data, block)) * sum;
+    }
+
+    public readonly int LaneElements => 4;
+    public readonly int LaneAlignment => 2;
+    public readonly int Unroll => 8;
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    {
+        // Lane unit g: weights 4p..4p+3 (p = g % 8) of block g / 8; 8 lanes share a block's scale.
+        long block = row + (long)(g >> 3) * 34;
+        uint q = Ld.U16x2(data, block + 2 + 4 * (g & 7));
+        float d = Ld.Half((uint)Ld.U16(data, block));
+        Ld.F4(x, xRow + 4L * g, out float a0, out float a1, out float a2, out float a3);
+        return d * (Ld.SignedByte(q, 0) * a0 + Ld.SignedByte(q, 1) * a1 + Ld.SignedByte(q, 2) * a2 + Ld.SignedByte(q, 3) * a3);
     }
 }
