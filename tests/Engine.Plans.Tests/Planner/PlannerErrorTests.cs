@@ -133,8 +133,8 @@ public sealed class PlannerErrorTests
         AssertOneLine(() => PlanReader.Parse(truncated, "t.plan"), "t.plan");
         var badMagic = (byte[])good.Clone(); badMagic[0] = (byte)'X';
         AssertOneLine(() => PlanReader.Parse(badMagic, "m.plan"), "not a plan file");
-        var badVersion = (byte[])good.Clone(); badVersion[8] = 2;
-        AssertOneLine(() => PlanReader.Parse(badVersion, "m.plan"), "plan format 2");
+        var badVersion = (byte[])good.Clone(); badVersion[8] = 3;
+        AssertOneLine(() => PlanReader.Parse(badVersion, "m.plan"), "plan format 3");
         // Move a tensor's device offset outside the device arena.
         var plan = PlanReader.Parse(good, "m.plan");
         var t0 = plan.Tensors[0];
