@@ -9,7 +9,7 @@ namespace Engine.Runtime.Cli;
 /// one at a time from an empty context), each the mean ± sd of --repetitions runs after one warm-up.</summary>
 internal static class Benchmark
 {
-    public static int Run(CpuModel model, NtrunOptions o, GgufFile file)
+    public static int Run(ILanguageModel model, NtrunOptions o, GgufFile file)
     {
         int promptLength = o.PromptIds?.Length ?? 128;
         var rng = new Xoshiro256StarStar(1234);
@@ -49,7 +49,7 @@ internal static class Benchmark
             for (int r = 0; r < rates.Length; r++) rates[r] = measure();
             double mean = rates.Average();
             double sd = rates.Length > 1 ? Math.Sqrt(rates.Sum(x => (x - mean) * (x - mean)) / (rates.Length - 1)) : 0;
-            Console.WriteLine($"| {name} | {sizeMiB:F2} MiB | CPU | {model.Threads} | {test} | {mean:F2} ± {sd:F2} |");
+            Console.WriteLine($"| {name} | {sizeMiB:F2} MiB | {(model is CpuModel ? "CPU" : "CUDA")} | {(model is CpuModel c ? c.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture) : "-")} | {test} | {mean:F2} ± {sd:F2} |");
         }
     }
 }

@@ -27,6 +27,9 @@ public sealed record NtrunOptions
     public int Threads { get; init; } = Environment.ProcessorCount;
     public int Context { get; init; } = 2048;
     public int Batch { get; init; } = 64;
+    /// <summary>A plan from ntc plan for this model; with one, the CUDA backend can run (--backend).</summary>
+    public string? PlanPath { get; init; }
+    public BackendKind Backend { get; init; } = BackendKind.Auto;
     public bool ShowVersion { get; init; }
     public bool ShowHelp { get; init; }
 }
@@ -58,6 +61,8 @@ public static class CommandLine
           -t, --threads N         CPU threads (default: all cores)
           -c, --ctx-size N        context length (default 2048, at most the model's)
           -b, --batch-size N      prompt tokens per pass (default 64)
+          --plan PLAN             a plan from `ntc plan` for this model (the CUDA backend runs plans)
+          --backend B             cpu, cuda or auto (default: cuda when the plan has PTX for this GPU)
           --version, -h/--help
         """;
 
@@ -94,6 +99,8 @@ public static class CommandLine
                 "-t" or "--threads" => o with { Threads = Int(1) },
                 "-c" or "--ctx-size" => o with { Context = Int(1) },
                 "-b" or "--batch-size" => o with { Batch = Int(1) },
+                "--plan" => o with { PlanPath = Value() },
+                "--backend" => o with { Backend = ParseBackend(a, Value()) },
                 "--version" => o with { ShowVersion = true },
                 "-h" or "--help" => o with { ShowHelp = true },
                 _ when a.StartsWith('-') && a.Length > 1 => throw new UsageException($"unknown option {a} (see ntrun --help)"),
@@ -110,6 +117,12 @@ public static class CommandLine
             throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");
         return o;
     }
+
+    private static BackendKind ParseBackend(string flag, string v) => v switch
+    {
+        "auto" => BackendKind.Auto, "cpu" => BackendKind.Cpu, "cuda" => BackendKind.Cuda,
+        _ => throw new UsageException($"{flag} = \"{v}\": expected cpu, cuda or auto"),
+    };
 
     private static int ParseInt(string flag, string v, int min)
     {

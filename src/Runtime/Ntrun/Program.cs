@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Engine.Plans.Gguf;
+using Engine.Plans;
 using Engine.Plans.Model;
+using Engine.Plans.PlanFile;
+using Engine.Runtime.Cuda;
 using Engine.Runtime.Cpu;
 using Engine.Runtime.Sampling;
 
@@ -20,7 +23,8 @@ public static class Program
         if (options.ShowVersion) { Console.WriteLine("ntrun " + typeof(Program).Assembly.GetName().Version?.ToString(3)); return 0; }
         try { return Run(options); }
         catch (Exception e) when (e is GgufException or UsageException or IOException or UnauthorizedAccessException
-                                      or ArgumentException or InvalidOperationException)
+                                      or ArgumentException or InvalidOperationException
+                                      or PlanException or CudaException or CudaModuleException or CudaPlanException)
         {
             Console.Error.WriteLine("ntrun: " + e.Message);
             return 1;
@@ -40,10 +44,20 @@ public static class Program
         int context = Math.Max(1, Math.Min(o.Context, needed));
         if (prompt.Length > context)
             throw new UsageException($"the prompt has {prompt.Length} tokens: more than the context of {context} (-c)");
-        using var model = new CpuModel(config, weights, new CpuModelOptions
+        Plan? plan = null;
+        if (o.PlanPath != null)
+        {
+            plan = PlanReader.Load(o.PlanPath);
+            PlanCheck.AgainstEngine(plan, EngineInfo.Version, o.PlanPath);
+            PlanCheck.AgainstModel(plan, o.ModelPath!, o.PlanPath);
+        }
+        var selected = BackendSelector.Create(o.Backend, plan, o.PlanPath, o.ModelPath!, () => new CpuModel(config, weights, new CpuModelOptions
         {
             MaxContext = context, MaxBatch = Math.Min(o.Batch, context), Threads = o.Threads,
-        });
+        }), Console.Error);
+        using var disposeModel = (IDisposable)selected;
+        var model = selected;
+        string backend = model is CpuModel cpuModel ? $"{cpuModel.Threads} threads" : "CUDA";
         if (o.Benchmark) return Benchmark.Run(model, o, file);
 
         ulong seed = o.Seed ?? (ulong)Random.Shared.NextInt64();
@@ -98,7 +112,7 @@ public static class Program
             Console.Error.WriteLine(
                 $"ntrun: prompt {prompt.Length} tokens in {promptSeconds * 1e3:F1} ms ({prompt.Length / promptSeconds:F1} tok/s), " +
                 $"generated {produced} tokens in {genSeconds * 1e3:F1} ms ({(produced > 0 ? produced / genSeconds : 0):F1} tok/s), " +
-                $"{model.Threads} threads" + (cancel.IsCancellationRequested ? " (interrupted)" : ""));
+                backend + (cancel.IsCancellationRequested ? " (interrupted)" : ""));
             return 0;
         }
         finally
