@@ -92,6 +92,7 @@ public sealed class PlannerPropertyTests
             if (plan.Layers.Any(l => l.Tier == Tier.C)) streamedC++;
             using var gguf = GgufFile.Open(model);
             CheckInvariants(plan, gguf, options);
+            PlanKernelTests.CheckAgainstKernelTable(plan);
             var bytes = PlanWriter.ToBytes(plan);
             var loaded = PlanReader.Parse(bytes, "prop.plan");
             Assert.Equal(bytes, PlanWriter.ToBytes(loaded));
