@@ -43,7 +43,13 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("    private static readonly CpuDispatchKey[] s_cpuKeys =\n    [\n");
             foreach (var e in entries)
                 sb.Append("        new(KernelFamilyId.").Append(Pascal(e.Kernel.Name)).Append(", KernelFormat.").Append(e.Format ?? "None").Append("),\n");
-            sb.Append("    ];\n");
+            sb.Append("    ];\n\n");
+            sb.Append("    /// <summary>The launch shape of an argument block packed by parameter offsets (as the runtime packs a plan's\n");
+            sb.Append("    /// arguments): the block read as the entry's struct, its grid rule applied. The span holds at least the struct's size.</summary>\n");
+            sb.Append("    public static LaunchShape ShapeOf(KernelId id, global::System.ReadOnlySpan<byte> arguments) => id switch\n    {\n");
+            foreach (var e in entries)
+                sb.Append("        KernelId.").Append(e.Name).Append(" => MemoryMarshal.Read<").Append(e.Name).Append(">(arguments).Shape(),\n");
+            sb.Append("        _ => throw new global::System.ArgumentOutOfRangeException(nameof(id), id, \"no such kernel\"),\n    };\n");
             foreach (var e in entries) Launcher(sb, e);
             sb.Append("}\n");
             return sb.ToString();

@@ -184,7 +184,11 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("        Kernels = new KernelFamily[]\n        {\n");
             foreach (var k in spec.Kernels)
                 sb.Append("            new KernelFamily(").Append(Literal(k.Name)).Append(", ").Append(Literal(k.Body)).Append(", ")
-                  .Append(Literal(k.Implicit)).Append(", ").Append(Strings(k.Formats)).Append("),\n");
+                  .Append(Literal(k.Implicit)).Append(", ").Append(Strings(k.Formats)).Append(")\n")
+                  .Append("                { Args = new KernelArgument[] { ")
+                  .Append(string.Join(", ", k.Args.Select(a => "new(" + Literal(a.Name) + ", " + Literal(a.Type) + ")")))
+                  .Append(" }, Block = ").Append(Literal(k.Block)).Append(", Grid = ").Append(Strings(k.Grid))
+                  .Append(", Extent = ").Append(Literal(k.Extent)).Append(" },\n");
             sb.Append("        },\n    };\n}\n");
             return sb.ToString();
         }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Publishes ntc and ntrun as NativeAOT linux-x64 single binaries (Release, self-contained, no .NET needed to run)
+# Publishes ntc, ntrun and gpu-selftest (scripts/bench-gpu.sh) as NativeAOT linux-x64 single binaries (Release, self-contained, no .NET needed to run)
 # into OUT (default artifacts/bin) and prints their paths.
 # Needs the .NET SDK and a native toolchain (gcc or clang, with zlib headers): scripts/setup.sh installs them.
 # Usage: bash scripts/publish.sh [OUT]
@@ -23,3 +23,4 @@ publish() { # project, binary name
 
 publish src/Plans/Ntc/Ntc.csproj ntc
 publish src/Runtime/Ntrun/Ntrun.csproj ntrun
+publish scripts/gpu-selftest/GpuSelfTest.csproj gpu-selftest

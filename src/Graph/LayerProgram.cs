@@ -66,11 +66,33 @@ public sealed record GraphOp(OpKind Kind, string Name, IReadOnlyList<string> Inp
 /// <see cref="Formats"/> (empty: one format-free entry point). Entry point names are <see cref="EntryPoint"/>.</summary>
 public sealed record KernelFamily(string Name, string Body, bool Implicit, IReadOnlyList<string> Formats)
 {
+    /// <summary>The family's arguments in C# (= PTX) order, after an implicit kernel's extent.</summary>
+    public IReadOnlyList<KernelArgument> Args { get; init; } = [];
+
+    /// <summary>Threads per group (block).</summary>
+    public int Block { get; init; }
+
+    /// <summary>Explicit kernels: grid (x[, y[, z]]) as expressions over the family's i32 arguments.</summary>
+    public IReadOnlyList<string> Grid { get; init; } = [];
+
+    /// <summary>Implicit kernels: total threads as an expression over the family's i32 arguments; the grid is
+    /// ceil_div(extent, block) and the kernel bounds-checks itself.</summary>
+    public string? Extent { get; init; }
+
     /// <summary>The entry point of this family for a weight format (ggml type name), or the format-free one.</summary>
     public string EntryPoint(string? format) =>
         Formats.Count == 0 ? Body
         : format != null && Formats.Contains(format) ? Body + "_" + format
         : throw new ArgumentException("kernel family " + Name + " has no entry point for format " + (format ?? "(none)"));
+}
+
+/// <summary>A kernel-family argument: <see cref="Type"/> is view&lt;u8|i32|f32|f16&gt;, i32 or f32 as the spec writes it.</summary>
+public sealed record KernelArgument(string Name, string Type)
+{
+    public bool IsView => Type.StartsWith("view<", StringComparison.Ordinal);
+
+    /// <summary>Bytes per element of a view (u8 1, f16 2, i32/f32 4).</summary>
+    public int ElementBytes => Type switch { "view<u8>" => 1, "view<f16>" => 2, _ => 4 };
 }
 
 /// <summary>The whole program: ops before the layers (embedding), the per-layer body (repeated n_layer times),

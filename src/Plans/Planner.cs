@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Engine.Graph;
+using Engine.Kernels.Ptx;
 using Engine.Plans.Gguf;
 using Engine.Plans.Hardware;
 using Engine.Plans.IoLists;
@@ -22,7 +23,10 @@ public sealed record PlanOptions
     public string? NvmeDevice { get; init; }
     public long LbaBase { get; init; }
     public int Slots { get; init; } = 2;
-    public IReadOnlyList<PtxModule> Ptx { get; init; } = [];
+    /// <summary>PTX modules to embed; null = those of the plan's kernels for the profile's GPU (<see cref="PtxFor"/>).</summary>
+    public IReadOnlyList<PtxModule>? Ptx { get; init; }
+    /// <summary>Tokens one step may process (the workspace is sized for it); decode steps use one.</summary>
+    public int Batch { get; init; } = 1;
     public string EngineVersion { get; init; } = EngineInfo.Version;
 }
 
@@ -60,7 +64,14 @@ public static class Planner
         int ctx = o.Ctx ?? Math.Min(4096, config.TrainedContext);
         if (ctx < 1 || ctx > 1 << 20) throw new PlanException($"--ctx {ctx}: must be 1 .. 1048576");
         if (o.Slots < 1 || o.Slots > 16) throw new PlanException($"--slots {o.Slots}: must be 1 .. 16");
-        var shapes = new ModelShapes(config, ctx, 1);
+        if (o.Batch < 1 || o.Batch > 4096) throw new PlanException($"--batch {o.Batch}: must be 1 .. 4096");
+        if (o.Batch > ctx) throw new PlanException($"--batch {o.Batch}: must not exceed --ctx {ctx}");
+        // Gate and up in different formats in any layer: the fused FFN kernel cannot run, the spec's fallback does.
+        var fused = program.Layer.FirstOrDefault(op => op.Kind == OpKind.MatMulSwiGlu);
+        if (fused != null && Enumerable.Range(0, config.LayerCount).Any(l =>
+                ResolveWeight(gguf, program.Tensor(fused.Inputs[0]).WeightRole!, l)?.Type != ResolveWeight(gguf, program.Tensor(fused.Inputs[1]).WeightRole!, l)?.Type))
+            program = FusedFallback.Lower(program);
+        var shapes = new ModelShapes(config, ctx, o.Batch);
         var workspace = Workspace.Build(program, shapes);
 
         // Tensors by layer; every program weight must be in the file (rope_freqs optional; output may be tied).
@@ -216,31 +227,46 @@ public static class Planner
         var tensorIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < planTensors.Count; i++) tensorIndex[planTensors[i].Name] = i;
 
-        KernelArg Resolve(string name, int layer)
+        // Operands of a launch: weights by role (tied output, absent rope_freqs → an empty view), per-layer KV
+        // caches, the shared workspace buffers. Buffers' per-token element counts come from their shapes at n_batch 1.
+        var tokenShapes = new ModelShapes(config, ctx, 1);
+        BoundOperand Resolve(string name, int layer)
         {
             var gt = program.Tensor(name);
-            switch (gt.Role)
+            if (gt.Role == TensorRole.Weight)
             {
-                case TensorRole.Weight:
-                    var w = ResolveWeight(gguf, gt.WeightRole!, layer);
-                    return w is null ? new KernelArg(ArgKind.None, -1) : new KernelArg(ArgKind.Tensor, tensorIndex[w.Name]);
-                case TensorRole.KvCache:
-                    return new KernelArg(ArgKind.Buffer, bufferIndex[(name, layer)]);
-                default:
-                    return new KernelArg(ArgKind.Buffer, bufferIndex[(name, -1)]);
+                var w = ResolveWeight(gguf, gt.WeightRole!, layer);
+                if (w is null) return new BoundOperand(new KernelArg(ArgKind.None, -1), GgmlType.F32, [0], 0, "f32");
+                long n = w.Dims.Aggregate(1L, (a, d) => a * d);
+                return new BoundOperand(new KernelArg(ArgKind.Tensor, tensorIndex[w.Name]), w.Type, (long[])w.Dims.Clone(), n, "any");
             }
+            int index = bufferIndex[(name, gt.Role == TensorRole.KvCache ? layer : -1)];
+            var dims = gt.Shape.Select(d => tokenShapes.Evaluate(d)).ToArray();
+            return new BoundOperand(new KernelArg(ArgKind.Buffer, index), null, dims, tokenShapes.Elements(gt.Shape), gt.ElementType);
         }
-        uint? WeightType(string name, int layer) => ResolveWeight(gguf, program.Tensor(name).WeightRole!, layer) is { } w ? (uint)w.Type : null;
-        long Elements(string name) => shapes.Elements(program.Tensor(name).Shape);
-        var stream = InstructionStream.Build(program, config.LayerCount, streamOrder, decision.Slots, Resolve, WeightType, Elements, config.HeadCount);
+        var binding = new KernelBinding(program, shapes.Parameters, config.RmsEpsilon, config.RopeFreqBase);
+        var instructions = InstructionStream.Build(program, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
 
         var prediction = Predict(planTensors, layers, images, workspace, config, cost, gguf);
         var fp = new Fingerprints(o.EngineVersion, gguf.FileSize, HeaderHash(o.ModelPath, gguf.DataOffset), gguf.DataOffset, file,
             hw.Name, hw.Backend, hw.GpuName, hw.Sm, hw.VramBytes, hw.PcieGen, hw.PcieWidth, hw.Driver);
-        var inputs = new PlanInputs(ctx, 1, decision.Slots, hw.IsCpu ? 0 : budgets.Vram, budgets.Ram, budgets.VramMargin, budgets.RamMargin,
+        var inputs = new PlanInputs(ctx, o.Batch, decision.Slots, hw.IsCpu ? 0 : budgets.Vram, budgets.Ram, budgets.VramMargin, budgets.RamMargin,
             source.Mode, source.Device, source.LbaBase, source.BlockSize, source.MaxTransfer, cost.H2dBandwidth, cost.DeviceBandwidth, cost.NvmeBandwidth);
-        var ptx = o.Ptx.OrderBy(p => p.Sm).ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
-        return new Plan(fp, inputs, config, tokenizer, planTensors, layers, arenas, buffers, stream.Kernels, stream.Instructions, io, ptx, prediction);
+        var kernels = binding.Kernels;
+        var ptx = (o.Ptx ?? PtxFor(hw, kernels)).OrderBy(p => p.Sm).ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
+        return new Plan(fp, inputs, config, tokenizer, planTensors, layers, arenas, buffers, kernels, instructions, io, ptx, prediction);
+    }
+
+    /// <summary>The PTX module of every kernel the plan launches, for the best architecture built for the profile's
+    /// GPU (sm_90 for 9.x, sm_80 for 8.x; Engine.Kernels.Ptx); none for a cpu plan.</summary>
+    public static IReadOnlyList<PtxModule> PtxFor(HardwareProfile hw, IReadOnlyList<KernelInfo> kernels)
+    {
+        if (hw.IsCpu) return [];
+        string arch = PtxModules.ArchitectureFor(hw.Sm / 10, hw.Sm % 10)
+            ?? throw new PlanException($"{hw.Name}: GPU {hw.GpuName} is sm_{hw.Sm}; the kernels are built for sm_80 and later");
+        var modules = PtxModules.Get(arch);
+        int sm = int.Parse(arch.AsSpan(3), System.Globalization.CultureInfo.InvariantCulture);
+        return kernels.Select(k => new PtxModule(sm, k.Entry, System.Text.Encoding.ASCII.GetBytes(modules[k.Entry]))).ToList();
     }
 
     private static bool IsOptional(string role) => role is "rope_freqs" or "output";

@@ -19,10 +19,14 @@ public sealed class LoadedPlan : IDisposable
     /// <summary>The GGUF in use: the override given to <see cref="Load"/>, or the path the plan records.</summary>
     public string ModelPath { get; }
     public Tokenizer Tokenizer { get; }
-    public CpuModel Model { get; }
+    /// <summary>The backend running the plan: <see cref="CpuModel"/> or <see cref="Cuda.CudaModel"/>.</summary>
+    public ILanguageModel Model { get; }
+
+    /// <summary>"cpu, N threads" or "cuda, GPU name", for logs and benchmark rows.</summary>
+    public string BackendName => Model is CpuModel c ? $"cpu, {c.Threads} threads" : "cuda";
     private readonly MappedModelFile _file;
 
-    private LoadedPlan(Plan plan, string planPath, string modelPath, MappedModelFile file, Tokenizer tokenizer, CpuModel model)
+    private LoadedPlan(Plan plan, string planPath, string modelPath, MappedModelFile file, Tokenizer tokenizer, ILanguageModel model)
     {
         (Plan, PlanPath, ModelPath, _file, Tokenizer, Model) = (plan, planPath, modelPath, file, tokenizer, model);
     }
@@ -30,21 +34,24 @@ public sealed class LoadedPlan : IDisposable
     /// <summary>Loads <paramref name="planPath"/>. <paramref name="modelPath"/> overrides the GGUF the plan records;
     /// <paramref name="threads"/> 0 means every core. Any defect is one <see cref="PlanException"/> or
     /// <see cref="Plans.Gguf.GgufException"/> line.</summary>
-    public static unsafe LoadedPlan Load(string planPath, string? modelPath = null, int threads = 0)
+    public static unsafe LoadedPlan Load(string planPath, string? modelPath = null, int threads = 0,
+        BackendKind backend = BackendKind.Auto, TextWriter? notices = null)
     {
         var plan = PlanReader.LoadFor(planPath, modelPath, HardwareProbe.Probe(modelPath), EngineInfo.Version);
         modelPath ??= PlanModelPath.Resolve(plan, planPath)!;   // LoadFor refused a plan without one
         var file = MappedModelFile.Open(modelPath, plan.Fingerprints.ModelFileSize);
         try
         {
-            var weights = CpuWeights.FromPlan(plan, file.Base, modelPath);
             var tokenizer = Tokenizer.Create(plan.Tokenizer);
-            var model = new CpuModel(plan.Config, weights, new CpuModelOptions
-            {
-                MaxContext = plan.Inputs.Ctx,
-                MaxBatch = Math.Max(1, plan.Inputs.Batch),
-                Threads = threads > 0 ? threads : Environment.ProcessorCount,
-            });
+            byte* mapped = file.Base;
+            string path = modelPath;
+            var model = BackendSelector.Create(backend, plan, planPath, modelPath, () => new CpuModel(plan.Config,
+                CpuWeights.FromPlan(plan, mapped, path), new CpuModelOptions
+                {
+                    MaxContext = plan.Inputs.Ctx,
+                    MaxBatch = Math.Max(1, plan.Inputs.Batch),
+                    Threads = threads > 0 ? threads : Environment.ProcessorCount,
+                }), notices ?? Console.Error);
             return new LoadedPlan(plan, planPath, modelPath, file, tokenizer, model);
         }
         catch
@@ -61,7 +68,7 @@ public sealed class LoadedPlan : IDisposable
 
     public void Dispose()
     {
-        Model.Dispose();
+        (Model as IDisposable)?.Dispose();
         _file.Dispose();
     }
 }

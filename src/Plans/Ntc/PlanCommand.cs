@@ -7,12 +7,12 @@ using Engine.Plans.PlanFile;
 namespace Engine.Plans.Cli;
 
 /// <summary><c>ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE]
-/// [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N]</c></summary>
+/// [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N]</c></summary>
 public static class PlanCommand
 {
-    public const string Usage = "usage: ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE] [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N]";
+    public const string Usage = "usage: ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE] [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N]";
 
-    public static int Run(string[] args) => Run(args, InterimLlamaProgram.Build());
+    public static int Run(string[] args) => Run(args, Engine.Graph.Generated.LlamaProgram.Program);
 
     public static int Run(string[] args, LayerProgram program)
     {
@@ -36,7 +36,7 @@ public static class PlanCommand
     public static (PlanOptions Options, string Output) Parse(string[] args)
     {
         string? model = null, output = null, hw = "auto", nvme = null;
-        int? ctx = null; int slots = 2; long? vram = null, ram = null, lba = null;
+        int? ctx = null; int slots = 2, batch = 1; long? vram = null, ram = null, lba = null;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -47,6 +47,7 @@ public static class PlanCommand
                 case "--hw": hw = Value(); break;
                 case "--ctx": ctx = Int(a, Value()); break;
                 case "--slots": slots = Int(a, Value()); break;
+                case "--batch": batch = Int(a, Value()); break;
                 case "--vram-budget": vram = Size(a, Value()); break;
                 case "--ram-budget": ram = Size(a, Value()); break;
                 case "--nvme": nvme = Value(); break;
@@ -60,7 +61,7 @@ public static class PlanCommand
         if ((nvme == null) != (lba == null)) throw new PlanException("--nvme DEVICE and --lba BASE go together (the GGUF written to DEVICE from LBA BASE)");
         var profile = HardwareProfiles.Resolve(hw, model);
         output ??= Path.ChangeExtension(model, ".plan");
-        return (new PlanOptions { ModelPath = model, Hardware = profile, Ctx = ctx, Slots = slots, VramBudget = vram, RamBudget = ram, NvmeDevice = nvme, LbaBase = lba ?? 0 }, output);
+        return (new PlanOptions { ModelPath = model, Hardware = profile, Ctx = ctx, Slots = slots, Batch = batch, VramBudget = vram, RamBudget = ram, NvmeDevice = nvme, LbaBase = lba ?? 0 }, output);
     }
 
     private static int Int(string flag, string v) =>

@@ -7,15 +7,13 @@ namespace Engine.Plans.PlanFile;
 
 public static class PlanFormat
 {
-    public const uint Version = 2;
+    public const uint Version = 3;
     public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
     public const int SectionAlignment = 4096;
     public const int MaxSections = 64;
     public const int MaxString = 1 << 20;
     /// <summary>Kernel-table weight type of an op that reads no weight.</summary>
     public const uint NoWeightType = 255;
-
-    public static uint KernelId(int family, uint weightType) => (uint)family * 256 + weightType;
 }
 
 public enum SectionKind : uint
@@ -35,7 +33,9 @@ public enum BufferRole : byte { Input = 0, Activation = 1, KvCache = 2, Output =
 
 public enum Opcode : byte { Launch = 1, Prefetch = 2, Wait = 3 }
 
-public enum ArgKind : byte { Tensor = 0, Buffer = 1, Immediate = 2, None = 3 }
+/// <summary>A kernel argument's source (docs/plan-format.md "instructions"): a view of a tensor or buffer (or an empty
+/// view), an i32 or f32 constant, or an i32 that is <c>value × n_tokens</c> of the step (patched per step).</summary>
+public enum ArgKind : byte { Tensor = 0, Buffer = 1, I32 = 2, None = 3, F32 = 4, Tokens = 5 }
 
 public static class Arenas
 {
@@ -78,7 +78,7 @@ public sealed record PlanArena(string Name, ArenaKind Kind, long Size, long Budg
 
 public sealed record PlanBuffer(string Name, BufferRole Role, int Layer, int Arena, long Offset, long Size, int FirstUse, int LastUse);
 
-public sealed record KernelInfo(uint Id, string Family, uint WeightType, string Entry);
+public sealed record KernelInfo(uint Id, string Family, uint WeightType, string Entry, uint ArgumentBytes);
 
 public readonly record struct KernelArg(ArgKind Kind, long Value);
 

@@ -44,7 +44,7 @@ public static class PlanExplainer
         long workSize = work.Count == 0 ? 0 : work.Max(b => b.Offset + b.Size);
         var globals = p.Tensors.Where(t => t.Layer < 0).ToList();
         var slots = p.Buffers.Where(b => b.Role == BufferRole.Slot).ToList();
-        L($"reserved before layers: workspace {B(workSize)}, KV cache {B(kv.Sum(b => b.Size))} (f32, {kv.Count} buffers), " +
+        L($"reserved before layers: workspace {B(workSize)}, KV cache {B(kv.Sum(b => b.Size))} (f16, {kv.Count} buffers), " +
           $"globals {B(globals.Where(t => t.Tier == Tier.A).Sum(t => t.Size))} on device + {B(globals.Where(t => t.Tier == Tier.H).Sum(t => t.Size))} host-resident, " +
           $"slots {slots.Count} x {B(slots.Select(b => b.Size).DefaultIfEmpty(0).Max())}, staging {B(p.Arenas[Arenas.Staging].Size)}");
         foreach (var t in globals)
@@ -84,7 +84,7 @@ public static class PlanExplainer
             var first = p.IoCommands[l.IoFirst]; var last = p.IoCommands[l.IoFirst + l.IoCount - 1];
             L($"  layer {idx}: {l.IoCount} commands, LBA {first.Lba}..{last.Lba + last.BlockCount - 1}, {B(l.ImageSize)} -> staging@{l.HomeOffset}");
         }
-        L($"ptx: {p.Ptx.Count} module(s){(p.Ptx.Count == 0 ? " (none embedded yet)" : ": " + string.Join(", ", p.Ptx.Select(m => $"sm_{m.Sm} {m.Name} {B(m.Text.Length)}")))}");
+        L($"ptx: {p.Ptx.Count} module(s){(p.Ptx.Count == 0 ? "" : $" for sm_{p.Ptx[0].Sm}: " + string.Join(", ", p.Ptx.Select(m => m.Name)))}");
         var pr = p.Prediction;
         L("prediction per token:");
         L($"  resident {B(pr.BytesResident)} in {N(pr.TimeResident * 1e3)} ms; pinned {B(pr.BytesPinned)} in {N(pr.TimePinned * 1e3)} ms; NVMe {B(pr.BytesNvme)} in {N(pr.TimeNvme * 1e3)} ms");
@@ -100,11 +100,14 @@ public static class PlanExplainer
         {
             ArgKind.Tensor => p.Tensors[(int)a.Value].Name,
             ArgKind.Buffer => p.Buffers[(int)a.Value].Name + (p.Buffers[(int)a.Value].Layer >= 0 ? "." + p.Buffers[(int)a.Value].Layer : ""),
-            ArgKind.Immediate => a.Value.ToString(CultureInfo.InvariantCulture),
+            ArgKind.I32 => a.Value.ToString(CultureInfo.InvariantCulture),
+            ArgKind.F32 => BitConverter.Int32BitsToSingle((int)a.Value).ToString("G6", CultureInfo.InvariantCulture) + "f",
+            ArgKind.Tokens => a.Value == 1 ? "n_tokens" : a.Value.ToString(CultureInfo.InvariantCulture) + "·n_tokens",
             _ => "-",
         });
         var s = x.Shape;
-        return $"{x.OpName,-10} {k.Entry,-16} <<<{s.GridX}, {s.BlockX}>>> ({string.Join(", ", args)})";
+        string grid = s.GridY == 1 && s.GridZ == 1 ? $"{s.GridX}" : s.GridZ == 1 ? $"({s.GridX}, {s.GridY})" : $"({s.GridX}, {s.GridY}, {s.GridZ})";
+        return $"{x.OpName,-11} {k.Entry,-16} <<<{grid}, {s.BlockX}>>> ({string.Join(", ", args)})";
     }
 
     public static string Json(Plan p)

@@ -84,7 +84,7 @@ public static class PlanReader
             c.I32("buffer.arena"), c.Size("buffer.offset"), c.Size("buffer.size"), c.I32("buffer.first_use"), c.I32("buffer.last_use")));
         c.End();
         c = sections[SectionKind.Kernels];
-        var kernels = c.List("kernels", 1 << 16, () => new KernelInfo(c.U32("kernel.id"), c.Str("kernel.family"), c.U32("kernel.weight_type"), c.Str("kernel.entry")));
+        var kernels = c.List("kernels", 1 << 16, () => new KernelInfo(c.U32("kernel.id"), c.Str("kernel.family"), c.U32("kernel.weight_type"), c.Str("kernel.entry"), c.U32("kernel.argument_bytes")));
         c.End();
         c = sections[SectionKind.Instructions];
         var instructions = c.List("instructions", 1 << 24, () => ReadInstruction(c));
@@ -192,7 +192,7 @@ public static class PlanReader
         uint kernel = c.U32("instruction.kernel_id");
         string name = c.Str("instruction.op_name");
         var shape = new LaunchShape(c.U32("grid_x"), c.U32("grid_y"), c.U32("grid_z"), c.U32("block_x"), c.U32("block_y"), c.U32("block_z"), c.U32("shared_bytes"));
-        var args = c.List("instruction.args", 64, () => new KernelArg(c.Enum<ArgKind>("arg.kind", 3), c.I64("arg.value"))).ToArray();
+        var args = c.List("instruction.args", 64, () => new KernelArg(c.Enum<ArgKind>("arg.kind", 5), c.I64("arg.value"))).ToArray();
         return new Instruction(op, layer, kernel, name, shape, args);
     }
 

@@ -91,7 +91,11 @@ public static class PlanValidator
         }
         if (p.Inputs.NvmeMode == NvmeMode.None && p.Layers.Any(l => l.Tier == Tier.C)) throw Bad("inputs.nvme_mode", "none", "tier-C layers need an NVMe source");
         var kernelIds = new HashSet<uint>();
-        foreach (var k in p.Kernels) if (!kernelIds.Add(k.Id)) throw Bad($"kernel {k.Entry}.id", k.Id, "duplicate");
+        foreach (var k in p.Kernels)
+        {
+            if (!kernelIds.Add(k.Id)) throw Bad($"kernel {k.Entry}.id", k.Id, "duplicate");
+            if (k.ArgumentBytes == 0 || k.ArgumentBytes > 4096) throw Bad($"kernel {k.Entry}.argument_bytes", k.ArgumentBytes, "must be 1..4096");
+        }
         for (int i = 0; i < p.Instructions.Count; i++)
         {
             var ins = p.Instructions[i];
@@ -110,6 +114,10 @@ public static class PlanValidator
             {
                 if (a.Kind == ArgKind.Tensor && (a.Value < 0 || a.Value >= p.Tensors.Count)) throw Bad(f + ".arg", a.Value, $"tensor index must be < {p.Tensors.Count}");
                 if (a.Kind == ArgKind.Buffer && (a.Value < 0 || a.Value >= p.Buffers.Count)) throw Bad(f + ".arg", a.Value, $"buffer index must be < {p.Buffers.Count}");
+                if (a.Kind is ArgKind.I32 or ArgKind.F32 or ArgKind.Tokens && (a.Value < int.MinValue || a.Value > int.MaxValue))
+                    throw Bad(f + ".arg", a.Value, "an i32/f32 value must fit in 32 bits");
+                if (a.Kind == ArgKind.Tokens && (a.Value < 0 || a.Value * (long)p.Inputs.Batch > int.MaxValue))
+                    throw Bad(f + ".arg", a.Value, $"n_tokens × value must fit in an i32 for n_batch {p.Inputs.Batch}");
             }
         }
         foreach (var m in p.Ptx) if (m.Sm <= 0) throw Bad($"ptx {m.Name}.sm", m.Sm, "must be positive");

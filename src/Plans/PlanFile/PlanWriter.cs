@@ -34,7 +34,7 @@ public static class PlanWriter
             (SectionKind.Tensors, Section(w => List(w, p.Tensors, Tensor))),
             (SectionKind.Layers, Section(w => List(w, p.Layers, Layer))),
             (SectionKind.Arenas, Section(w => { List(w, p.Arenas, Arena); List(w, p.Buffers, Buffer); })),
-            (SectionKind.Kernels, Section(w => List(w, p.Kernels, (w2, k) => { w2.Write(k.Id); Str(w2, k.Family); w2.Write(k.WeightType); Str(w2, k.Entry); }))),
+            (SectionKind.Kernels, Section(w => List(w, p.Kernels, (w2, k) => { w2.Write(k.Id); Str(w2, k.Family); w2.Write(k.WeightType); Str(w2, k.Entry); w2.Write(k.ArgumentBytes); }))),
             (SectionKind.Instructions, Section(w => List(w, p.Instructions, Instruction))),
             (SectionKind.IoLists, Section(w => List(w, p.IoCommands, (w2, c) => { w2.Write(c.Lba); w2.Write(c.BlockCount); w2.Write(0u); w2.Write(c.StagingOffset); }))),
             (SectionKind.Ptx, Section(w => List(w, p.Ptx, (w2, m) => { w2.Write(m.Sm); Str(w2, m.Name); w2.Write((uint)m.Text.Length); w2.Write(m.Text); }))),

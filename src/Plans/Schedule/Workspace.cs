@@ -13,7 +13,8 @@ public sealed record ProgramBuffer(string Name, BufferRole Role, long Size, int 
 }
 
 /// <summary>The program's scratch memory: inputs, activations placed by lifetime, outputs (one region, reused by
-/// every layer) and the per-layer KV cache size. Element types in plan version 1: i32 inputs, f32 otherwise.</summary>
+/// every layer) and the per-layer KV cache size. Element types as the spec declares them: i32 inputs, f16 KV cache,
+/// f32 activations and outputs.</summary>
 public sealed record Workspace(IReadOnlyList<ProgramBuffer> Buffers, IReadOnlyList<long> Offsets, long Size,
     IReadOnlyList<(string Name, long Size)> KvPerLayer)
 {
@@ -42,7 +43,7 @@ public sealed record Workspace(IReadOnlyList<ProgramBuffer> Buffers, IReadOnlyLi
         foreach (var t in program.Tensors)
         {
             if (t.Role == TensorRole.Weight) continue;
-            long bytes = checked(shapes.Elements(t.Shape) * 4);
+            long bytes = checked(shapes.Elements(t.Shape) * ElementBytes(t.ElementType));
             if (t.Role == TensorRole.KvCache) { kv.Add((t.Name, bytes)); continue; }
             if (!uses.TryGetValue(t.Name, out var u)) continue; // declared but unused: no memory
             var role = t.Role switch { TensorRole.Input => BufferRole.Input, TensorRole.Output => BufferRole.Output, _ => BufferRole.Activation };
@@ -88,6 +89,14 @@ public sealed record Workspace(IReadOnlyList<ProgramBuffer> Buffers, IReadOnlyLi
         }
         return (offsets, size);
     }
+
+    /// <summary>Bytes per element of a non-weight tensor: f16 (the KV cache, as llama.cpp's default) 2, f32/i32 4.</summary>
+    public static int ElementBytes(string elementType) => elementType switch
+    {
+        "f16" => 2,
+        "f32" or "i32" => 4,
+        _ => throw new PlanException($"layer program: element type {elementType} of a buffer is not f16, f32 or i32"),
+    };
 
     public static long Align(long x, long a) => (x + a - 1) / a * a;
 }

@@ -80,6 +80,18 @@ public sealed unsafe class CudaContext : IDisposable
         return p;
     }
 
+    /// <summary>Page-locked host memory the kernels read in place (mapped into the device's address space); returns
+    /// the host pointer and the device address of the same bytes.</summary>
+    public (IntPtr Host, ulong Device) AllocMapped(ulong bytes)
+    {
+        void* p;
+        var r = cuMemHostAlloc(&p, Math.Max(bytes, 4096), CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP);
+        if (r != CuResult.Success) throw new CudaException($"cuMemHostAlloc({bytes} bytes, mapped)", r);
+        ulong d;
+        Check(cuMemHostGetDevicePointer(&d, p, 0), "cuMemHostGetDevicePointer");
+        return ((IntPtr)p, d);
+    }
+
     public void FreePinned(void* p) { if (p != null) cuMemFreeHost(p); }
 
     /// <summary>Loads a PTX module; on failure the exception carries the JIT's error log.</summary>

@@ -64,6 +64,7 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Lib, EntryPoint = "cuMemFree_v2")] public static partial CuResult cuMemFree(ulong dptr);
     [LibraryImport(Lib)] public static partial CuResult cuMemHostAlloc(void** pp, ulong bytes, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuMemFreeHost(void* p);
+    [LibraryImport(Lib, EntryPoint = "cuMemHostGetDevicePointer_v2")] public static partial CuResult cuMemHostGetDevicePointer(ulong* dptr, void* p, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuMemHostRegister_v2")] public static partial CuResult cuMemHostRegister(void* p, ulong bytes, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuMemHostUnregister(void* p);
     [LibraryImport(Lib, EntryPoint = "cuMemcpyHtoD_v2")] public static partial CuResult cuMemcpyHtoD(ulong dst, void* src, ulong bytes);
@@ -108,6 +109,8 @@ public static unsafe partial class CudaDriver
     public const uint CU_MEMHOSTALLOC_DEVICEMAP = 0x02;
     public const uint CU_MEMHOSTALLOC_WRITECOMBINED = 0x04;
     public const uint CU_STREAM_NON_BLOCKING = 0x1;
+    // cuLaunchKernel's `extra`: (void*)1 then the argument block, (void*)2 then a size_t* of its bytes, (void*)0 ends.
+    public const nint CU_LAUNCH_PARAM_END = 0x00, CU_LAUNCH_PARAM_BUFFER_POINTER = 0x01, CU_LAUNCH_PARAM_BUFFER_SIZE = 0x02;
     public const uint CU_EVENT_DEFAULT = 0x0;
     public const uint CU_EVENT_DISABLE_TIMING = 0x2;
     public const int CU_STREAM_CAPTURE_MODE_GLOBAL = 0;

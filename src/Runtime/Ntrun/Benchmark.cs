@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Engine.Runtime.Cpu;
 using Engine.Runtime.Sampling;
 
 namespace Engine.Runtime.Cli;
@@ -44,7 +45,7 @@ internal static class Benchmark
             }
             return o.Predict / sw.Elapsed.TotalSeconds;
         }
-        Row($"pp{promptLength}", Pp, predictedTg * model.MaxBatch);
+        Row($"pp{promptLength}", Pp, predictedTg * Math.Max(1, loaded.Plan.Inputs.Batch));
         if (o.Predict > 0) Row($"tg{o.Predict}", Tg, predictedTg);
         return 0;
 
@@ -57,7 +58,7 @@ internal static class Benchmark
             double sd = rates.Length > 1 ? Math.Sqrt(rates.Sum(x => (x - mean) * (x - mean)) / (rates.Length - 1)) : 0;
             string ratio = predicted > 0 ? (mean / predicted).ToString("F2", CultureInfo.InvariantCulture) : "-";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {sizeMiB:F2} MiB | CPU | {model.Threads} | {test} | {mean:F2} ± {sd:F2} | {predicted:F2} | {ratio} |"));
+                $"| {name} | {sizeMiB:F2} MiB | {(model is CpuModel c ? "CPU | " + c.Threads : "CUDA | -")} | {test} | {mean:F2} ± {sd:F2} | {predicted:F2} | {ratio} |"));
         }
     }
 }

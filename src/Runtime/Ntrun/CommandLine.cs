@@ -32,6 +32,7 @@ public sealed record NtrunOptions
     public bool Chat { get; init; }
     /// <summary>A chat format by llama.cpp name, instead of the one detected from the plan's chat template.</summary>
     public string? ChatFormat { get; init; }
+    public BackendKind Backend { get; init; } = BackendKind.Auto;
     public bool ShowVersion { get; init; }
     public bool ShowHelp { get; init; }
 }
@@ -66,6 +67,7 @@ public static class CommandLine
                                   predicted figures
           -r, --repetitions N     benchmark runs (default 3)
           -t, --threads N         CPU threads (default: all cores)
+          --backend B             cpu, cuda or auto (default: cuda when the plan carries PTX for this GPU)
           --version, -h/--help
         The context length and batch size are the plan's (ntc plan --ctx N).
         """;
@@ -103,6 +105,7 @@ public static class CommandLine
                 "--benchmark" => o with { Benchmark = true },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
+                "--backend" => o with { Backend = ParseBackend(a, Value()) },
                 "-c" or "--ctx-size" or "-b" or "--batch-size" =>
                     throw new UsageException($"{a}: the context and batch sizes are the plan's: re-plan with ntc plan MODEL.gguf --ctx N"),
                 "--version" => o with { ShowVersion = true },
@@ -123,6 +126,12 @@ public static class CommandLine
             throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");
         return o;
     }
+
+    private static BackendKind ParseBackend(string flag, string v) => v switch
+    {
+        "auto" => BackendKind.Auto, "cpu" => BackendKind.Cpu, "cuda" => BackendKind.Cuda,
+        _ => throw new UsageException($"{flag} = \"{v}\": expected cpu, cuda or auto"),
+    };
 
     private static int ParseInt(string flag, string v, int min)
     {

@@ -26,14 +26,13 @@ public static class Program
         try
         {
             RefuseGguf(options.PlanPath!);
-            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads);
-            if (loaded.Plan.Fingerprints.HwBackend != "cpu")
-                Console.Error.WriteLine($"ntrun: {options.PlanPath} is a {loaded.Plan.Fingerprints.HwBackend} plan; this ntrun runs it on the CPU backend");
+            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads, options.Backend);
             if (options.Benchmark) return Benchmark.Run(loaded, options);
             return options.Chat ? ChatLoop.Run(loaded, options, input) : Generate(loaded, options);
         }
         catch (Exception e) when (e is PlanException or GgufException or UsageException or ChatFormatException or IOException
-                                      or UnauthorizedAccessException)
+                                      or UnauthorizedAccessException or Cuda.CudaException or Cuda.CudaModuleException
+                                      or Cuda.CudaPlanException)
         {
             Console.Error.WriteLine("ntrun: " + e.Message.ReplaceLineEndings(" "));
             return 1;
@@ -100,7 +99,7 @@ public static class Program
         Console.Error.WriteLine(
             $"ntrun: prompt {prompt.Length} tokens in {promptSeconds * 1e3:F1} ms ({prompt.Length / promptSeconds:F1} tok/s), " +
             $"generated {produced} tokens in {genSeconds * 1e3:F1} ms ({(produced > 0 ? produced / genSeconds : 0):F1} tok/s), " +
-            $"{loaded.Model.Threads} threads" + (interrupt.Pressed ? " (interrupted)" : ""));
+            loaded.BackendName + (interrupt.Pressed ? " (interrupted)" : ""));
         return interrupt.Pressed ? 130 : 0;
     }
 

@@ -20,7 +20,7 @@ public sealed class PlannerExplainTests
             ModelPath = model, Hardware = HardwareProfiles.Resolve(hw), Ctx = ctx, VramBudget = vramBudget, RamBudget = ramBudget,
             NvmeDevice = nvme, LbaBase = lba, EngineVersion = "0.1.0",
         };
-        var plan = Engine.Plans.Planner.Make(options, InterimLlamaProgram.Build());
+        var plan = Engine.Plans.Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program);
         string planPath = dir.File("model.plan");
         PlanWriter.Write(plan, planPath);
         var loaded = PlanReader.Load(planPath);
@@ -58,7 +58,7 @@ public sealed class PlannerExplainTests
     {
         var (plan, text) = PlanAndExplain(LlamaShape.Llama70B, "Q6_K", "rtx3090-48g", 4096);
         var (a, b, c) = Tiers(plan);
-        Assert.InRange(a, 21, 27);   // the seed: 24 A + 54 B + 2 C
+        Assert.InRange(a, 24, 31);   // the seed: 24 A + 54 B + 2 C with an f32 KV cache; ours is f16 (2.5 GiB less)
         Assert.InRange(c, 0, 5);
         Snapshot.Verify(text);
     }
@@ -69,9 +69,9 @@ public sealed class PlannerExplainTests
         // The issue expected tier C here; by this planner's arithmetic a 70B Q4_K_M (40 GiB of layers) fits
         // 22.8 GiB VRAM + 32 GiB pinned RAM, so nothing streams from NVMe: the snapshot shows the sums.
         var (plan, text) = PlanAndExplain(LlamaShape.Llama70B, "Q4_K_M", "rtx3090-48g", 4096, ramBudget: 32L << 30);
-        Assert.Contains(plan.Kernels, k => k.Entry == "MatMul_Q5_K");
-        Assert.Contains(plan.Kernels, k => k.Entry == "MatMul_Q6_K");
-        Assert.Contains(plan.Kernels, k => k.Entry == "MatMul_Q4_K");
+        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q5_K");
+        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q6_K");
+        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q4_K");
         Snapshot.Verify(text);
     }
 

@@ -69,7 +69,7 @@ public sealed class PlannerPropertyTests
             if (c.Targeted)
             {
                 // Budgets around what this model needs (learned from an unconstrained plan), so most cases stream.
-                var free = Engine.Plans.Planner.Make(options with { VramBudget = hw.IsCpu ? null : hw.VramBytes, RamBudget = hw.RamBytes }, InterimLlamaProgram.Build());
+                var free = Engine.Plans.Planner.Make(options with { VramBudget = hw.IsCpu ? null : hw.VramBytes, RamBudget = hw.RamBytes }, Engine.Graph.Generated.LlamaProgram.Program);
                 long layers = free.Layers.Sum(l => l.ImageSize), maxImage = free.Layers.Max(l => l.ImageSize);
                 long fixedDevice = free.Arenas[Arenas.Device].Size - free.Tensors.Where(t => t.Layer >= 0).Sum(t => (t.Size + 255) / 256 * 256);
                 long pinned = free.Arenas[Arenas.Pinned].Size;
@@ -79,7 +79,7 @@ public sealed class PlannerPropertyTests
                     : options with { VramBudget = fixedDevice + slots + (long)(layers * c.VramFraction * 0.6), RamBudget = pinned + slots + (long)(layers * c.RamFraction * 0.6) };
             }
             Plan plan;
-            try { plan = Engine.Plans.Planner.Make(options, InterimLlamaProgram.Build()); }
+            try { plan = Engine.Plans.Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program); }
             catch (PlanException e)
             {
                 Assert.DoesNotContain('\n', e.Message);
@@ -92,12 +92,13 @@ public sealed class PlannerPropertyTests
             if (plan.Layers.Any(l => l.Tier == Tier.C)) streamedC++;
             using var gguf = GgufFile.Open(model);
             CheckInvariants(plan, gguf, options);
+            PlanKernelTests.CheckAgainstKernelTable(plan);
             var bytes = PlanWriter.ToBytes(plan);
             var loaded = PlanReader.Parse(bytes, "prop.plan");
             Assert.Equal(bytes, PlanWriter.ToBytes(loaded));
             Assert.Equal(PlanExplainer.Text(plan), PlanExplainer.Text(loaded));
             // Same inputs, same bytes.
-            Assert.Equal(bytes, PlanWriter.ToBytes(Engine.Plans.Planner.Make(options, InterimLlamaProgram.Build())));
+            Assert.Equal(bytes, PlanWriter.ToBytes(Engine.Plans.Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program)));
         }, iter: 150, threads: 1);
         // The generator must reach every outcome, or the property proves little.
         Assert.True(planned >= 50 && refused >= 5 && streamedB >= 5 && streamedC >= 3, $"planned {planned}, refused {refused}, with B {streamedB}, with C {streamedC}");

@@ -27,7 +27,7 @@ public sealed class PlannerRealModelTests
         string path = RepoPaths.Model(model);
         var profile = HardwareProfiles.Resolve(hw);
         var o = new PlanOptions { ModelPath = path, Hardware = profile, Ctx = 64, EngineVersion = "0.1.0" };
-        var resident = Engine.Plans.Planner.Make(o, InterimLlamaProgram.Build());
+        var resident = Engine.Plans.Planner.Make(o, Engine.Graph.Generated.LlamaProgram.Program);
         Assert.All(resident.Layers, l => Assert.Equal(Tier.A, l.Tier));
         using var gguf = GgufFile.Open(path);
         PlannerPropertyTests.CheckInvariants(resident, gguf, o);
@@ -42,7 +42,7 @@ public sealed class PlannerRealModelTests
         var squeezed = profile.IsCpu
             ? o with { Hardware = profile with { Nvme = new NvmeProfile(3e9, 4096, 64 << 10) }, RamBudget = fixedDevice + packed - 1 }
             : o with { VramBudget = fixedDevice + packed - 1, RamBudget = resident.Arenas[Arenas.Pinned].Size + 2 * layer + layer / 2 };
-        var plan = Engine.Plans.Planner.Make(squeezed, InterimLlamaProgram.Build());
+        var plan = Engine.Plans.Planner.Make(squeezed, Engine.Graph.Generated.LlamaProgram.Program);
         Assert.Contains(plan.Layers, l => l.Tier != Tier.A);
         PlannerPropertyTests.CheckInvariants(plan, gguf, squeezed);
         Assert.Equal(PlanWriter.ToBytes(plan), PlanWriter.ToBytes(PlanReader.Parse(PlanWriter.ToBytes(plan), model)));

@@ -18,7 +18,7 @@ public sealed class PlannerWorkspaceTests
     [Fact]
     public void Lifetimes_cover_every_use_and_live_buffers_do_not_overlap()
     {
-        var program = InterimLlamaProgram.Build();
+        var program = Engine.Graph.Generated.LlamaProgram.Program;
         var ws = Workspace.Build(program, new ModelShapes(Config, 32, 1));
         var ops = program.AllOps.ToList();
         for (int i = 0; i < ws.Buffers.Count; i++)

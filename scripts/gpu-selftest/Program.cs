@@ -1,0 +1,517 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using Engine.Kernels.Ptx;
+using Engine.Plans.Formats;
+using Engine.Plans.Gguf;
+using Engine.Runtime.Cuda;
+using Engine.Runtime.Generated;
+using static Engine.Runtime.Cuda.CudaDriver;
+
+namespace Engine.GpuSelfTest;
+
+/// <summary>gpu-selftest [--no-bench] [--bench-only]: on the GPU machine, loads every embedded PTX module for the
+/// device's architecture through the driver API, runs every kernel family × format on seeded random inputs (outputs
+/// poisoned with NaN first) against the float64 reference (WeightFormat's dequantisers, scalar references here),
+/// scored by NMSE with per-op limits as in llama.cpp's test-backend-ops, then measures GEMV bandwidth per format at
+/// the 8B shapes against BandwidthProbe's device copy rate. Exit 0 only when every module loads and every case
+/// passes. Launches go through the same argument packing as the CUDA backend (KernelTable offsets,
+/// CU_LAUNCH_PARAM_BUFFER_POINTER/SIZE).</summary>
+public static unsafe class Program
+{
+    // NMSE limits (the ILGPU CPU-accelerator tests in tests/Engine.Kernels.Tests use the same ones).
+    private const double GemvLimit = 1e-7, EmbeddingLimit = 1e-12, RmsNormLimit = 1e-10, RopeLimit = 1e-7,
+        KvStoreLimit = 1e-12, AttentionLimit = 1e-9, ElementwiseLimit = 1e-12;
+
+    private static CudaContext s_cu = null!;
+    private static IntPtr s_stream;
+    private static readonly Dictionary<string, (IntPtr Function, int Index)> s_kernels = new(StringComparer.Ordinal);
+    private static int s_failures;
+    private static nuint s_sizeOverride;   // 0: the launcher's Size (end of the last parameter)
+
+    public static int Main(string[] args)
+    {
+        bool bench = !args.Contains("--no-bench"), conformance = !args.Contains("--bench-only");
+        var cu = CudaContext.TryOpen(0, out string reason);
+        if (cu is null) { Console.Error.WriteLine("gpu-selftest: no GPU: " + reason); return 2; }
+        s_cu = cu;
+        try
+        {
+            string? arch = PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
+            Console.WriteLine($"device: {cu.Name}, sm_{cu.Sm}, {cu.TotalMemory / (1 << 20)} MiB, {cu.MultiprocessorCount} SMs, driver {cu.DriverVersion}; PTX {arch ?? "none"}");
+            if (arch is null) { Console.Error.WriteLine("gpu-selftest: no PTX architecture built for this GPU"); return 2; }
+            s_stream = cu.CreateStream();
+            LoadModules(arch);
+            ProbeArgumentSize();
+            if (conformance) Conformance();
+            if (bench) Bandwidth();
+            Console.WriteLine(s_failures == 0 ? "gpu-selftest: all passed" : $"gpu-selftest: {s_failures} failure(s)");
+            return s_failures == 0 ? 0 : 1;
+        }
+        catch (Exception e) when (e is CudaException or CudaModuleException)
+        {
+            Console.Error.WriteLine("gpu-selftest: " + e.Message);
+            return 1;
+        }
+        finally { cu.Dispose(); }
+    }
+
+    private static void LoadModules(string arch)
+    {
+        var ptx = PtxModules.Get(arch);
+        int loaded = 0;
+        for (int i = 0; i < KernelTable.All.Count; i++)
+        {
+            var e = KernelTable.All[i];
+            try
+            {
+                var module = s_cu.LoadModule(ptx[e.Name]);
+                s_kernels[e.Name] = (s_cu.GetFunction(module, e.PtxEntry), i);
+                loaded++;
+            }
+            catch (Exception ex) when (ex is CudaException or CudaModuleException)
+            {
+                Console.WriteLine($"load FAIL {e.Name}: {ex.Message}");
+                s_failures++;
+            }
+        }
+        Console.WriteLine($"modules: {loaded} of {KernelTable.All.Count} loaded for {arch}");
+    }
+
+    // ------------------------------------------------------------------ buffers and launches
+
+    private sealed class Buffer(ulong pointer, long bytes) : IDisposable
+    {
+        public ulong Pointer { get; } = pointer;
+        public long Bytes { get; } = bytes;
+        public void Dispose() => s_cu.Free(Pointer);
+    }
+
+    private static Buffer Upload<T>(ReadOnlySpan<T> data) where T : unmanaged
+    {
+        long bytes = (long)data.Length * sizeof(T);
+        var b = new Buffer(s_cu.Alloc((ulong)Math.Max(bytes, 16)), bytes);
+        fixed (T* p = data) Check(cuMemcpyHtoD(b.Pointer, p, (ulong)bytes), "cuMemcpyHtoD");
+        return b;
+    }
+
+    /// <summary>A buffer filled with 0xFF bytes: NaN as f32 and f16, so an element the kernel fails to write fails the NMSE.</summary>
+    private static Buffer Poisoned(long bytes)
+    {
+        var b = new Buffer(s_cu.Alloc((ulong)Math.Max(bytes, 16)), bytes);
+        Check(cuMemsetD8(b.Pointer, 0xFF, (ulong)Math.Max(bytes, 16)), "cuMemsetD8");
+        return b;
+    }
+
+    private static T[] Download<T>(Buffer b) where T : unmanaged
+    {
+        var r = new T[b.Bytes / sizeof(T)];
+        fixed (T* p = r) Check(cuMemcpyDtoH(p, b.Pointer, (ulong)b.Bytes), "cuMemcpyDtoH");
+        return r;
+    }
+
+    /// <summary>An argument: a buffer (as a view whose length is in the parameter's elements), an i32 or an f32.</summary>
+    private readonly record struct Arg(Buffer? Buffer, int I, float F, bool IsFloat)
+    {
+        public static implicit operator Arg(Buffer b) => new(b, 0, 0, false);
+        public static implicit operator Arg(int i) => new(null, i, 0, false);
+        public static implicit operator Arg(float f) => new(null, 0, f, true);
+    }
+
+    /// <summary>Packs <paramref name="args"/> (an implicit kernel's extent first) by the entry's parameter offsets.</summary>
+    private static void Pack(string entry, Span<byte> block, Arg[] args)
+    {
+        var e = KernelTable.All[s_kernels[entry].Index];
+        if (args.Length != e.Params.Count) throw new ArgumentException($"{entry}: {args.Length} arguments for {e.Params.Count} parameters");
+        block.Clear();
+        for (int j = 0; j < args.Length; j++)
+        {
+            var p = e.Params[j];
+            var at = block[p.Offset..];
+            if (args[j].Buffer is { } b)
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(at, b.Pointer);
+                BinaryPrimitives.WriteInt64LittleEndian(at[8..], b.Bytes / ArgumentBlocks.ElementBytes(p.Type));
+            }
+            else if (p.Type == "f32") BinaryPrimitives.WriteSingleLittleEndian(at, args[j].F);
+            else BinaryPrimitives.WriteInt32LittleEndian(at, args[j].I);
+        }
+    }
+
+    private static CuResult TryLaunch(string entry, Span<byte> block, nuint size)
+    {
+        var (fn, index) = s_kernels[entry];
+        var s = Launchers.ShapeOf((KernelId)index, block);
+        fixed (byte* pb = block)
+        {
+            void** extra = stackalloc void*[5];
+            extra[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; extra[1] = pb;
+            extra[2] = (void*)CU_LAUNCH_PARAM_BUFFER_SIZE; extra[3] = &size;
+            extra[4] = (void*)CU_LAUNCH_PARAM_END;
+            return cuLaunchKernel(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, 0, s_stream, null, extra);
+        }
+    }
+
+    private static void Launch(string entry, params Arg[] args)
+    {
+        Span<byte> block = stackalloc byte[ArgumentBlocks.Stride];
+        Pack(entry, block, args);
+        var size = s_sizeOverride != 0 ? s_sizeOverride : (nuint)KernelTable.All[s_kernels[entry].Index].ArgumentBytes;
+        var r = TryLaunch(entry, block, size);
+        if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({entry})", r);
+        Check(cuStreamSynchronize(s_stream), $"cuStreamSynchronize after {entry}");
+    }
+
+    /// <summary>Which CU_LAUNCH_PARAM_BUFFER_SIZE the driver accepts: the end of the last parameter (the launcher's
+    /// Size, what the CUDA backend passes) or that rounded up to 8 (the struct's size).</summary>
+    private static void ProbeArgumentSize()
+    {
+        using var x = Upload<float>([1f, 2f, 3f]);
+        using var y = Upload<float>([1f, 1f, 1f]);
+        Span<byte> block = stackalloc byte[ArgumentBlocks.Stride];
+        Pack("Add", block, [3, x, y, 3]);
+        int exact = KernelTable.All[s_kernels["Add"].Index].ArgumentBytes;
+        var r = TryLaunch("Add", block, (nuint)exact);
+        if (r == CuResult.Success) { Check(cuStreamSynchronize(s_stream), "cuStreamSynchronize"); Console.WriteLine($"argument block: the driver accepts the launcher's Size ({exact} bytes for Add)"); return; }
+        int rounded = (exact + 7) / 8 * 8;
+        var r2 = TryLaunch("Add", block, (nuint)rounded);
+        Console.WriteLine($"argument block: Size {exact} refused ({Describe(r)}); rounded {rounded}: {(r2 == CuResult.Success ? "accepted: THE CUDA BACKEND MUST PASS THE ROUNDED SIZE" : Describe(r2))}");
+        s_failures++;
+        if (r2 == CuResult.Success) { s_sizeOverride = (nuint)rounded; Check(cuStreamSynchronize(s_stream), "cuStreamSynchronize"); }
+    }
+
+    // ------------------------------------------------------------------ conformance
+
+    private static void Row(string kernel, string shape, double nmse, double limit)
+    {
+        bool ok = nmse <= limit;
+        if (!ok) s_failures++;
+        Console.WriteLine($"| {kernel,-18} | {shape,-26} | {nmse,10:E2} | {limit,7:E0} | {(ok ? "ok" : "FAIL")} |");
+    }
+
+    private static double Nmse(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
+    {
+        double err = 0, norm = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            if (!float.IsFinite(actual[i])) return double.PositiveInfinity;
+            double d = actual[i] - expected[i];
+            err += d * d;
+            norm += expected[i] * expected[i];
+        }
+        return norm == 0 ? err : err / norm;
+    }
+
+    private static readonly GgmlType[] Formats =
+        [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+
+    private static void Conformance()
+    {
+        Console.WriteLine();
+        Console.WriteLine("| kernel             | shape                      |       NMSE |   limit | result |");
+        Console.WriteLine("| ---                | ---                        |       ---: |    ---: | ---    |");
+        foreach (var f in Formats)
+        {
+            int be = GgmlTypeInfo.BlockElements(f);
+            int[] colsCases = be == 1 ? [4096, 200] : be == 32 ? [4096, 32 * 37] : [4096, 256 * 3];
+            foreach (int cols in colsCases)
+                foreach (int tokens in new[] { 1, 5 })
+                {
+                    Gemv(f, 1029, cols, tokens);
+                    GemvSwiGlu(f, 515, cols, tokens);
+                }
+            Embedding(f, 300, colsCases[1], 5);
+        }
+        RmsNorm(4096, 3);
+        Rope(8, 2, 128, [5, 100, 4000], withFactors: false);
+        Rope(8, 2, 128, [5, 100, 4000], withFactors: true);
+        KvStore(256, [3, 4, 9]);
+        Attention(8, 2, 128, [37, 38]);
+        Attention(32, 8, 128, [0, 700]);
+        Elementwise(10007);
+    }
+
+    private static float Gaussian(Random rng) =>
+        (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+
+    private static float[] Gaussians(Random rng, long n)
+    {
+        var v = new float[n];
+        for (long i = 0; i < n; i++) v[i] = Gaussian(rng);
+        return v;
+    }
+
+    /// <summary>Random weights: random quant bytes (every bit pattern is a valid level) with f16 scales in a
+    /// realistic range, N(0,1) values for the float formats (as tests/Engine.Kernels.Tests' ReferenceFormats).</summary>
+    private static byte[] RandomWeights(GgmlType f, int rows, int cols, Random rng)
+    {
+        int be = GgmlTypeInfo.BlockElements(f), bb = GgmlTypeInfo.BlockBytes(f);
+        var data = new byte[(long)rows * cols / be * bb];
+        rng.NextBytes(data);
+        for (long b = 0; b < data.Length / bb; b++)
+        {
+            var block = data.AsSpan((int)(b * bb), bb);
+            switch (f)
+            {
+                case GgmlType.F32: BinaryPrimitives.WriteSingleLittleEndian(block, Gaussian(rng)); break;
+                case GgmlType.F16: BinaryPrimitives.WriteHalfLittleEndian(block, (Half)Gaussian(rng)); break;
+                case GgmlType.BF16: BinaryPrimitives.WriteUInt16LittleEndian(block, (ushort)(BitConverter.SingleToUInt32Bits(Gaussian(rng)) >> 16)); break;
+                case GgmlType.Q8_0 or GgmlType.Q4_0: BinaryPrimitives.WriteHalfLittleEndian(block, (Half)(0.01 + rng.NextDouble() * 0.05)); break;
+                case GgmlType.Q4_K or GgmlType.Q5_K:
+                    BinaryPrimitives.WriteHalfLittleEndian(block, (Half)(0.001 + rng.NextDouble() * 0.01));
+                    BinaryPrimitives.WriteHalfLittleEndian(block[2..], (Half)(0.001 + rng.NextDouble() * 0.01));
+                    break;
+                case GgmlType.Q6_K: BinaryPrimitives.WriteHalfLittleEndian(block[208..], (Half)(0.001 + rng.NextDouble() * 0.01)); break;
+            }
+        }
+        return data;
+    }
+
+    private static double[] DequantizedRow(GgmlType f, byte[] w, int row, int cols)
+    {
+        long rowBytes = GgmlTypeInfo.RowBytes(f, cols);
+        var y = new double[cols];
+        WeightFormat.DequantizeRow(f, w.AsSpan((int)(row * rowBytes), (int)rowBytes), y);
+        return y;
+    }
+
+    private static double Dot(double[] w, float[] x, int offset)
+    {
+        double s = 0;
+        for (int c = 0; c < w.Length; c++) s += w[c] * x[offset + c];
+        return s;
+    }
+
+    private static void Gemv(GgmlType f, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7919 + cols * 31 + tokens + (int)f);
+        byte[] w = RandomWeights(f, rows, cols, rng);
+        float[] x = Gaussians(rng, (long)cols * tokens);
+        using var wb = Upload<byte>(w);
+        using var xb = Upload<float>(x);
+        using var yb = Poisoned((long)rows * tokens * 4);
+        Launch("Gemv_" + f, wb, xb, yb, rows, cols, tokens);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            var wr = DequantizedRow(f, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+        }
+        Row("Gemv_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+    }
+
+    private static double Silu(double g) => g / (1 + Math.Exp(-g));
+
+    private static void GemvSwiGlu(GgmlType f, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7907 + cols * 37 + tokens + (int)f);
+        byte[] g = RandomWeights(f, rows, cols, rng), u = RandomWeights(f, rows, cols, rng);
+        float[] x = Gaussians(rng, (long)cols * tokens);
+        using var gb = Upload<byte>(g);
+        using var ub = Upload<byte>(u);
+        using var xb = Upload<float>(x);
+        using var yb = Poisoned((long)rows * tokens * 4);
+        Launch("GemvSwiGlu_" + f, gb, ub, xb, yb, rows, cols, tokens);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] gr = DequantizedRow(f, g, r, cols), ur = DequantizedRow(f, u, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Silu(Dot(gr, x, t * cols)) * Dot(ur, x, t * cols);
+        }
+        Row("GemvSwiGlu_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+    }
+
+    private static void Embedding(GgmlType f, int vocab, int cols, int tokens)
+    {
+        var rng = new Random(vocab + cols + (int)f);
+        byte[] table = RandomWeights(f, vocab, cols, rng);
+        int[] ids = Enumerable.Range(0, tokens).Select(_ => rng.Next(vocab)).ToArray();
+        using var tb = Upload<byte>(table);
+        using var ib = Upload<int>(ids);
+        using var yb = Poisoned((long)cols * tokens * 4);
+        Launch("Embedding_" + f, cols * tokens, tb, ib, yb, cols, tokens);
+        var expected = ids.SelectMany(id => DequantizedRow(f, table, id, cols)).ToArray();
+        Row("Embedding_" + f, $"{vocab}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), EmbeddingLimit);
+    }
+
+    private static void RmsNorm(int cols, int tokens)
+    {
+        var rng = new Random(11);
+        float[] x = Gaussians(rng, (long)cols * tokens), w = Gaussians(rng, cols);
+        const float eps = 1e-5f;
+        using var xb = Upload<float>(x);
+        using var wb = Upload<float>(w);
+        using var yb = Poisoned((long)cols * tokens * 4);
+        Launch("RmsNorm", xb, wb, yb, cols, tokens, eps);
+        var expected = new double[cols * tokens];
+        for (int t = 0; t < tokens; t++)
+        {
+            double ss = 0;
+            for (int c = 0; c < cols; c++) ss += (double)x[t * cols + c] * x[t * cols + c];
+            double scale = 1 / Math.Sqrt(ss / cols + eps);
+            for (int c = 0; c < cols; c++) expected[t * cols + c] = x[t * cols + c] * scale * w[c];
+        }
+        Row("RmsNorm", $"{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), RmsNormLimit);
+    }
+
+    private static void Rope(int nHead, int nHeadKv, int headDim, int[] positions, bool withFactors)
+    {
+        var rng = new Random(13);
+        int tokens = positions.Length;
+        float[] q = Gaussians(rng, (long)tokens * nHead * headDim), k = Gaussians(rng, (long)tokens * nHeadKv * headDim);
+        float[] factors = withFactors ? Enumerable.Range(0, headDim / 2).Select(i => 1f + i % 7).ToArray() : [];
+        const float freqBase = 500000f, freqScale = 1f;
+        using var qb = Upload<float>(q);
+        using var kb = Upload<float>(k);
+        using var pb = Upload<int>(positions);
+        using var fb = Upload<float>(factors);
+        int extent = tokens * (nHead + nHeadKv) * (headDim / 2);
+        Launch("Rope", extent, qb, kb, pb, fb, nHead, nHeadKv, headDim, tokens, freqBase, freqScale);
+        double[] Rotate(float[] v, int heads)
+        {
+            var r = new double[v.Length];
+            for (int t = 0; t < tokens; t++)
+                for (int h = 0; h < heads; h++)
+                    for (int i = 0; i < headDim / 2; i++)
+                    {
+                        double theta = positions[t] * freqScale * Math.Pow(freqBase, -2.0 * i / headDim) / (withFactors ? factors[i] : 1);
+                        long at = ((long)t * heads + h) * headDim + 2 * i;
+                        r[at] = v[at] * Math.Cos(theta) - v[at + 1] * Math.Sin(theta);
+                        r[at + 1] = v[at] * Math.Sin(theta) + v[at + 1] * Math.Cos(theta);
+                    }
+            return r;
+        }
+        string shape = $"{nHead}/{nHeadKv}x{headDim}{(withFactors ? " +freqs" : "")}";
+        Row("Rope q", shape, Nmse(Download<float>(qb), Rotate(q, nHead)), RopeLimit);
+        Row("Rope k", shape, Nmse(Download<float>(kb), Rotate(k, nHeadKv)), RopeLimit);
+    }
+
+    private static void KvStore(int kvDim, int[] positions)
+    {
+        var rng = new Random(17);
+        int tokens = positions.Length, ctx = positions.Max() + 1;
+        float[] k = Gaussians(rng, (long)kvDim * tokens), v = Gaussians(rng, (long)kvDim * tokens);
+        using var kb = Upload<float>(k);
+        using var vb = Upload<float>(v);
+        using var pb = Upload<int>(positions);
+        using var kc = Poisoned((long)ctx * kvDim * 2);
+        using var vc = Poisoned((long)ctx * kvDim * 2);
+        Launch("KvStore", kvDim * tokens, kb, vb, kc, vc, pb, kvDim, tokens);
+        Half[] kCache = Download<Half>(kc), vCache = Download<Half>(vc);
+        var (ka, ke, va, ve) = (new float[k.Length], new double[k.Length], new float[v.Length], new double[v.Length]);
+        for (int t = 0; t < tokens; t++)
+            for (int c = 0; c < kvDim; c++)
+            {
+                int i = t * kvDim + c, slot = positions[t] * kvDim + c;
+                ka[i] = (float)kCache[slot]; ke[i] = (double)(Half)k[i];
+                va[i] = (float)vCache[slot]; ve[i] = (double)(Half)v[i];
+            }
+        Row("KvStore k", $"{kvDim}, {tokens} tok", Nmse(ka, ke), KvStoreLimit);
+        Row("KvStore v", $"{kvDim}, {tokens} tok", Nmse(va, ve), KvStoreLimit);
+    }
+
+    private static void Attention(int nHead, int nHeadKv, int headDim, int[] positions)
+    {
+        var rng = new Random(19 + nHead);
+        int tokens = positions.Length, ctx = positions.Max() + 1, kvDim = nHeadKv * headDim;
+        float[] q = Gaussians(rng, (long)tokens * nHead * headDim);
+        Half[] kc = Gaussians(rng, (long)ctx * kvDim).Select(x => (Half)x).ToArray();
+        Half[] vc = Gaussians(rng, (long)ctx * kvDim).Select(x => (Half)x).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        using var qb = Upload<float>(q);
+        using var kb = Upload<Half>(kc);
+        using var vb = Upload<Half>(vc);
+        using var pb = Upload<int>(positions);
+        using var yb = Poisoned((long)tokens * nHead * headDim * 4);
+        Launch("Attention", qb, kb, vb, pb, yb, nHead, nHeadKv, headDim, tokens, scale);
+        var expected = new double[tokens * nHead * headDim];
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < nHead; h++)
+            {
+                int kvHead = h / (nHead / nHeadKv), n = positions[t] + 1;
+                long qRow = ((long)t * nHead + h) * headDim;
+                var s = new double[n];
+                for (int p = 0; p < n; p++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < headDim; d++) dot += q[qRow + d] * (double)kc[(long)p * kvDim + kvHead * headDim + d];
+                    s[p] = dot * scale;
+                }
+                double max = s.Max(), sum = s.Sum(x => Math.Exp(x - max));
+                for (int d = 0; d < headDim; d++)
+                {
+                    double acc = 0;
+                    for (int p = 0; p < n; p++) acc += Math.Exp(s[p] - max) / sum * (double)vc[(long)p * kvDim + kvHead * headDim + d];
+                    expected[qRow + d] = acc;
+                }
+            }
+        Row("Attention", $"{nHead}/{nHeadKv}x{headDim}, pos {string.Join(",", positions)}", Nmse(Download<float>(yb), expected), AttentionLimit);
+    }
+
+    private static void Elementwise(int n)
+    {
+        var rng = new Random(23);
+        float[] a = Gaussians(rng, n), b = Gaussians(rng, n);
+        using var ab = Upload<float>(a);
+        using var bb = Upload<float>(b);
+        using var yb = Poisoned((long)n * 4);
+        Launch("SwiGlu", n, ab, bb, yb, n);
+        Row("SwiGlu", $"{n}", Nmse(Download<float>(yb), a.Select((g, i) => Silu(g) * b[i]).ToArray()), ElementwiseLimit);
+        Launch("Add", n, ab, bb, n);
+        Row("Add", $"{n}", Nmse(Download<float>(ab), a.Select((x, i) => (double)x + b[i]).ToArray()), ElementwiseLimit);
+    }
+
+    // ------------------------------------------------------------------ bandwidth
+
+    private static void Bandwidth()
+    {
+        var probe = BandwidthProbe.Measure(s_cu);
+        Console.WriteLine();
+        Console.WriteLine($"device copy {probe.DeviceCopyGBs:F0} GB/s (read + write), pinned H2D {probe.PinnedH2DGBs:F1} GB/s, D2H {probe.PinnedD2HGBs:F1} GB/s");
+        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | GB/s | of copy |");
+        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: | ---: |    ---: |");
+        IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
+        foreach (var f in Formats)
+            foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
+            {
+                var rng = new Random(rows + cols);
+                byte[] w = RandomWeights(f, rows, cols, rng);
+                // Enough copies that the set is several times the L2 (50 MiB on an H100): each launch reads from DRAM.
+                int copies = (int)Math.Clamp(Math.Ceiling(512.0 * (1 << 20) / w.Length), 3, 64);
+                var weights = Enumerable.Range(0, copies).Select(_ => Upload<byte>(w)).ToList();
+                using var xb = Upload<float>(Gaussians(rng, cols));
+                using var yb = Poisoned((long)rows * 4);
+                var blocks = new byte[copies][];
+                for (int i = 0; i < copies; i++)
+                {
+                    blocks[i] = new byte[ArgumentBlocks.Stride];
+                    Pack("Gemv_" + f, blocks[i], [weights[i], xb, yb, rows, cols, 1]);
+                }
+                nuint size = s_sizeOverride != 0 ? s_sizeOverride : (nuint)KernelTable.All[s_kernels["Gemv_" + f].Index].ArgumentBytes;
+                void Round()
+                {
+                    for (int i = 0; i < copies; i++)
+                    {
+                        var r = TryLaunch("Gemv_" + f, blocks[i], size);
+                        if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel(Gemv_{f})", r);
+                    }
+                }
+                Round(); Round();   // warm-up
+                Check(cuStreamSynchronize(s_stream), "cuStreamSynchronize");
+                var us = new double[15];
+                for (int rep = 0; rep < us.Length; rep++)
+                {
+                    Check(cuEventRecord(e0, s_stream), "cuEventRecord");
+                    Round();
+                    Check(cuEventRecord(e1, s_stream), "cuEventRecord");
+                    Check(cuEventSynchronize(e1), "cuEventSynchronize");
+                    us[rep] = CudaContext.ElapsedMs(e0, e1) * 1e3 / copies;
+                }
+                Array.Sort(us);
+                double median = us[us.Length / 2], gbs = w.Length / (median * 1e-6) / 1e9;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} |"));
+                foreach (var b in weights) b.Dispose();
+            }
+        cuEventDestroy(e0); cuEventDestroy(e1);
+    }
+}

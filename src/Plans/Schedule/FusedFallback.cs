@@ -1,0 +1,40 @@
+using Engine.Graph;
+using Engine.Plans.PlanFile;
+
+namespace Engine.Plans.Schedule;
+
+/// <summary>The spec's fallback for a fused op whose kernel cannot be used (docs/graph-spec.md "fused="): the fused
+/// gate+up GEMV with SwiGLU needs ffn_gate and ffn_up in one format, so a file that mixes them (any layer) runs the
+/// program with <c>y = gemv(gate, x); t = gemv(up, x); y = swiglu(y, t)</c> instead, t being one more activation of
+/// y's shape. Files from llama.cpp's quantizer keep gate and up in one format, so this is the rare path.</summary>
+public static class FusedFallback
+{
+    /// <summary>The program with every MatMulSwiGlu op replaced by its unfused ops (the same program when there is none).</summary>
+    public static LayerProgram Lower(LayerProgram program)
+    {
+        if (!program.AllOps.Any(o => o.Kind == OpKind.MatMulSwiGlu)) return program;
+        var tensors = program.Tensors.ToList();
+        List<GraphOp> Section(IReadOnlyList<GraphOp> ops)
+        {
+            var list = new List<GraphOp>();
+            foreach (var op in ops)
+            {
+                if (op.Kind != OpKind.MatMulSwiGlu) { list.Add(op); continue; }
+                string gate = op.Inputs[0], up = op.Inputs[1], x = op.Inputs[2], y = op.Outputs[0], t = op.Name + "_up";
+                tensors.Add(program.Tensor(y) with { Name = t });
+                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_gate", [gate, x], [y], gate) { Kernel = FamilyOf(program, OpKind.MatMul) });
+                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_up", [up, x], [t], up) { Kernel = FamilyOf(program, OpKind.MatMul) });
+                list.Add(new GraphOp(OpKind.SwiGlu, op.Name + "_swiglu", [y, t], [y]) { Kernel = FamilyOf(program, OpKind.SwiGlu) });
+            }
+            return list;
+        }
+        return program with { Tensors = tensors, Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
+    }
+
+    /// <summary>The family that runs ops of <paramref name="kind"/>: the one a program op of that kind uses, else the
+    /// family named like the kind (swiglu).</summary>
+    private static string FamilyOf(LayerProgram program, OpKind kind) =>
+        program.AllOps.FirstOrDefault(o => o.Kind == kind)?.Kernel
+        ?? program.Kernels.FirstOrDefault(k => string.Equals(k.Name.Replace("_", ""), kind.ToString(), StringComparison.OrdinalIgnoreCase))?.Name
+        ?? throw new PlanException($"layer program {program.Name}: no kernel family runs {kind} (needed by the unfused fallback)");
+}

@@ -1,0 +1,286 @@
+using System.Runtime.InteropServices;
+using Engine.Plans.Model;
+using Engine.Plans.PlanFile;
+using Engine.Runtime.Cpu;
+using Engine.Runtime.Generated;
+using LaunchShape = Engine.Runtime.Generated.LaunchShape;
+using Microsoft.Win32.SafeHandles;
+using static Engine.Runtime.Cuda.CudaDriver;
+
+namespace Engine.Runtime.Cuda;
+
+/// <summary>A plan replayed on one GPU through the driver API. At load: the plan's PTX modules, its arenas
+/// (device: cuMemAlloc; pinned: mapped cuMemHostAlloc, read in place by the embedding kernel), the tier-A and
+/// host-resident weights copied from the GGUF to their offsets, and one packed argument block per launch
+/// (<see cref="ArgumentBlocks"/>). A step copies token ids and positions into the plan's input buffers, runs the
+/// launches in order on one stream and copies the logits out. The decode step (one token) is captured once as a
+/// CUDA graph and replayed: everything that changes per token lives in device buffers the kernels read (positions
+/// drive rope, the KV-cache row and the attention length), so the graph needs no update. Steps of several tokens
+/// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules.
+/// Streamed layers (tiers B, C) are not run here yet: such a plan is refused at load.</summary>
+public sealed unsafe class CudaModel : ILanguageModel, IDisposable
+{
+    public ModelConfig Config { get; }
+    public int MaxContext { get; }
+    public int MaxBatch { get; }
+    public string DeviceName => _cu.Name;
+
+    private readonly CudaContext _cu;
+    private readonly Plan _plan;
+    private readonly List<IntPtr> _modules = new();
+    private readonly ulong _device;                 // device arena
+    private readonly IntPtr _pinnedHost;            // pinned arena (host view), mapped into the device
+    private readonly ulong[] _arenaBase;            // [arena] device address the kernels use
+    private readonly IntPtr _stream;
+
+    // One entry per launch instruction, in order; all native memory, allocated once.
+    private readonly int _launchCount;
+    private readonly Instruction[] _launches;
+    private readonly IntPtr[] _functions;
+    private readonly LaunchShape[] _oneTokenShapes;  // from the plan (checked against the launchers at load)
+    private readonly LaunchShape[] _stepShapes;      // for the current multi-token step
+    private readonly byte* _blocks;                  // [launch × Stride] argument blocks
+    private readonly nuint* _sizes;                  // [launch] CU_LAUNCH_PARAM_BUFFER_SIZE values
+    private readonly void** _extra;                  // [launch × 5] cuLaunchKernel extra arrays
+    private int _packedTokens;
+
+    // Step I/O: pinned host staging and the plan's input/output buffers.
+    private readonly int* _hostTokens, _hostPositions;   // [n_batch]
+    private readonly float* _hostLogits;                 // [n_batch, n_vocab]
+    private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
+    private IntPtr _decodeGraph;
+    private readonly bool _useGraph;
+    private bool _disposed, _ownsContext;
+
+    private CudaModel(CudaContext cu, Plan plan, string modelPath)
+    {
+        _cu = cu;
+        _plan = plan;
+        Config = plan.Config;
+        MaxContext = plan.Inputs.Ctx;
+        MaxBatch = plan.Inputs.Batch;
+        _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0";
+        if (ArgumentBlocks.Verify(plan) is { } mismatch) throw new CudaPlanException(mismatch);
+
+        // Modules: one per kernel, for this device's architecture.
+        string? arch = Engine.Kernels.Ptx.PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
+        int sm = arch is null ? 0 : int.Parse(arch.AsSpan(3), System.Globalization.CultureInfo.InvariantCulture);
+        var functions = new Dictionary<uint, IntPtr>();
+        foreach (var k in plan.Kernels)
+        {
+            var module = plan.Ptx.FirstOrDefault(m => m.Sm == sm && m.Name == k.Entry)
+                ?? throw new CudaPlanException($"the plan has no PTX for {k.Entry} on sm_{cu.Sm} ({cu.Name}): re-run ntc plan --hw auto on this machine");
+            var handle = cu.LoadModule(System.Text.Encoding.ASCII.GetString(module.Text));
+            _modules.Add(handle);
+            functions[k.Id] = cu.GetFunction(handle, KernelTable.All[(int)k.Id].PtxEntry);
+        }
+
+        // Arenas.
+        var device = plan.Arenas[Arenas.Device];
+        _device = cu.Alloc((ulong)device.Size);
+        Check(cuMemsetD8(_device, 0, (ulong)Math.Max(device.Size, 1)), "cuMemsetD8");
+        var pinned = plan.Arenas[Arenas.Pinned];
+        ulong pinnedDevice = 0;
+        if (pinned.Size > 0) (_pinnedHost, pinnedDevice) = cu.AllocMapped((ulong)pinned.Size);
+        _arenaBase = [_device, pinnedDevice, 0];
+        _stream = cu.CreateStream();
+        UploadWeights(modelPath);
+
+        // Step buffers.
+        PlanBuffer Find(string name, BufferRole role) => plan.Buffers.FirstOrDefault(b => b.Name == name && b.Role == role)
+            ?? throw new CudaPlanException($"the plan has no {role} buffer '{name}'");
+        _tokensBuffer = _device + (ulong)Find("tokens", BufferRole.Input).Offset;
+        _positionsBuffer = _device + (ulong)Find("positions", BufferRole.Input).Offset;
+        _logitsBuffer = _device + (ulong)Find("logits", BufferRole.Output).Offset;
+        _hostTokens = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
+        _hostPositions = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
+        _hostLogits = (float*)cu.AllocPinned((ulong)MaxBatch * (ulong)Config.VocabSize * 4);
+
+        // Launch list.
+        _launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
+        _launchCount = _launches.Length;
+        _functions = new IntPtr[_launchCount];
+        _oneTokenShapes = new LaunchShape[_launchCount];
+        _stepShapes = new LaunchShape[_launchCount];
+        int stride = ArgumentBlocks.Stride;
+        _blocks = (byte*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, _launchCount) * stride), 16);
+        _sizes = (nuint*)NativeMemory.Alloc((nuint)Math.Max(1, _launchCount), (nuint)sizeof(nuint));
+        _extra = (void**)NativeMemory.Alloc((nuint)Math.Max(1, _launchCount) * 5, (nuint)sizeof(void*));
+        for (int i = 0; i < _launchCount; i++)
+        {
+            var ins = _launches[i];
+            var block = new Span<byte>(_blocks + (long)i * stride, stride);
+            ArgumentBlocks.Pack(plan, ins, _arenaBase, 1, block);
+            var shape = Launchers.ShapeOf((KernelId)ins.KernelId, block);
+            var s = ins.Shape;
+            if (shape.GridX != s.GridX || shape.GridY != s.GridY || shape.GridZ != s.GridZ || shape.BlockX != s.BlockX)
+                throw new CudaPlanException($"instruction {ins.OpName} (layer {ins.Layer}): the plan's launch shape {s.GridX}x{s.GridY}x{s.GridZ}/{s.BlockX} differs from the launcher's {shape.GridX}x{shape.GridY}x{shape.GridZ}/{shape.BlockX}: re-run ntc plan");
+            _oneTokenShapes[i] = shape;
+            _functions[i] = functions[ins.KernelId];
+            _sizes[i] = (nuint)KernelTable.All[(int)ins.KernelId].ArgumentBytes;
+            void** x = _extra + 5 * i;
+            x[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; x[1] = _blocks + (long)i * stride;
+            x[2] = (void*)CU_LAUNCH_PARAM_BUFFER_SIZE; x[3] = _sizes + i;
+            x[4] = (void*)CU_LAUNCH_PARAM_END;
+            if (s.SharedBytes > 48 * 1024)
+                Check(cuFuncSetAttribute(_functions[i], CuFunctionAttribute.MaxDynamicSharedSizeBytes, (int)s.SharedBytes), "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+        }
+        _packedTokens = 1;
+    }
+
+    /// <summary>Opens the plan on <paramref name="cu"/>; one-line <see cref="CudaPlanException"/> for a plan this
+    /// backend cannot run (streamed layers, a cpu plan, another GPU), <see cref="CudaException"/> for driver errors.</summary>
+    public static CudaModel Load(CudaContext cu, Plan plan, string modelPath, bool ownsContext = false)
+    {
+        if (plan.Arenas[Arenas.Device].Kind != ArenaKind.Device)
+            throw new CudaPlanException("the plan was made for the cpu backend (no device arena): re-run ntc plan --hw auto on the GPU machine");
+        int streamed = plan.Layers.Count(l => l.Tier != Tier.A);
+        if (streamed > 0)
+            throw new CudaPlanException($"the plan streams {streamed} of {plan.Layers.Count} layers (tier B/C), which the CUDA backend does not run yet: re-plan with a larger --vram-budget, or --backend cpu");
+        return new CudaModel(cu, plan, modelPath) { _ownsContext = ownsContext };
+    }
+
+    private void UploadWeights(string modelPath)
+    {
+        const int Chunk = 64 << 20;
+        byte* staging = (byte*)_cu.AllocPinned(Chunk);
+        try
+        {
+            using SafeFileHandle file = File.OpenHandle(modelPath, FileMode.Open, FileAccess.Read);
+            foreach (var t in _plan.Tensors)
+            {
+                for (long done = 0; done < t.Size; done += Chunk)
+                {
+                    int n = (int)Math.Min(Chunk, t.Size - done);
+                    if (t.Tier == Tier.H)
+                    {
+                        ReadExactly(file, new Span<byte>((byte*)_pinnedHost + t.HomeOffset + done, n), t.FileOffset + done, modelPath);
+                        continue;
+                    }
+                    ReadExactly(file, new Span<byte>(staging, n), t.FileOffset + done, modelPath);
+                    Check(cuMemcpyHtoD(_arenaBase[t.DeviceArena] + (ulong)(t.DeviceOffset + done), staging, (ulong)n), "cuMemcpyHtoD(weights)");
+                }
+            }
+        }
+        finally { _cu.FreePinned(staging); }
+    }
+
+    private static void ReadExactly(SafeFileHandle file, Span<byte> into, long offset, string path)
+    {
+        while (into.Length > 0)
+        {
+            int n = RandomAccess.Read(file, into, offset);
+            if (n <= 0) throw new IOException($"{path}: ends before offset {offset} (the plan's tensor data): re-run ntc plan");
+            into = into[n..];
+            offset += n;
+        }
+    }
+
+    public void Forward(ReadOnlySpan<int> tokens, int startPos, Span<float> logits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int n = tokens.Length, vocab = Config.VocabSize;
+        if (n == 0) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        if (startPos < 0 || startPos > MaxContext - n)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions {startPos}..{startPos + n - 1} exceed the context of {MaxContext}");
+        bool all = logits.Length == (long)n * vocab;
+        if (!all && logits.Length != vocab)
+            throw new ArgumentException($"logits span holds {logits.Length} floats: expected {vocab} (last token) or {(long)n * vocab} (every token)", nameof(logits));
+        foreach (int t in tokens)
+            if ((uint)t >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id outside the vocabulary (0..{vocab - 1})");
+
+        for (int done = 0; done < n; done += MaxBatch)
+        {
+            int count = Math.Min(MaxBatch, n - done);
+            bool last = done + count == n;
+            for (int i = 0; i < count; i++) { _hostTokens[i] = tokens[done + i]; _hostPositions[i] = startPos + done + i; }
+            // Logits rows to bring back: every row when all are wanted, else the last pass's last row.
+            int firstRow = all ? 0 : last ? count - 1 : -1, rows = all ? count : last ? 1 : 0;
+            if (count == 1 && _useGraph) RunDecodeGraph(rows > 0);
+            else
+            {
+                Enqueue(count, firstRow, rows);
+                Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+            }
+            if (rows > 0)
+            {
+                var src = new ReadOnlySpan<float>(_hostLogits + (long)firstRow * vocab, rows * vocab);
+                src.CopyTo(all ? logits.Slice(done * vocab, rows * vocab) : logits);
+            }
+        }
+    }
+
+    /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens.</summary>
+    private void Enqueue(int n, int firstRow, int rows)
+    {
+        int vocab = Config.VocabSize;
+        Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
+        Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
+        Prepare(n);
+        var shapes = n == 1 ? _oneTokenShapes : _stepShapes;
+        for (int i = 0; i < _launchCount; i++)
+        {
+            var s = shapes[i];
+            if (s.IsEmpty) continue;
+            var r = cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
+            if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)_launches[i].KernelId].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
+        }
+        if (rows > 0)
+            Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
+    }
+
+    /// <summary>Patches the n_tokens arguments of every block for a step of n tokens and derives its grids.</summary>
+    private void Prepare(int n)
+    {
+        if (n != _packedTokens)
+        {
+            for (int i = 0; i < _launchCount; i++)
+            {
+                var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
+                ArgumentBlocks.PatchTokens(_launches[i], n, block);
+                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : Launchers.ShapeOf((KernelId)_launches[i].KernelId, block);
+            }
+            _packedTokens = n;
+        }
+    }
+
+    /// <summary>The one-token step as a CUDA graph, captured at the first decode and replayed after: its copies read
+    /// the pinned token/position staging and write the pinned logits row at replay time.</summary>
+    private void RunDecodeGraph(bool wantLogits)
+    {
+        if (_decodeGraph == IntPtr.Zero)
+        {
+            Prepare(1);
+            Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+            Check(cuStreamBeginCapture(_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+            IntPtr graph;
+            try { Enqueue(1, 0, 1); }
+            finally { Check(cuStreamEndCapture(_stream, &graph), "cuStreamEndCapture"); }
+            IntPtr exec;
+            Check(cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+            Check(cuGraphDestroy(graph), "cuGraphDestroy");
+            _decodeGraph = exec;
+        }
+        Check(cuGraphLaunch(_decodeGraph, _stream), "cuGraphLaunch");
+        Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+        _ = wantLogits; // the graph always copies the row back (n_vocab floats: cheaper than a second graph)
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        cuCtxSynchronize();
+        if (_decodeGraph != IntPtr.Zero) cuGraphExecDestroy(_decodeGraph);
+        foreach (var m in _modules) cuModuleUnload(m);
+        cuStreamDestroy(_stream);
+        _cu.Free(_device);
+        if (_pinnedHost != IntPtr.Zero) _cu.FreePinned((void*)_pinnedHost);
+        _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits);
+        NativeMemory.AlignedFree(_blocks); NativeMemory.Free(_sizes); NativeMemory.Free(_extra);
+        if (_ownsContext) _cu.Dispose();
+    }
+}
+
+/// <summary>A plan the CUDA backend cannot run here; the message is one line saying why and what to do.</summary>
+public sealed class CudaPlanException(string message) : Exception(message);

@@ -1,0 +1,135 @@
+using Engine.Kernels.Ptx;
+using Engine.Plans.Gguf;
+using Engine.Plans.Hardware;
+using Engine.Plans.PlanFile;
+using Engine.Tests;
+using Xunit;
+
+namespace Engine.Plans.Tests.Planner;
+
+/// <summary>The plan's launches against the compiled kernels (Engine.Kernels.Ptx): every kernel is an entry point of
+/// the kernel table with the same id, name and argument bytes; every launch gives one argument per PTX parameter of
+/// a kind that fits its type, with views of the element type the parameter reads; GPU plans carry the PTX of each
+/// kernel for the GPU's architecture, cpu plans none.</summary>
+public sealed class PlanKernelTests
+{
+    private static Plan Make(LlamaShape shape, string fileType, string hw, int batch = 1, Func<string, int, GgmlType>? types = null)
+    {
+        using var dir = new TempDir();
+        string model = LlamaModels.Write(dir.Path, shape, fileType, types);
+        return Engine.Plans.Planner.Make(new PlanOptions
+        {
+            ModelPath = model, Hardware = HardwareProfiles.Resolve(hw), Ctx = 256, Batch = batch, EngineVersion = "0.1.0",
+        }, Engine.Graph.Generated.LlamaProgram.Program);
+    }
+
+    public static TheoryData<string, string> Cases() => new()
+    {
+        { "F32", "cpu-only" }, { "Q8_0", "h100-80g" }, { "Q4_K_M", "rtx3090-48g" }, { "Q4_0", "h100-80g" }, { "F16", "rtx4090-64g" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Every_launch_matches_its_entry_points_parameters(string fileType, string hw)
+    {
+        var plan = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2 }, fileType, hw, batch: 4);
+        CheckAgainstKernelTable(plan);
+        Assert.Equal(4, plan.Inputs.Batch);
+    }
+
+    [Fact]
+    public void Gpu_plans_embed_the_ptx_of_their_kernels_for_the_gpus_architecture()
+    {
+        var h100 = Make(LlamaShape.Tiny, "Q8_0", "h100-80g");
+        Assert.Equal(h100.Kernels.Select(k => k.Entry).Order(StringComparer.Ordinal), h100.Ptx.Select(m => m.Name));
+        Assert.All(h100.Ptx, m => Assert.Equal(90, m.Sm));
+        Assert.All(h100.Ptx, m => Assert.Equal(PtxModules.Get("sm_90")[m.Name], System.Text.Encoding.ASCII.GetString(m.Text)));
+        var rtx = Make(LlamaShape.Tiny, "Q8_0", "rtx3090-48g");
+        Assert.All(rtx.Ptx, m => Assert.Equal(80, m.Sm));   // sm_86 runs the sm_80 PTX
+        Assert.Empty(Make(LlamaShape.Tiny, "Q8_0", "cpu-only").Ptx);
+    }
+
+    [Fact]
+    public void Kv_cache_is_f16_rows_of_kv_dim_per_context_position()
+    {
+        var s = LlamaShape.Tiny;
+        var plan = Make(s, "F32", "cpu-only");
+        int kvDim = s.HeadsKv * (s.Embd / s.Heads);
+        var kv = plan.Buffers.Where(b => b.Role == BufferRole.KvCache).ToList();
+        Assert.Equal(2 * s.Layers, kv.Count);
+        Assert.All(kv, b => Assert.Equal((long)kvDim * 256 * 2, b.Size));
+    }
+
+    [Fact]
+    public void Mixed_gate_and_up_formats_run_the_unfused_fallback()
+    {
+        var plan = Make(LlamaShape.Tiny, "Q8_0", "h100-80g", types: (role, layer) =>
+            role == "ffn_up" && layer == 1 ? GgmlType.Q4_0 : LlamaModels.TypeOf("Q8_0", role, layer, LlamaShape.Tiny));
+        CheckAgainstKernelTable(plan);
+        Assert.DoesNotContain(plan.Kernels, k => k.Family == "gemv_swiglu");
+        Assert.Contains(plan.Kernels, k => k.Entry == "SwiGlu");
+        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q4_0");
+        var layer1 = plan.Instructions.Where(i => i.Layer == 1).Select(i => i.OpName).ToList();
+        Assert.Equal(["ffn_gate_up_gate", "ffn_gate_up_up", "ffn_gate_up_swiglu"], layer1.Where(n => n.StartsWith("ffn_gate_up")));
+        Assert.Contains(plan.Buffers, b => b.Name == "ffn_gate_up_up" && b.Role == BufferRole.Activation);
+    }
+
+    [Fact]
+    public void Decode_shapes_follow_the_grid_rules_and_n_tokens_is_a_step_argument()
+    {
+        var s = LlamaShape.Tiny;
+        var plan = Make(s, "Q8_0", "h100-80g");
+        var q = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "q_proj");
+        Assert.Equal(("Gemv_Q8_0", (uint)s.Embd / 4, 1u, 128u), (Entry(plan, q), q.Shape.GridX, q.Shape.GridY, q.Shape.BlockX));
+        Assert.Equal(new KernelArg(ArgKind.Tokens, 1), q.Arguments[^1]);                     // n_tokens
+        var add = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attn_resid");
+        Assert.Equal(new KernelArg(ArgKind.Tokens, s.Embd), add.Arguments[0]);               // extent = n_embd·n_tokens
+        var attention = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attention");
+        Assert.Equal(((uint)s.Heads, 1u), (attention.Shape.GridX, attention.Shape.GridY));
+        float scale = BitConverter.Int32BitsToSingle((int)attention.Arguments[^1].Value);
+        Assert.Equal(1 / MathF.Sqrt(s.Embd / s.Heads), scale);
+    }
+
+    private static string Entry(Plan p, Instruction i) => p.Kernels.Single(k => k.Id == i.KernelId).Entry;
+
+    internal static void CheckAgainstKernelTable(Plan plan)
+    {
+        var table = PtxModules.EntryPoints;
+        foreach (var k in plan.Kernels)
+        {
+            Assert.True(k.Id < table.Count, $"kernel id {k.Id}");
+            var e = table[(int)k.Id];
+            Assert.Equal((e.Name, e.Family, e.ArgumentBytes), (k.Entry, k.Family, (int)k.ArgumentBytes));
+            Assert.Equal(e.Format ?? "", k.WeightType == PlanFormat.NoWeightType ? "" : ((GgmlType)k.WeightType).ToString());
+        }
+        foreach (var ins in plan.Instructions.Where(i => i.Opcode == Opcode.Launch))
+        {
+            var e = table[(int)ins.KernelId];
+            Assert.Equal(e.Params.Count, ins.Arguments.Length);
+            Assert.Equal((uint)e.BlockSize, ins.Shape.BlockX);
+            for (int j = 0; j < e.Params.Count; j++)
+            {
+                var p = e.Params[j];
+                var a = ins.Arguments[j];
+                string where = $"{ins.OpName} layer {ins.Layer} {e.Name}.{p.Name}";
+                switch (p.Type)
+                {
+                    case "extent" or "i32": Assert.True(a.Kind is ArgKind.I32 or ArgKind.Tokens, where); Assert.True(a.Value > 0, where); break;
+                    case "f32": Assert.True(a.Kind == ArgKind.F32, where); break;
+                    case "view<u8>": Assert.True(a.Kind == ArgKind.Tensor, where); break;
+                    case "view<f16>":
+                        Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role == BufferRole.KvCache, where);
+                        break;
+                    case "view<i32>":
+                        Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role == BufferRole.Input, where);
+                        break;
+                    case "view<f32>":
+                        Assert.True(a.Kind is ArgKind.Buffer or ArgKind.None
+                            || (a.Kind == ArgKind.Tensor && plan.Tensors[(int)a.Value].Type == GgmlType.F32), where);
+                        break;
+                    default: Assert.Fail($"{where}: unknown parameter type {p.Type}"); break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+using System.Runtime.InteropServices;
+using Engine.Plans;
+using Engine.Plans.Hardware;
+using Engine.Plans.PlanFile;
+using Engine.Runtime.Cuda;
+using Engine.Runtime.Generated;
+using Engine.Tests;
+using Xunit;
+
+namespace Engine.Runtime.Tests.Cuda;
+
+/// <summary>The CUDA backend's argument blocks, without a GPU: the plan's arguments packed by parameter offset must be
+/// byte for byte the generated launcher struct built by name from the same tensors and buffers, and the launchers'
+/// grid rules must give the plan's launch shapes.</summary>
+public sealed class ArgumentBlockTests
+{
+    private static readonly ulong[] Bases = [0x7f00_0000_0000, 0x7e00_1000_0000, 0];
+
+    private static Plan PlanFor(string model, string hw = "h100-80g", int batch = 8) =>
+        Planner.Make(new PlanOptions { ModelPath = RepoPaths.Model(model), Hardware = HardwareProfiles.Resolve(hw), Ctx = 64, Batch = batch },
+            Engine.Graph.Generated.LlamaProgram.Program);
+
+    private static DeviceView Tensor(Plan p, string name, int elementBytes)
+    {
+        var t = p.Tensors.Single(t => t.Name == name);
+        return new DeviceView(Bases[t.DeviceArena] + (ulong)t.DeviceOffset, t.Size / elementBytes);
+    }
+
+    private static DeviceView Buffer(Plan p, string name, int elementBytes, int layer = -1)
+    {
+        var b = p.Buffers.Single(b => b.Name == name && b.Layer == layer);
+        return new DeviceView(Bases[b.Arena] + (ulong)b.Offset, b.Size / elementBytes);
+    }
+
+    private static byte[] Packed(Plan p, string op, int layer, int nTokens)
+    {
+        var ins = p.Instructions.Single(i => i.OpName == op && i.Layer == layer);
+        var block = new byte[ArgumentBlocks.Stride];
+        ArgumentBlocks.Pack(p, ins, Bases, nTokens, block);
+        return block;
+    }
+
+    private static void AssertSame<T>(T launcher, byte[] packed, int size) where T : struct
+    {
+        var expected = MemoryMarshal.AsBytes(new ReadOnlySpan<T>(in launcher)).ToArray();
+        Assert.Equal(expected[..size], packed[..size]);
+    }
+
+    [Fact]
+    public void Packed_blocks_are_the_launcher_structs()
+    {
+        var p = PlanFor("stories260K.gguf");
+        var c = p.Config;
+        const int n = 3;
+        var xn = Buffer(p, "xn", 4);
+
+        var q = Launchers.Gemv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), xn, Buffer(p, "q", 4), c.QDim, c.EmbeddingLength, n);
+        AssertSame(q, Packed(p, "q_proj", 0, n), Launchers.Gemv_F32.Size);
+        Assert.Equal(q.Shape(), Launchers.ShapeOf(KernelId.Gemv_F32, Packed(p, "q_proj", 0, n)));
+
+        var norm = Launchers.RmsNorm.Create(Buffer(p, "x", 4), Tensor(p, "blk.1.ffn_norm.weight", 4), xn, c.EmbeddingLength, n, c.RmsEpsilon);
+        AssertSame(norm, Packed(p, "ffn_norm", 1, n), Launchers.RmsNorm.Size);
+
+        var positions = Buffer(p, "positions", 4);
+        var rope = Launchers.Rope.Create(Buffer(p, "q", 4), Buffer(p, "k", 4), positions, DeviceView.Empty, c.HeadCount, c.HeadCountKv, c.HeadDim, n, c.RopeFreqBase, 1f);
+        AssertSame(rope, Packed(p, "rope", 0, n), Launchers.Rope.Size);
+
+        var kv = Launchers.KvStore.Create(Buffer(p, "k", 4), Buffer(p, "v", 4), Buffer(p, "k_cache", 2, 1), Buffer(p, "v_cache", 2, 1), positions, c.KvDim, n);
+        AssertSame(kv, Packed(p, "kv_store", 1, n), Launchers.KvStore.Size);
+
+        var att = Launchers.Attention.Create(Buffer(p, "q", 4), Buffer(p, "k_cache", 2, 0), Buffer(p, "v_cache", 2, 0), positions, Buffer(p, "attn_out", 4),
+            c.HeadCount, c.HeadCountKv, c.HeadDim, n, 1f / MathF.Sqrt(c.HeadDim));
+        AssertSame(att, Packed(p, "attention", 0, n), Launchers.Attention.Size);
+        Assert.Equal(att.Shape(), Launchers.ShapeOf(KernelId.Attention, Packed(p, "attention", 0, n)));
+
+        var add = Launchers.Add.Create(Buffer(p, "x", 4), Buffer(p, "proj", 4), c.EmbeddingLength * n);
+        AssertSame(add, Packed(p, "ffn_resid", 0, n), Launchers.Add.Size);
+
+        var ffn = Launchers.GemvSwiGlu_F32.Create(Tensor(p, "blk.0.ffn_gate.weight", 1), Tensor(p, "blk.0.ffn_up.weight", 1), xn, Buffer(p, "ffn_act", 4),
+            c.FeedForwardLength, c.EmbeddingLength, n);
+        AssertSame(ffn, Packed(p, "ffn_gate_up", 0, n), Launchers.GemvSwiGlu_F32.Size);
+
+        var embd = Launchers.Embedding_F32.Create(Tensor(p, "token_embd.weight", 1), Buffer(p, "tokens", 4), Buffer(p, "x", 4), c.EmbeddingLength, n);
+        AssertSame(embd, Packed(p, "embed", -1, n), Launchers.Embedding_F32.Size);
+    }
+
+    [Theory]
+    [InlineData("stories260K.gguf")]
+    [InlineData("stories260K-pad256-Q4_K_M.gguf")]
+    [InlineData("stories260K-Q8_0.gguf")]
+    public void Plan_shapes_are_the_launchers_grid_rules_for_one_token_and_patching_changes_only_token_arguments(string model)
+    {
+        var p = PlanFor(model);
+        Assert.Null(ArgumentBlocks.Verify(p));
+        foreach (var ins in p.Instructions.Where(i => i.Opcode == Opcode.Launch))
+        {
+            var one = new byte[ArgumentBlocks.Stride];
+            ArgumentBlocks.Pack(p, ins, Bases, 1, one);
+            var s = Launchers.ShapeOf((KernelId)ins.KernelId, one);
+            Assert.Equal((ins.Shape.GridX, ins.Shape.GridY, ins.Shape.GridZ, ins.Shape.BlockX), (s.GridX, s.GridY, s.GridZ, s.BlockX));
+            var patched = (byte[])one.Clone();
+            ArgumentBlocks.PatchTokens(ins, 5, patched);
+            var five = new byte[ArgumentBlocks.Stride];
+            ArgumentBlocks.Pack(p, ins, Bases, 5, five);
+            Assert.Equal(five, patched);
+        }
+    }
+
+    [Fact]
+    public void A_plan_for_other_launchers_is_refused_in_one_line()
+    {
+        var p = PlanFor("stories260K.gguf");
+        var k = p.Kernels[0];
+        var wrongSize = p with { Kernels = p.Kernels.Select(x => x == k ? x with { ArgumentBytes = x.ArgumentBytes + 4 } : x).ToList() };
+        string? why = ArgumentBlocks.Verify(wrongSize);
+        Assert.NotNull(why);
+        Assert.Contains(k.Entry, why);
+        Assert.DoesNotContain('\n', why);
+        var ins = p.Instructions.First(i => i.Opcode == Opcode.Launch);
+        var fewer = p with { Instructions = p.Instructions.Select(i => i == ins ? i with { Args = i.Arguments[..^1] } : i).ToList() };
+        Assert.Contains("arguments for the", ArgumentBlocks.Verify(fewer));
+    }
+}
