@@ -40,7 +40,7 @@ for t in "${types[@]}"; do
   echo "== $t"
   [[ -f "$model" ]] || "$BIN/ntc" synth --preset llama3-8b --type "$t" --vocab-from "$VOCAB" -o "$model" || { rows+=("| $t | synth failed |"); continue; }
   "$BIN/ntc" plan "$model" --hw auto --ctx 1024 --batch 512 -o "$plan" || { rows+=("| $t | plan failed |"); continue; }
-  out=$("$BIN/ntrun" "$model" --plan "$plan" --backend cuda --benchmark --prompt-ids "$prompt" -n 128 -r 3 2>&1)
+  out=$("$BIN/ntrun" "$plan" --backend cuda --benchmark --prompt-ids "$prompt" -n 128 -r 3 2>&1)
   echo "$out"
   pp=$(echo "$out" | awk -F'|' '$6 ~ /pp512/ {split($7, a, " "); print a[1]}')
   tg=$(echo "$out" | awk -F'|' '$6 ~ /tg128/ {split($7, a, " "); print a[1]}')

@@ -37,7 +37,7 @@ public sealed class LoadedPlan : IDisposable
     public static unsafe LoadedPlan Load(string planPath, string? modelPath = null, int threads = 0,
         BackendKind backend = BackendKind.Auto, TextWriter? notices = null)
     {
-        var plan = PlanReader.LoadFor(planPath, modelPath, HardwareProbe.Probe(modelPath), EngineInfo.Version);
+        var plan = PlanReader.LoadFor(planPath, modelPath, backend == BackendKind.Cpu ? null : HardwareProbe.Probe(modelPath), EngineInfo.Version);
         modelPath ??= PlanModelPath.Resolve(plan, planPath)!;   // LoadFor refused a plan without one
         var file = MappedModelFile.Open(modelPath, plan.Fingerprints.ModelFileSize);
         try

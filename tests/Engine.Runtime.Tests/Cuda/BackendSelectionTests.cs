@@ -63,26 +63,35 @@ public sealed class BackendSelectionTests
     }
 
     [Fact]
-    public void Ntrun_with_a_gpu_plan_runs_on_the_cpu_after_one_notice_line()
+    public void A_gpu_plan_without_a_driver_is_refused_unless_the_cpu_backend_is_asked_for()
     {
         if (!NoDriver) return;
         string model = RepoPaths.Model("stories260K.gguf");
         string dir = Directory.CreateTempSubdirectory("ntrun-backend").FullName;
         try
         {
-            string planPath = Path.Combine(dir, "m.plan");
-            PlanWriter.Write(GpuPlan(model), planPath);
-            string[] common = [model, "--prompt-ids", "1 403 407", "-n", "8", "--temp", "0", "--ids", "-t", "2"];
-            var (code, output, err) = Ntrun([.. common, "--plan", planPath]);
-            Assert.Equal(0, code);
-            var notices = err.Split('\n').Where(l => l.Contains("cpu backend")).ToList();
-            Assert.Equal(["ntrun: using the cpu backend: libcuda.so.1 not found (no NVIDIA driver)"], notices);
-            var (code2, expected, _) = Ntrun(common);
+            string gpuPlan = Path.Combine(dir, "gpu.plan"), cpuPlan = Path.Combine(dir, "cpu.plan");
+            PlanWriter.Write(PlanModelPath.Record(GpuPlan(model), model, gpuPlan), gpuPlan);
+            var cpu = Planner.Make(new PlanOptions { ModelPath = model, Hardware = HardwareProfiles.Resolve("cpu-only"), Ctx = 64 },
+                Engine.Graph.Generated.LlamaProgram.Program);
+            PlanWriter.Write(PlanModelPath.Record(cpu, model, cpuPlan), cpuPlan);
+            string[] common = ["--prompt-ids", "1 403 407", "-n", "8", "--temp", "0", "--ids", "-t", "2"];
+
+            var (code, _, err) = Ntrun([gpuPlan, .. common]);
+            Assert.Equal(1, code);
+            Assert.StartsWith($"ntrun: {gpuPlan}: made for backend cuda, this machine runs cpu: re-plan with `ntc plan", err.Trim());
+            Assert.Single(err.Trim().Split('\n'));
+
+            var (code2, onCpu, err2) = Ntrun([gpuPlan, .. common, "--backend", "cpu"]);
             Assert.Equal(0, code2);
-            Assert.Equal(expected, output);
-            var (code3, _, err3) = Ntrun([.. common, "--plan", planPath, "--backend", "cuda"]);
-            Assert.Equal(1, code3);
-            Assert.Equal("ntrun: --backend cuda: libcuda.so.1 not found (no NVIDIA driver)", err3.Trim());
+            var (code3, expected, _) = Ntrun([cpuPlan, .. common]);
+            Assert.Equal(0, code3);
+            Assert.Equal(expected, onCpu);
+            Assert.DoesNotContain("cpu backend", err2);
+
+            var (code4, _, err4) = Ntrun([gpuPlan, .. common, "--backend", "cuda"]);
+            Assert.Equal(1, code4);
+            Assert.Single(err4.Trim().Split('\n'));
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -27,7 +27,7 @@ internal static class TestPlans
     {
         string output = Path.Combine(Folder, $"{model}.ctx{ctx}.plan");
         var (options, planPath) = PlanCommand.Parse([RepoPaths.Model(model + ".gguf"), "-o", output, "--hw", "cpu-only", "--ctx", ctx.ToString()]);
-        var plan = Planner.Make(options, InterimLlamaProgram.Build());
+        var plan = Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program);
         PlanWriter.Write(PlanModelPath.Record(plan, options.ModelPath, planPath), planPath);
         return planPath;
     }
