@@ -3,19 +3,24 @@ using ILGPU;
 
 namespace Engine.Kernels;
 
-/// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] for a weight matrix in any format (the layout of ggml-cuda mmvq: warps
-/// per row, lanes over consecutive pieces, shuffle reduction). Explicitly grouped: a group covers
-/// <see cref="RowsPerGroup"/> rows with Group.DimX / 32 / RowsPerGroup warps each (block 128: one warp per row;
-/// 256: two, …); grid.y tiles the tokens, <see cref="TokensPerGroup"/> per group, so a prompt reads each weight row
-/// once per tile from DRAM (later tokens hit L1/L2) instead of once per token.
-/// Fast path (<see cref="IWeightFormat.LaneDot"/>): each lane takes lane units g, g + lanes, …, Unroll of them per
-/// iteration, all loads issued before use (bytes in flight, not instructions, bound a GEMV on the H100); x and the
-/// aligned formats are read with 16-byte loads. Rows whose alignment does not allow it take the per-unit path.</summary>
+/// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] for a weight matrix in any format. Explicitly grouped: a group computes
+/// <see cref="RowsPerGroup"/> rows; every warp of the group takes all of them over its share of the columns (lane
+/// units g = lane, lane + Group.DimX, …), so each activation is loaded once per group and used for every row from
+/// registers (with a warp per row, x traffic from L2 was 4 bytes per weight and bound the kernel at ~0.9 T weights/s
+/// on the H100 whatever the format). Warp sums by shuffles, then across warps in shared memory. grid.y tiles the
+/// tokens, <see cref="TokensPerGroup"/> per group, so a prompt reads each weight row once per tile from DRAM.
+/// Fast path (<see cref="IWeightFormat.LaneDot"/>): weights and x by 16-byte loads where the format allows, two lane
+/// units × 4 rows of independent loads per iteration; rows whose alignment does not allow it take the per-unit
+/// path (<see cref="IWeightFormat.DotUnit"/>).</summary>
 public static class Gemv
 {
     public const int TokensPerGroup = 4;
 
+    /// <summary>Rows per group (the spec's grid rule: ceil_div(rows, 4)).</summary>
     public const int RowsPerGroup = 4;
+
+    /// <summary>Most warps a group can have (1024 threads).</summary>
+    public const int MaxWarps = 32;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols]</param>
@@ -23,86 +28,100 @@ public static class Gemv
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
-        var partials = SharedMemory.Allocate<float>(MaxWarps);
-        int warpsPerRow = WarpsPerRow();
-        int row = Grid.IdxX * RowsPerGroup + Warp.WarpIdx / warpsPerRow;
-        int part = Warp.WarpIdx - (Warp.WarpIdx / warpsPerRow) * warpsPerRow;
-        if (warpsPerRow == 1 && row >= rows) return; // whole warp leaves together (no barrier below)
-        bool valid = row < rows;
-        long rowOffset = valid ? row * RowBytes<T>(cols) : 0;
-        int lane = part * Warp.WarpSize + Warp.LaneIdx, lanes = warpsPerRow * Warp.WarpSize;
+        var partials = SharedMemory.Allocate<float>(MaxWarps * RowsPerGroup);
+        int row0 = Grid.IdxX * RowsPerGroup;
+        long rowBytes = RowBytes<T>(cols);
+        // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
+        long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
+        long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
         int first = Grid.IdxY * TokensPerGroup;
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            float dot = valid ? LanePartial<T>(w, rowOffset, cols, x, (long)t * cols, lane, lanes) : 0;
-            dot = RowSum(dot, warpsPerRow, part, partials);
-            if (valid && lane == 0) y[(long)t * rows + row] = dot;
+            Partials<T>(w, o0, o1, o2, o3, cols, x, (long)t * cols, out float p0, out float p1, out float p2, out float p3);
+            GroupSums(ref p0, ref p1, ref p2, ref p3, partials);
+            if (Group.IdxX == 0) Store(y, (long)t * rows, row0, rows, p0, p1, p2, p3);
         }
     }
 
-    /// <summary>Most warps a group can have (1024 threads).</summary>
-    public const int MaxWarps = 32;
-
-    /// <summary>Warps that share a row: Group.DimX / 32 / RowsPerGroup, at least 1.</summary>
-    public static int WarpsPerRow() => IntrinsicMath.Max(Group.DimX / (Warp.WarpSize * RowsPerGroup), 1);
-
-    /// <summary>Sums one row's per-lane partials over its warps; lane 0 of the row's first warp gets the total (with
-    /// one warp per row every lane does). With several warps per row every thread of the group must call it.</summary>
-    public static float RowSum(float partial, int warpsPerRow, int part, ArrayView<float> partials)
+    /// <summary>Thread 0 of the group writes the group's rows that exist.</summary>
+    public static void Store(ArrayView<float> y, long yRow, int row0, int rows, float p0, float p1, float p2, float p3)
     {
-        float sum = Reduce.WarpSum(partial);
-        if (warpsPerRow == 1) return sum;
-        if (Warp.LaneIdx == 0) partials[Warp.WarpIdx] = sum;
+        y[yRow + row0] = p0;
+        if (row0 + 1 < rows) y[yRow + row0 + 1] = p1;
+        if (row0 + 2 < rows) y[yRow + row0 + 2] = p2;
+        if (row0 + 3 < rows) y[yRow + row0 + 3] = p3;
+    }
+
+    /// <summary>Sums the four row partials over the group; thread 0 gets the totals. All threads must call it.</summary>
+    public static void GroupSums(ref float p0, ref float p1, ref float p2, ref float p3, ArrayView<float> partials)
+    {
+        p0 = Reduce.WarpSum(p0); p1 = Reduce.WarpSum(p1); p2 = Reduce.WarpSum(p2); p3 = Reduce.WarpSum(p3);
+        int warps = Group.DimX / Warp.WarpSize;
+        if (warps == 1) return;
+        if (Warp.LaneIdx == 0)
+        {
+            int k = Warp.WarpIdx * RowsPerGroup;
+            partials[k] = p0; partials[k + 1] = p1; partials[k + 2] = p2; partials[k + 3] = p3;
+        }
         Group.Barrier();
-        if (part == 0)
-            for (int i = 1; i < warpsPerRow; i++) sum += partials[Warp.WarpIdx + i];
+        if (Group.IdxX == 0)
+            for (int i = 1; i < warps; i++)
+            {
+                int k = i * RowsPerGroup;
+                p0 += partials[k]; p1 += partials[k + 1]; p2 += partials[k + 2]; p3 += partials[k + 3];
+            }
         Group.Barrier();
-        return sum;
     }
 
     public static long RowBytes<T>(int cols) where T : struct, IWeightFormat =>
         (long)(cols / default(T).BlockElements) * default(T).BlockBytes;
 
-    /// <summary>Dot of one weight row with x, summed over the warp; every lane gets the result.</summary>
-    public static float RowDot<T>(ArrayView<byte> w, long rowOffset, int cols, ArrayView<float> x, long xOffset)
-        where T : struct, IWeightFormat =>
-        Reduce.WarpSum(LanePartial<T>(w, rowOffset, cols, x, xOffset, Warp.LaneIdx, Warp.WarpSize));
+    /// <summary>This thread's share of the dots of four weight rows (at byte offsets o0..o3) with x[xOffset..].</summary>
+    public static void Partials<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, ArrayView<float> x,
+        long xOffset, out float p0, out float p1, out float p2, out float p3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int lane = Group.IdxX, lanes = Group.DimX;
+        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
+        // Alignment from offsets: views are 16-byte aligned (weights: GGUF 32-byte tensor alignment; activations:
+        // arena offsets; docs/kernels.md "Invariant"), and every row offset is a multiple of the row's bytes.
+        if (cols % format.LaneElements == 0 && (xOffset & 3) == 0 && (RowBytes<T>(cols) & (format.LaneAlignment - 1)) == 0)
+        {
+            int units = cols / format.LaneElements;
+            int g = lane;
+            for (; g + lanes < units; g += 2 * lanes)
+            {
+                format.LaneX(x, xOffset, g, out var a, out var c);
+                format.LaneX(x, xOffset, g + lanes, out var e, out var f);
+                p0 += format.LaneDot(w, o0, g, a, c) + format.LaneDot(w, o0, g + lanes, e, f);
+                p1 += format.LaneDot(w, o1, g, a, c) + format.LaneDot(w, o1, g + lanes, e, f);
+                p2 += format.LaneDot(w, o2, g, a, c) + format.LaneDot(w, o2, g + lanes, e, f);
+                p3 += format.LaneDot(w, o3, g, a, c) + format.LaneDot(w, o3, g + lanes, e, f);
+            }
+            if (g < units)
+            {
+                format.LaneX(x, xOffset, g, out var a, out var c);
+                p0 += format.LaneDot(w, o0, g, a, c);
+                p1 += format.LaneDot(w, o1, g, a, c);
+                p2 += format.LaneDot(w, o2, g, a, c);
+                p3 += format.LaneDot(w, o3, g, a, c);
+            }
+            return;
+        }
+        p0 = UnitPartial<T>(w, o0, cols, x, xOffset, lane, lanes);
+        p1 = UnitPartial<T>(w, o1, cols, x, xOffset, lane, lanes);
+        p2 = UnitPartial<T>(w, o2, cols, x, xOffset, lane, lanes);
+        p3 = UnitPartial<T>(w, o3, cols, x, xOffset, lane, lanes);
+    }
 
-    /// <summary>This lane's share (lane of lanes) of the dot of one weight row with x.</summary>
-    public static float LanePartial<T>(ArrayView<byte> w, long rowOffset, int cols, ArrayView<float> x, long xOffset,
+    /// <summary>The per-unit path: this lane's share (lane of lanes) of one row's dot, bytewise-aligned loads.</summary>
+    public static float UnitPartial<T>(ArrayView<byte> w, long rowOffset, int cols, ArrayView<float> x, long xOffset,
         int lane, int lanes)
         where T : struct, IWeightFormat
     {
         var format = default(T);
-        // Alignment from offsets: views are 16-byte aligned (weights: GGUF 32-byte tensor alignment; activations:
-        // arena offsets; docs/kernels.md "Invariant").
-        if (cols % format.LaneElements == 0 && (xOffset & 3) == 0 && (rowOffset & (format.LaneAlignment - 1)) == 0)
-        {
-            int units = cols / format.LaneElements;
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int g = lane;
-            if (format.Unroll == 8)
-            {
-                for (; g + 7 * lanes < units; g += 8 * lanes)
-                {
-                    s0 += format.LaneDot(w, rowOffset, g, x, xOffset) + format.LaneDot(w, rowOffset, g + 4 * lanes, x, xOffset);
-                    s1 += format.LaneDot(w, rowOffset, g + lanes, x, xOffset) + format.LaneDot(w, rowOffset, g + 5 * lanes, x, xOffset);
-                    s2 += format.LaneDot(w, rowOffset, g + 2 * lanes, x, xOffset) + format.LaneDot(w, rowOffset, g + 6 * lanes, x, xOffset);
-                    s3 += format.LaneDot(w, rowOffset, g + 3 * lanes, x, xOffset) + format.LaneDot(w, rowOffset, g + 7 * lanes, x, xOffset);
-                }
-            }
-            for (; g + 3 * lanes < units; g += 4 * lanes)
-            {
-                s0 += format.LaneDot(w, rowOffset, g, x, xOffset);
-                s1 += format.LaneDot(w, rowOffset, g + lanes, x, xOffset);
-                s2 += format.LaneDot(w, rowOffset, g + 2 * lanes, x, xOffset);
-                s3 += format.LaneDot(w, rowOffset, g + 3 * lanes, x, xOffset);
-            }
-            for (; g < units; g += lanes) s0 += format.LaneDot(w, rowOffset, g, x, xOffset);
-            return (s0 + s1) + (s2 + s3);
-        }
-
         int unitsPerBlock = format.UnitsPerBlock;
         int blockUnits = cols / format.BlockElements * unitsPerBlock;
         float sum = 0;

@@ -12,23 +12,22 @@ public static class GemvSwiGlu
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
-        var partials = SharedMemory.Allocate<float>(Gemv.MaxWarps);
-        int warpsPerRow = Gemv.WarpsPerRow();
-        int row = Grid.IdxX * Gemv.RowsPerGroup + Warp.WarpIdx / warpsPerRow;
-        int part = Warp.WarpIdx - (Warp.WarpIdx / warpsPerRow) * warpsPerRow;
-        if (warpsPerRow == 1 && row >= rows) return;
-        bool valid = row < rows;
-        long rowOffset = valid ? row * Gemv.RowBytes<T>(cols) : 0;
-        int lane = part * Warp.WarpSize + Warp.LaneIdx, lanes = warpsPerRow * Warp.WarpSize;
+        var partials = SharedMemory.Allocate<float>(Gemv.MaxWarps * Gemv.RowsPerGroup);
+        int row0 = Grid.IdxX * Gemv.RowsPerGroup;
+        long rowBytes = Gemv.RowBytes<T>(cols);
+        long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
+        long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
         int first = Grid.IdxY * Gemv.TokensPerGroup;
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            float g = valid ? Gemv.LanePartial<T>(gate, rowOffset, cols, x, (long)t * cols, lane, lanes) : 0;
-            g = Gemv.RowSum(g, warpsPerRow, part, partials);
-            float u = valid ? Gemv.LanePartial<T>(up, rowOffset, cols, x, (long)t * cols, lane, lanes) : 0;
-            u = Gemv.RowSum(u, warpsPerRow, part, partials);
-            if (valid && lane == 0) y[(long)t * rows + row] = SwiGlu.Silu(g) * u;
+            Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, (long)t * cols, out float g0, out float g1, out float g2, out float g3);
+            Gemv.GroupSums(ref g0, ref g1, ref g2, ref g3, partials);
+            Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, (long)t * cols, out float u0, out float u1, out float u2, out float u3);
+            Gemv.GroupSums(ref u0, ref u1, ref u2, ref u3, partials);
+            if (Group.IdxX == 0)
+                Gemv.Store(y, (long)t * rows, row0, rows,
+                    SwiGlu.Silu(g0) * u0, SwiGlu.Silu(g1) * u1, SwiGlu.Silu(g2) * u2, SwiGlu.Silu(g3) * u3);
         }
     }
 }

@@ -16,14 +16,18 @@ public struct BF16 : IWeightFormat
 
     public readonly int LaneElements => 8;
     public readonly int LaneAlignment => 16;
-    public readonly int Unroll => 4;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
     {
-        // 16 bytes = 8 weights; x as two 16-byte loads.
+        Ld.F4(x, xRow + 8L * g, out a.A, out a.B, out a.C, out a.D);
+        Ld.F4(x, xRow + 8L * g + 4, out c.A, out c.B, out c.C, out c.D);
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
+    {
+        // 16 bytes = 8 weights; x in a (weights 0-3) and c (4-7).
         Ld.U4(data, row + 16L * g, out uint w0, out uint w1, out uint w2, out uint w3);
-        Ld.F4(x, xRow + 8L * g, out float a0, out float a1, out float a2, out float a3);
-        Ld.F4(x, xRow + 8L * g + 4, out float b0, out float b1, out float b2, out float b3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D, b0 = c.A, b1 = c.B, b2 = c.C, b3 = c.D;
         return Interop.IntAsFloat(w0 << 16) * a0 + Interop.IntAsFloat(w0 & 0xFFFF0000) * a1
             + Interop.IntAsFloat(w1 << 16) * a2 + Interop.IntAsFloat(w1 & 0xFFFF0000) * a3
             + Interop.IntAsFloat(w2 << 16) * b0 + Interop.IntAsFloat(w2 & 0xFFFF0000) * b1

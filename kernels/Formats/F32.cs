@@ -16,12 +16,17 @@ public struct F32 : IWeightFormat
 
     public readonly int LaneElements => 4;
     public readonly int LaneAlignment => 16;
-    public readonly int Unroll => 4;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 4L * g, out a.A, out a.B, out a.C, out a.D);
+        c = default;
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
         Ld.U4(data, row + 16L * g, out uint w0, out uint w1, out uint w2, out uint w3);
-        Ld.F4(x, xRow + 4L * g, out float a0, out float a1, out float a2, out float a3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D;
         return Interop.IntAsFloat(w0) * a0 + Interop.IntAsFloat(w1) * a1 + Interop.IntAsFloat(w2) * a2 + Interop.IntAsFloat(w3) * a3;
     }
 }

@@ -33,13 +33,13 @@ public interface IWeightFormat
     /// 2-aligned GGUF blocks). Rows that are not aligned take the <see cref="DotUnit"/> path.</summary>
     int LaneAlignment { get; }
 
-    /// <summary>Lane units per iteration of the GEMV loop: all their loads are independent, so the compiler issues
-    /// them back to back (bytes in flight per warp ≈ Unroll · 32 · bytes per unit).</summary>
-    int Unroll { get; }
+    /// <summary>The activations lane unit <paramref name="g"/> multiplies (a: the first 4, c: the next 4 when
+    /// <see cref="LaneElements"/> is 8), loaded once and shared by the rows a warp computes.</summary>
+    void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c);
 
-    /// <summary>Σ w·x over lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>;
-    /// <paramref name="xRow"/> is the index in <paramref name="x"/> of the row's first activation, 16-byte aligned.</summary>
-    float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow);
+    /// <summary>Σ w·x over lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>, given the unit's
+    /// activations from <see cref="LaneX"/>.</summary>
+    float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

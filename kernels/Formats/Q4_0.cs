@@ -32,9 +32,14 @@ public struct Q4_0 : IWeightFormat
 
     public readonly int LaneElements => 4;
     public readonly int LaneAlignment => 2;
-    public readonly int Unroll => 8;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 4L * g, out a.A, out a.B, out a.C, out a.D);
+        c = default;
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
         // Lane unit g: weights 4p..4p+3 (p = g % 8) of block g / 8: low nibbles of qs[4p..] for p < 4, high nibbles
         // of qs[4(p-4)..] for p ≥ 4.
@@ -42,7 +47,7 @@ public struct Q4_0 : IWeightFormat
         int p = g & 7;
         uint q = Ld.U16x2(data, block + 2 + 4 * (p & 3)) >> (4 * (p >> 2));
         float d = Ld.Half((uint)Ld.U16(data, block));
-        Ld.F4(x, xRow + 4L * g, out float a0, out float a1, out float a2, out float a3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D;
         return d * (Ld.Small((int)(q & 0xF), 8) * a0 + Ld.Small((int)((q >> 8) & 0xF), 8) * a1
             + Ld.Small((int)((q >> 16) & 0xF), 8) * a2 + Ld.Small((int)((q >> 24) & 0xF), 8) * a3);
     }

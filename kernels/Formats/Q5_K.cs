@@ -49,9 +49,14 @@ public struct Q5_K : IWeightFormat
 
     public readonly int LaneElements => 8;
     public readonly int LaneAlignment => 16;
-    public readonly int Unroll => 4;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31), out a.A, out a.B, out a.C, out a.D);
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31) + 128, out c.A, out c.B, out c.C, out c.D);
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
         // Lane unit g: block b = g / 32, l = g % 32, weights 4l..4l+3 of each half h (128h + 4l…): chunk
         // j = 2h + l/16, low nibbles when l % 16 < 8, so sub-block s = 4h + l/8 and qs bytes 64h + 32(l/16) + 4(l%8).
@@ -62,9 +67,7 @@ public struct Q5_K : IWeightFormat
         uint q0 = Ld.U32(data, qs) >> shift, q1 = Ld.U32(data, qs + 64) >> shift;
         // Fifth bits: qh[4(l%8) + i] bit s, s = 4h + k.
         uint hq = Ld.U32(data, block + 16 + 4 * (l & 7)) >> k, h0 = hq, h1 = hq >> 4;
-        long xi = xRow + 256L * (g >> 5) + 4 * l;
-        Ld.F4(x, xi, out float a0, out float a1, out float a2, out float a3);
-        Ld.F4(x, xi + 128, out float c0, out float c1, out float c2, out float c3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D, c0 = c.A, c1 = c.B, c2 = c.C, c3 = c.D;
         // get_scale_min_k4 for sub-blocks k (< 4) and 4 + k: bytes k, k + 4, k + 8 of scales.
         int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);
         int sc0 = b0 & 63, m0 = b1 & 63;

@@ -42,9 +42,14 @@ public struct Q6_K : IWeightFormat
 
     public readonly int LaneElements => 8;
     public readonly int LaneAlignment => 2;
-    public readonly int Unroll => 4;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31), out a.A, out a.B, out a.C, out a.D);
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31) + 128, out c.A, out c.B, out c.C, out c.D);
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
         // Lane unit g: block g / 32, l = g % 32, weights 4l..4l+3 of each half n (128n + 4l…): quarter q = l/8,
         // position p = 4(l%8): ql bytes 64n + p + 32(q&1) (high nibbles when q ≥ 2), qh bytes 128 + 32n + p (bits
@@ -58,9 +63,7 @@ public struct Q6_K : IWeightFormat
         int sc0 = Ld.SignExtend8(Ld.U16(data, sc & ~1L) >> (8 * (int)(sc & 1)));
         int sc1 = Ld.SignExtend8(Ld.U16(data, (sc + 8) & ~1L) >> (8 * (int)(sc & 1)));
         float d = Ld.Half((uint)Ld.U16(data, block + 208));
-        long xi = xRow + 256L * (g >> 5) + 4 * l;
-        Ld.F4(x, xi, out float a0, out float a1, out float a2, out float a3);
-        Ld.F4(x, xi + 128, out float c0, out float c1, out float c2, out float c3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D, c0 = c.A, c1 = c.B, c2 = c.C, c3 = c.D;
         float dot0 = Ld.Small(Q6(l0, g0, 0), 32) * a0 + Ld.Small(Q6(l0, g0, 1), 32) * a1
             + Ld.Small(Q6(l0, g0, 2), 32) * a2 + Ld.Small(Q6(l0, g0, 3), 32) * a3;
         float dot1 = Ld.Small(Q6(l1, g1, 0), 32) * c0 + Ld.Small(Q6(l1, g1, 1), 32) * c1

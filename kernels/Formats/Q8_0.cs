@@ -30,15 +30,20 @@ public struct Q8_0 : IWeightFormat
 
     public readonly int LaneElements => 4;
     public readonly int LaneAlignment => 2;
-    public readonly int Unroll => 8;
 
-    public readonly float LaneDot(ArrayView<byte> data, long row, int g, ArrayView<float> x, long xRow)
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 4L * g, out a.A, out a.B, out a.C, out a.D);
+        c = default;
+    }
+
+    public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
         // Lane unit g: weights 4p..4p+3 (p = g % 8) of block g / 8; 8 lanes share a block's scale.
         long block = row + (long)(g >> 3) * 34;
         uint q = Ld.U16x2(data, block + 2 + 4 * (g & 7));
         float d = Ld.Half((uint)Ld.U16(data, block));
-        Ld.F4(x, xRow + 4L * g, out float a0, out float a1, out float a2, out float a3);
+        float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D;
         return d * (Ld.SignedByte(q, 0) * a0 + Ld.SignedByte(q, 1) * a1 + Ld.SignedByte(q, 2) * a2 + Ld.SignedByte(q, 3) * a3);
     }
 }

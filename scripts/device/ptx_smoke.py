@@ -159,7 +159,13 @@ for fmt, (be, _, _, _) in (FORMATS.items() if os.environ.get("SMOKE_SKIP_CHECK")
 ev0, ev1 = ctypes.c_void_p(), ctypes.c_void_p()
 cu.cuEventCreate(ctypes.byref(ev0), 0); cu.cuEventCreate(ctypes.byref(ev1), 0)
 def timed(fn_launch, reps=30):
-    fn_launch(0); check(cu.cuCtxSynchronize(), "warm")
+    # Warm up for >= 25 ms of back-to-back launches: from idle the SM clock needs that long to ramp up (a few
+    # launches left it low and made every format take the same time per weight).
+    t0 = time.time(); i = 0
+    while time.time() - t0 < 0.025 or i < 3:
+        fn_launch(i); i += 1
+        if i % 16 == 0: check(cu.cuCtxSynchronize(), "warm")
+    check(cu.cuCtxSynchronize(), "warm")
     ts = []
     for i in range(reps):
         cu.cuEventRecord(ev0, None); fn_launch(i + 1); cu.cuEventRecord(ev1, None); check(cu.cuEventSynchronize(ev1), "run")

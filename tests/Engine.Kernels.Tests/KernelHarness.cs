@@ -46,7 +46,11 @@ public sealed class KernelHarness : IDisposable
 
     /// <summary>Launches entry point <paramref name="name"/> with <paramref name="args"/> (ArrayViews and scalars in
     /// spec order) using the generated launcher's shape; returns that shape.</summary>
-    public LaunchShape Launch(string name, params object[] args)
+    public LaunchShape Launch(string name, params object[] args) => LaunchWithBlock(name, 0, args);
+
+    /// <summary>As <see cref="Launch"/>, with the group size of an explicitly grouped kernel replaced by
+    /// <paramref name="blockX"/> (0: the launcher's), for bodies that adapt to Group.DimX.</summary>
+    public LaunchShape LaunchWithBlock(string name, int blockX, params object[] args)
     {
         var entry = Engine.Kernels.Generated.KernelTable.Find(name) ?? throw new ArgumentException("no entry point " + name);
         // Buffers' views are ArrayView1D<T, Dense>; the entry points take their dense base ArrayView<T>.
@@ -63,7 +67,7 @@ public sealed class KernelHarness : IDisposable
             {
                 if (entry.Implicit) kernel.Launch(Accelerator.DefaultStream, new Index1D(extent), args);
                 else kernel.Launch(Accelerator.DefaultStream,
-                    new KernelConfig(new Index3D((int)shape.GridX, (int)shape.GridY, (int)shape.GridZ), new Index3D((int)shape.BlockX, 1, 1)), args);
+                    new KernelConfig(new Index3D((int)shape.GridX, (int)shape.GridY, (int)shape.GridZ), new Index3D(blockX > 0 ? blockX : (int)shape.BlockX, 1, 1)), args);
             }
             Accelerator.Synchronize();
         }

@@ -55,6 +55,34 @@ public class WeightKernelTests
         Nmse.Check($"gemv {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
     }
 
+    /// <summary>Blocks of 256 threads: 8 warps split the columns of a group's 4 rows and sum in shared memory (the
+    /// simulated CPU device caps groups at 256; scripts/device/ptx_smoke.py checks 512 on the GPU).</summary>
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Gemv_matches_reference_with_larger_groups(string format)
+    {
+        int be = ReferenceFormats.BlockElements(format);
+        int rows = 7, cols = be == 1 ? 200 : be * 9, tokens = 2;
+        var rng = new Random(cols * 13 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+        }
+        foreach (int block in new[] { 256 })
+        {
+            using var wb = h.Upload(w);
+            using var xb = h.Upload(x);
+            using var yb = h.Allocate<float>((long)rows * tokens);
+            h.LaunchWithBlock("Gemv_" + format, block, wb.View, xb.View, yb.View, rows, cols, tokens);
+            Nmse.Check($"gemv {format} {rows}x{cols}x{tokens} block {block}", yb.GetAsArray1D(), expected, GemvLimit);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(GemvCases))]
     public void GemvSwiGlu_matches_reference(string format, int rows, int cols, int tokens)
