@@ -22,9 +22,10 @@ public static class PlanReader
     }
 
     /// <summary>What ntrun calls: load, validate, and refuse a plan made for another engine version, model file or
-    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it).
+    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it; null when
+    /// the runtime emulates the plan's device on the CPU backend, so no GPU need match).
     /// <paramref name="modelPath"/> null means the GGUF the plan records (<see cref="PlanModelPath.Resolve"/>).</summary>
-    public static Plan LoadFor(string planPath, string? modelPath, Hardware.HardwareProfile found, string engineVersion)
+    public static Plan LoadFor(string planPath, string? modelPath, Hardware.HardwareProfile? found, string engineVersion)
     {
         var plan = Load(planPath);
         PlanCheck.AgainstEngine(plan, engineVersion, planPath);
@@ -33,7 +34,7 @@ public static class PlanReader
         if (!File.Exists(modelPath))
             throw new PlanException($"{planPath}: model file {modelPath} is missing: give --model PATH, or re-plan with `{PlanCheck.Replan(plan, null, planPath)}`");
         PlanCheck.AgainstModel(plan, modelPath, planPath);
-        PlanCheck.AgainstHardware(plan, found, planPath);
+        if (found != null) PlanCheck.AgainstHardware(plan, found, planPath);
         return plan;
     }
 

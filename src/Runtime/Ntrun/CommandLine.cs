@@ -32,6 +32,10 @@ public sealed record NtrunOptions
     public bool Chat { get; init; }
     /// <summary>A chat format by llama.cpp name, instead of the one detected from the plan's chat template.</summary>
     public string? ChatFormat { get; init; }
+    /// <summary>--stream-from: how tier-C layers are read (O_DIRECT, or the mmap baseline).</summary>
+    public Streaming.StreamFrom StreamFrom { get; init; } = Streaming.StreamFrom.Direct;
+    /// <summary>--backend cpu: run a plan made for a GPU on the CPU backend (its device arena emulated in host memory).</summary>
+    public bool BackendCpu { get; init; }
     public bool ShowVersion { get; init; }
     public bool ShowHelp { get; init; }
 }
@@ -66,6 +70,11 @@ public static class CommandLine
                                   predicted figures
           -r, --repetitions N     benchmark runs (default 3)
           -t, --threads N         CPU threads (default: all cores)
+          --stream-from direct|mmap
+                                  how streamed tier-C layers are read: O_DIRECT reads of the plan's I/O lists
+                                  (default), or copies out of a memory map (the page-cache baseline)
+          --backend cpu           run a plan made for a GPU on the CPU backend (the device arena in host memory,
+                                  host-to-device copies on a copy thread); a cpu plan runs without it
           --version, -h/--help
         The context length and batch size are the plan's (ntc plan --ctx N).
         """;
@@ -103,6 +112,14 @@ public static class CommandLine
                 "--benchmark" => o with { Benchmark = true },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
+                "--stream-from" => o with { StreamFrom = Value() switch
+                {
+                    "direct" => Streaming.StreamFrom.Direct,
+                    "mmap" => Streaming.StreamFrom.Mmap,
+                    var v => throw new UsageException($"--stream-from = \"{v}\": expected direct or mmap"),
+                } },
+                "--backend" => Value() == "cpu" ? o with { BackendCpu = true }
+                    : throw new UsageException($"--backend = \"{args[i]}\": this ntrun runs the cpu backend only"),
                 "-c" or "--ctx-size" or "-b" or "--batch-size" =>
                     throw new UsageException($"{a}: the context and batch sizes are the plan's: re-plan with ntc plan MODEL.gguf --ctx N"),
                 "--version" => o with { ShowVersion = true },

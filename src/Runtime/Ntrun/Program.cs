@@ -4,6 +4,7 @@ using Engine.Plans.Gguf;
 using Engine.Plans.PlanFile;
 using Engine.Runtime.Chat;
 using Engine.Runtime.Sampling;
+using Engine.Runtime.Streaming;
 using Engine.Runtime.Tokenization;
 
 namespace Engine.Runtime.Cli;
@@ -26,14 +27,18 @@ public static class Program
         try
         {
             RefuseGguf(options.PlanPath!);
-            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads);
+            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads, new PlanRunOptions
+            {
+                Streaming = new StreamingOptions { From = options.StreamFrom },
+                AnyPlanOnCpu = options.BackendCpu,
+            });
             if (loaded.Plan.Fingerprints.HwBackend != "cpu")
                 Console.Error.WriteLine($"ntrun: {options.PlanPath} is a {loaded.Plan.Fingerprints.HwBackend} plan; this ntrun runs it on the CPU backend");
             if (options.Benchmark) return Benchmark.Run(loaded, options);
             return options.Chat ? ChatLoop.Run(loaded, options, input) : Generate(loaded, options);
         }
         catch (Exception e) when (e is PlanException or GgufException or UsageException or ChatFormatException or IOException
-                                      or UnauthorizedAccessException)
+                                      or UnauthorizedAccessException or StreamingException)
         {
             Console.Error.WriteLine("ntrun: " + e.Message.ReplaceLineEndings(" "));
             return 1;
