@@ -59,13 +59,14 @@ public sealed unsafe class LayerStreamer : IDisposable
         public required long Size { get; init; }                  // the image: 4 KiB-aligned superset of its tensors
         public required byte* Destination { get; init; }          // its slot in the device arena
         public required byte* Source { get; init; }               // tier B: its image in the pinned arena; C: its staging slot
-        public ReadOnlyMemory<ReadCommand> Commands { get; init; } // tier C: its I/O list
+        public ReadOnlyMemory<ReadCommand> Commands { get; init; } // tier C: its I/O list (offsets in the staging arena)
     }
 
     private readonly StreamedLayer[] _stream;    // [streamed layers] in stream order
     private readonly int[] _streamIndex;         // [n_layer] stream index, −1 for resident layers
     private readonly int _slots;
     private readonly StagingSource? _source;
+    private readonly byte* _staging;             // the staging arena: the I/O lists' staging offsets count from here
     private readonly ReadBatch[] _reads;         // [slots] one per staging slot, reused
 
     private readonly object _gate = new();
@@ -87,9 +88,10 @@ public sealed unsafe class LayerStreamer : IDisposable
     public int SlotCount => _slots;
     public int StreamedLayerCount => _stream.Length;
 
-    private LayerStreamer(StreamedLayer[] stream, int[] streamIndex, int slots, StagingSource? source, string? readPath)
+    private LayerStreamer(StreamedLayer[] stream, int[] streamIndex, int slots, StagingSource? source, byte* staging, string? readPath)
     {
         (_stream, _streamIndex, _slots, _source, ReadPathDescription) = (stream, streamIndex, slots, source, readPath);
+        _staging = staging;
         _reads = new ReadBatch[slots];
         for (int k = 0; k < slots; k++) _reads[k] = new ReadBatch();
         _loads = new long[slots];
@@ -150,7 +152,7 @@ public sealed unsafe class LayerStreamer : IDisposable
                 throw;
             }
         }
-        return new LayerStreamer(stream, streamIndex, plan.Inputs.Slots, source, readPath);
+        return new LayerStreamer(stream, streamIndex, plan.Inputs.Slots, source, arenas.Staging, readPath);
     }
 
     /// <summary>The plan's I/O list of one layer as 4 KiB read commands (a device with 512-byte LBAs has its
@@ -243,7 +245,7 @@ public sealed unsafe class LayerStreamer : IDisposable
                         if (stagingOwner[ahead.Slot] >= 0) break;
                         stagingOwner[ahead.Slot] = nextRead;
                         submittedAt[ahead.Slot] = Stopwatch.GetTimestamp();
-                        _source!.Submit(_reads[ahead.Slot], ahead.Commands, ahead.Source);
+                        _source!.Submit(_reads[ahead.Slot], ahead.Commands, _staging);
                     }
                     nextRead++;
                 }
