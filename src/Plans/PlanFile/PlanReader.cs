@@ -22,10 +22,9 @@ public static class PlanReader
     }
 
     /// <summary>What ntrun calls: load, validate, and refuse a plan made for another engine version, model file or
-    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it).
+    /// GPU (<paramref name="found"/>: <see cref="Hardware.HardwareProbe.Probe"/> on the machine that runs it; null when
+    /// the runtime emulates the plan's device on the CPU backend, so no GPU need match).
     /// <paramref name="modelPath"/> null means the GGUF the plan records (<see cref="PlanModelPath.Resolve"/>).</summary>
-    /// <param name="found">this machine, or null when the CPU backend was asked for: it runs any plan (it emulates
-    /// the device arena in host memory), so only the engine and the model are checked.</param>
     public static Plan LoadFor(string planPath, string? modelPath, Hardware.HardwareProfile? found, string engineVersion)
     {
         var plan = Load(planPath);

@@ -1,4 +1,5 @@
 using Engine.Plans.Model;
+using Engine.Runtime.Streaming;
 
 namespace Engine.Runtime.Cpu;
 
@@ -25,8 +26,9 @@ public interface ILanguageModel
 
 /// <summary>A Llama-family model on the CPU (llama.cpp llm_build_llama is the reference graph):
 /// x = embd; per layer h = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)),
-/// x = h + Wdown·(silu(Wgate·n₂(h)) ⊙ Wup·n₂(h)); logits = Wout·n(x). Weights stay in the mapped GGUF;
-/// activations, the KV cache and the logits are f32 in buffers allocated once here.</summary>
+/// x = h + Wdown·(silu(Wgate·n₂(h)) ⊙ Wup·n₂(h)); logits = Wout·n(x). Weights stay in the mapped GGUF, except those
+/// of streamed layers, which a <see cref="LayerStreamer"/> brings into their slot before the layer runs
+/// (docs/streaming.md); activations, the KV cache and the logits are f32 in buffers allocated once here.</summary>
 public sealed unsafe class CpuModel : ILanguageModel, IDisposable
 {
     public ModelConfig Config { get; }
@@ -39,6 +41,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
     private readonly MatMul _matMul;
     private readonly Attention _attention;
     private readonly Rope _rope;
+    private readonly LayerStreamer? _streamer;   // null when every layer is resident
     private readonly float*[] _norms;    // [layer · 2 + 0/1] attn/ffn norm, then output norm at the end; [n_embd]
 
     // Activations for one batch (B = MaxBatch).
@@ -53,7 +56,10 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
     private readonly float* _values;
     private bool _disposed;
 
-    public CpuModel(ModelConfig config, CpuWeights weights, CpuModelOptions options)
+    /// <summary>A model over <paramref name="weights"/>; with a <paramref name="streamer"/>, the streamed layers'
+    /// matrices are bound to their slots and each layer waits for its weights before it runs (the streamer stays the
+    /// caller's to dispose).</summary>
+    public CpuModel(ModelConfig config, CpuWeights weights, CpuModelOptions options, LayerStreamer? streamer = null)
     {
         if (options.MaxContext < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MaxContext, "MaxContext must be positive");
         if (options.MaxBatch < 1) throw new ArgumentOutOfRangeException(nameof(options), options.MaxBatch, "MaxBatch must be positive");
@@ -62,6 +68,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
             throw new ArgumentException($"rope dimension count {config.RopeDimensions} must be even and at most head_dim {config.HeadDim}");
         Config = config;
         Weights = weights;
+        _streamer = streamer;
         MaxContext = options.MaxContext;
         MaxBatch = options.MaxBatch;
         int d = config.EmbeddingLength, B = MaxBatch;
@@ -129,6 +136,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
             float* layerKeys = _keys + (long)l * MaxContext * kvDim, layerValues = _values + (long)l * MaxContext * kvDim;
             float* k = layerKeys + (long)pos * kvDim, v = layerValues + (long)pos * kvDim;   // written in place in the cache
 
+            _streamer?.WaitLoaded(l);   // a streamed layer's weights are in its slot from here until Release
             RmsNorm.Apply(_x, _norms[2 * l], _xb, n, d, c.RmsEpsilon);
             _matMul.Run(_pool, _xb, n, w.Q, _q, w.K, k, w.V, v);
             _rope.Apply(_q, n, c.HeadCount, c.HeadDim, pos);
@@ -141,6 +149,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
             _matMul.Run(_pool, _xb, n, w.Gate, _gate, w.Up, _up);
             SwiGlu.Apply(_gate, _up, (long)n * ff);
             _matMul.Run(_pool, w.Down, _gate, n, _xb);
+            _streamer?.Release(l);      // its slot may take the next layer that uses it
             Add.InPlace(_x, _xb, (long)n * d);
         }
         if (logits == null) return;

@@ -18,13 +18,17 @@ public sealed class LayerWeights
     public required WeightMatrix Down { get; init; }  // [n_embd, n_ff]
 }
 
-/// <summary>Where one tensor's bytes are and what they hold: the input of <see cref="CpuWeights.Bind"/>.</summary>
-public readonly unsafe struct BoundTensor(byte* data, GgmlType type, long[] dims, long fileOffset)
+/// <summary>Where one tensor's bytes are and what they hold: the input of <see cref="CpuWeights.Bind"/>.
+/// <see cref="Data"/> is where the kernels read it; <see cref="LoadData"/> where its bytes can be read while binding
+/// (the same, except for a streamed layer, whose slot holds its weights only while it runs: its norm vectors are
+/// copied from the mapped file instead).</summary>
+public readonly unsafe struct BoundTensor(byte* data, GgmlType type, long[] dims, long fileOffset, byte* loadData = null)
 {
     public readonly byte* Data = data;
     public readonly GgmlType Type = type;
     public readonly long[] Dims = dims;      // GGUF order, row length first
     public readonly long FileOffset = fileOffset;
+    public readonly byte* LoadData = loadData != null ? loadData : data;
 }
 
 /// <summary>Every weight the CPU forward pass reads, located and checked once. <see cref="Bind"/> is the one place a
@@ -38,14 +42,20 @@ public sealed unsafe class CpuWeights
     public required WeightMatrix Output { get; init; }           // [n_vocab, n_embd]; token_embd when tied
     public float[]? RopeFreqs { get; init; }                     // [rope_dims / 2] (Llama 3.1)
 
-    /// <summary>Binds the weights through the plan's tensor table: each tensor at its recorded file offset in
-    /// <paramref name="mappedModel"/> (the GGUF the plan was checked against, mapped whole).</summary>
-    public static CpuWeights FromPlan(Plan plan, byte* mappedModel, string modelPath)
+    /// <summary>Binds the weights through the plan's tensor table: each tensor where <paramref name="kernelAddress"/>
+    /// puts it (the streaming engine: tier A in the map, tier H in the pinned arena, tiers B and C in their layer's
+    /// slot; <see cref="Streaming.HostArenas.KernelAddress"/>), or at its recorded file offset in
+    /// <paramref name="mappedModel"/> (the GGUF the plan was checked against, mapped whole) when none is given.</summary>
+    public static CpuWeights FromPlan(Plan plan, byte* mappedModel, string modelPath, Func<PlanTensor, nint>? kernelAddress = null)
     {
         var table = new Dictionary<string, PlanTensor>(plan.Tensors.Count, StringComparer.Ordinal);
         foreach (var t in plan.Tensors) table[t.Name] = t;
         return Bind(plan.Config, modelPath, name =>
-            table.TryGetValue(name, out var t) ? new BoundTensor(mappedModel + t.FileOffset, t.Type, t.Dims, t.FileOffset) : null);
+        {
+            if (!table.TryGetValue(name, out var t)) return null;
+            byte* inFile = mappedModel + t.FileOffset;
+            return new BoundTensor(kernelAddress != null ? (byte*)kernelAddress(t) : inFile, t.Type, t.Dims, t.FileOffset, inFile);
+        });
     }
 
     /// <summary>Binds the weights by the GGUF's own tensor infos.</summary>
@@ -78,7 +88,7 @@ public sealed unsafe class CpuWeights
                 throw new GgufException(modelPath, t.FileOffset, name + ".shape", Shape(t.Dims), $"expected [{length}]");
             if (!WeightMatrix.IsSupported(t.Type))
                 throw new GgufException(modelPath, t.FileOffset, name + ".type", t.Type.ToString(), "unsupported by the CPU backend");
-            var m = new WeightMatrix(t.Data, t.Type, 1, length);
+            var m = new WeightMatrix(t.LoadData, t.Type, 1, length);
             var v = new float[length];
             fixed (float* p = v) m.DequantizeRow(0, p);
             return v;

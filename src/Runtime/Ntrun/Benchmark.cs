@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Engine.Runtime.Cpu;
 using Engine.Runtime.Sampling;
+using Engine.Runtime.Streaming;
 
 namespace Engine.Runtime.Cli;
 
@@ -9,7 +10,8 @@ namespace Engine.Runtime.Cli;
 /// one at a time from an empty context), each the mean ± sd of --repetitions runs after one warm-up, beside the
 /// plan's predicted tokens/s (its prediction section: a token's bytes over the bandwidths the planner assumed).
 /// The plan predicts a decode step; a prompt runs n_batch tokens per step, so its prediction is that rate × n_batch
-/// (an upper bound: it ignores that a batch reads each weight once).</summary>
+/// (an upper bound: it ignores that a batch reads each weight once). A streamed plan adds a table of its links: bytes
+/// streamed per token per tier beside the plan's, and each link's achieved rate beside the rate the plan assumed.</summary>
 internal static class Benchmark
 {
     public static int Run(LoadedPlan loaded, NtrunOptions o)
@@ -45,8 +47,15 @@ internal static class Benchmark
             }
             return o.Predict / sw.Elapsed.TotalSeconds;
         }
+        var streamer = loaded.Streamer;
+        var before = streamer?.Counters ?? default;
         Row($"pp{promptLength}", Pp, predictedTg * Math.Max(1, loaded.Plan.Inputs.Batch));
-        if (o.Predict > 0) Row($"tg{o.Predict}", Tg, predictedTg);
+        if (o.Predict > 0)
+        {
+            before = streamer?.Counters ?? default;
+            Row($"tg{o.Predict}", Tg, predictedTg);
+        }
+        if (streamer != null) Links(loaded, streamer, streamer.Counters - before, o.Predict > 0 ? $"tg{o.Predict}" : $"pp{promptLength}");
         return 0;
 
         void Row(string test, Func<double> measure, double predicted)
@@ -60,5 +69,38 @@ internal static class Benchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {sizeMiB:F2} MiB | {(model is CpuModel c ? "CPU | " + c.Threads : "CUDA | -")} | {test} | {mean:F2} ± {sd:F2} | {predicted:F2} | {ratio} |"));
         }
+    }
+
+    /// <summary>The streaming links over the runs of <paramref name="test"/> (warm-up included): bytes per token per
+    /// tier (measured: the bytes of the streamed layers the passes ran; plan: its prediction section) and each link's
+    /// achieved rate (bytes it moved over the time it was busy) beside the rate the plan's cost model used.</summary>
+    private static void Links(LoadedPlan loaded, LayerStreamer streamer, StreamCounters c, string test)
+    {
+        var plan = loaded.Plan;
+        double tokens = Math.Max(1, c.Passes);
+        static string MiB(double bytes) => (bytes / (1024.0 * 1024.0)).ToString("F3", CultureInfo.InvariantCulture) + " MiB";
+        static string Rate(long bytes, long ticks) => ticks > 0
+            ? (bytes / ((double)ticks / Stopwatch.Frequency) / 1e9).ToString("F2", CultureInfo.InvariantCulture) : "-";
+        static string Gbps(double bytesPerSecond) => bytesPerSecond > 0 ? (bytesPerSecond / 1e9).ToString("F2", CultureInfo.InvariantCulture) : "-";
+        double Ms(long ticks) => (double)ticks / Stopwatch.Frequency * 1e3 / tokens;
+        Console.WriteLine();
+        string readBy = streamer.ReadPathDescription != null ? ", tier C read by " + streamer.ReadPathDescription : "";
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"streaming over {test}: {streamer.StreamedLayerCount} of {plan.Config.LayerCount} layers through {streamer.SlotCount} slots, {c.Passes} passes{readBy}"));
+        Console.WriteLine("| link | tier | bytes/token | plan bytes/token | busy ms/token | GB/s | plan GB/s |");
+        Console.WriteLine("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        void Line(string link, string tier, long passBytes, long planBytes, long moved, long ticks, double planRate) =>
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {link} | {tier} | {MiB(passBytes)} | {MiB(planBytes)} | {Ms(ticks):F3} | {Rate(moved, ticks)} | {Gbps(planRate)} |"));
+        if (streamer.PassBytesPinned > 0)
+            Line("pinned → slot (copy thread)", "B", streamer.PassBytesPinned, plan.Prediction.BytesPinned, c.CopiedPinned, c.CopyTicksPinned, plan.Inputs.H2dBandwidth);
+        if (streamer.PassBytesNvme > 0)
+        {
+            Line("storage → staging (reader pool)", "C", streamer.PassBytesNvme, plan.Prediction.BytesNvme, c.ReadBytes, c.ReadBusyTicks, plan.Inputs.NvmeBandwidth);
+            Line("staging → slot (copy thread)", "C", streamer.PassBytesNvme, plan.Prediction.BytesNvme, c.CopiedNvme, c.CopyTicksNvme, plan.Inputs.H2dBandwidth);
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"compute waited for weights {Ms(c.ComputeWaitTicks):F3} ms/token; the plan predicted {plan.Prediction.TokenSeconds * 1e3:F3} ms/token " +
+            $"(B {plan.Prediction.TimePinned * 1e3:F3}, C {plan.Prediction.TimeNvme * 1e3:F3})"));
     }
 }

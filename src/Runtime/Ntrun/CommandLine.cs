@@ -33,6 +33,8 @@ public sealed record NtrunOptions
     /// <summary>A chat format by llama.cpp name, instead of the one detected from the plan's chat template.</summary>
     public string? ChatFormat { get; init; }
     public BackendKind Backend { get; init; } = BackendKind.Auto;
+    /// <summary>--stream-from: how tier-C layers are read (O_DIRECT, or the mmap baseline).</summary>
+    public Streaming.StreamFrom StreamFrom { get; init; } = Streaming.StreamFrom.Direct;
     public bool ShowVersion { get; init; }
     public bool ShowHelp { get; init; }
 }
@@ -67,7 +69,12 @@ public static class CommandLine
                                   predicted figures
           -r, --repetitions N     benchmark runs (default 3)
           -t, --threads N         CPU threads (default: all cores)
-          --backend B             cpu, cuda or auto (default: cuda when the plan carries PTX for this GPU)
+          --stream-from direct|mmap
+                                  how streamed tier-C layers are read: O_DIRECT reads of the plan's I/O lists
+                                  (default), or copies out of a memory map (the page-cache baseline)
+          --backend B             cpu, cuda or auto (default: cuda when the plan carries PTX for this GPU).
+                                  cpu runs any plan, one made for a GPU too (its device arena in host memory,
+                                  host-to-device copies on a copy thread)
           --version, -h/--help
         The context length and batch size are the plan's (ntc plan --ctx N).
         """;
@@ -105,6 +112,12 @@ public static class CommandLine
                 "--benchmark" => o with { Benchmark = true },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
+                "--stream-from" => o with { StreamFrom = Value() switch
+                {
+                    "direct" => Streaming.StreamFrom.Direct,
+                    "mmap" => Streaming.StreamFrom.Mmap,
+                    var v => throw new UsageException($"--stream-from = \"{v}\": expected direct or mmap"),
+                } },
                 "--backend" => o with { Backend = ParseBackend(a, Value()) },
                 "-c" or "--ctx-size" or "-b" or "--batch-size" =>
                     throw new UsageException($"{a}: the context and batch sizes are the plan's: re-plan with ntc plan MODEL.gguf --ctx N"),

@@ -4,6 +4,7 @@ using Engine.Plans.Gguf;
 using Engine.Plans.PlanFile;
 using Engine.Runtime.Chat;
 using Engine.Runtime.Sampling;
+using Engine.Runtime.Streaming;
 using Engine.Runtime.Tokenization;
 
 namespace Engine.Runtime.Cli;
@@ -26,13 +27,17 @@ public static class Program
         try
         {
             RefuseGguf(options.PlanPath!);
-            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads, options.Backend);
+            using var loaded = LoadedPlan.Load(options.PlanPath!, options.ModelPath, options.Threads, new PlanRunOptions
+            {
+                Streaming = new StreamingOptions { From = options.StreamFrom },
+                Backend = options.Backend,
+            });
             if (options.Benchmark) return Benchmark.Run(loaded, options);
             return options.Chat ? ChatLoop.Run(loaded, options, input) : Generate(loaded, options);
         }
         catch (Exception e) when (e is PlanException or GgufException or UsageException or ChatFormatException or IOException
-                                      or UnauthorizedAccessException or Cuda.CudaException or Cuda.CudaModuleException
-                                      or Cuda.CudaPlanException)
+                                      or UnauthorizedAccessException or StreamingException or Cuda.CudaException
+                                      or Cuda.CudaModuleException or Cuda.CudaPlanException)
         {
             Console.Error.WriteLine("ntrun: " + e.Message.ReplaceLineEndings(" "));
             return 1;

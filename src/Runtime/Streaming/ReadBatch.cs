@@ -14,6 +14,7 @@ public sealed unsafe class ReadBatch : IDisposable
     internal ReadOnlyMemory<ReadCommand> Commands;
     internal byte* Staging;
     internal string? Error;
+    private long completedAt;
     private readonly ManualResetEventSlim done = new(initialState: true);
 
     /// <summary>True when every command of the last submission has finished (successfully or not), and before the
@@ -22,6 +23,10 @@ public sealed unsafe class ReadBatch : IDisposable
 
     /// <summary>The one-line error of the last submission, or null while it is running or when it succeeded.</summary>
     public string? FailureMessage => done.IsSet ? Volatile.Read(ref Error) : null;
+
+    /// <summary>When the last submission completed (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>), for
+    /// the disk's busy time in <see cref="LayerStreamer"/>'s counters; meaningful once <see cref="IsCompleted"/>.</summary>
+    public long CompletedAt => Volatile.Read(ref completedAt);
 
     /// <summary>Blocks until the last submission completes; throws its error as a <see cref="StreamingException"/>.</summary>
     public void Wait()
@@ -51,10 +56,16 @@ public sealed unsafe class ReadBatch : IDisposable
     /// <summary>Counts one finished command; the last one signals completion.</summary>
     internal void Finish()
     {
-        if (Interlocked.Decrement(ref Remaining) == 0) done.Set();
+        if (Interlocked.Decrement(ref Remaining) == 0) Complete();
     }
 
-    internal void CompleteEmpty() => done.Set();
+    internal void CompleteEmpty() => Complete();
+
+    private void Complete()
+    {
+        Volatile.Write(ref completedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        done.Set();
+    }
 
     public void Dispose() => done.Dispose();
 }

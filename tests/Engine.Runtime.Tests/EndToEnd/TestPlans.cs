@@ -23,14 +23,20 @@ internal static class TestPlans
     public static string For(string model, int ctx = 128) =>
         Made.GetOrAdd((model, ctx), key => new Lazy<string>(() => Make(key.Item1, key.Item2))).Value;
 
-    private static string Make(string model, int ctx)
+    private static string Make(string model, int ctx) =>
+        Make(RepoPaths.Model(model + ".gguf"), Path.Combine(Folder, $"{model}.ctx{ctx}.plan"), "--hw", "cpu-only", "--ctx", ctx.ToString());
+
+    /// <summary>`ntc plan GGUF -o PLAN ARGS…` (for streamed plans: budgets, slots, a hardware file).</summary>
+    public static string Make(string ggufPath, string planPath, params string[] args)
     {
-        string output = Path.Combine(Folder, $"{model}.ctx{ctx}.plan");
-        var (options, planPath) = PlanCommand.Parse([RepoPaths.Model(model + ".gguf"), "-o", output, "--hw", "cpu-only", "--ctx", ctx.ToString()]);
+        var (options, output) = PlanCommand.Parse([ggufPath, "-o", planPath, .. args]);
         var plan = Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program);
-        PlanWriter.Write(PlanModelPath.Record(plan, options.ModelPath, planPath), planPath);
-        return planPath;
+        PlanWriter.Write(PlanModelPath.Record(plan, options.ModelPath, output), output);
+        return output;
     }
+
+    /// <summary>A file in this run's temporary folder (hardware profiles, model copies).</summary>
+    public static string TempFile(string name) => Path.Combine(Folder, name);
 
     public static LoadedPlan Load(string model, int ctx = 128, int threads = 2) => LoadedPlan.Load(For(model, ctx), threads: threads);
 }
