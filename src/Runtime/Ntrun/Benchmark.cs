@@ -9,8 +9,7 @@ namespace Engine.Runtime.Cli;
 /// <summary>llama-bench-style speed rows: pp (a prompt of random ids, in the plan's batches) and tg (tokens generated
 /// one at a time from an empty context), each the mean ± sd of --repetitions runs after one warm-up, beside the
 /// plan's predicted tokens/s (its prediction section: a token's bytes over the bandwidths the planner assumed).
-/// The plan predicts a decode step; a prompt runs n_batch tokens per step, so its prediction is that rate × n_batch
-/// (an upper bound: it ignores that a batch reads each weight once). A streamed plan adds a table of its links: bytes
+/// The plan predicts a decode step only (pp rows show "-"). A streamed plan adds a table of its links: bytes
 /// streamed per token per tier beside the plan's, and each link's achieved rate beside the rate the plan assumed.</summary>
 internal static class Benchmark
 {
@@ -49,7 +48,9 @@ internal static class Benchmark
         }
         var streamer = loaded.Streamer;
         var before = streamer?.Counters ?? default;
-        Row($"pp{promptLength}", Pp, predictedTg * Math.Max(1, loaded.Plan.Inputs.Batch));
+        // The plan predicts a decode step (bytes over bandwidth); a prompt batch reads the weights once for many tokens and
+        // is bound by arithmetic the plan does not model, so the pp row has no prediction.
+        Row($"pp{promptLength}", Pp, 0);
         if (o.Predict > 0)
         {
             before = streamer?.Counters ?? default;
@@ -67,7 +68,7 @@ internal static class Benchmark
             double sd = rates.Length > 1 ? Math.Sqrt(rates.Sum(x => (x - mean) * (x - mean)) / (rates.Length - 1)) : 0;
             string ratio = predicted > 0 ? (mean / predicted).ToString("F2", CultureInfo.InvariantCulture) : "-";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {sizeMiB:F2} MiB | {(model is CpuModel c ? "CPU | " + c.Threads : "CUDA | -")} | {test} | {mean:F2} ± {sd:F2} | {predicted:F2} | {ratio} |"));
+                $"| {name} | {sizeMiB:F2} MiB | {(model is CpuModel c ? "CPU | " + c.Threads : "CUDA | -")} | {test} | {mean:F2} ± {sd:F2} | {(predicted > 0 ? predicted.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {ratio} |"));
         }
     }
 
