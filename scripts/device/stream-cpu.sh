@@ -2,12 +2,12 @@
 # CPU-backend streaming on the lent GPU machine (16 cores, its disk): an 8B-shaped Q8_0 with 8 layers, planned
 # resident (cpu-only) and with budgets that stream most layers (h100-80g profile, tiny VRAM and RAM budgets, so tiers
 # B and C), run with ntrun --backend cpu: --benchmark rows and the streaming link table, O_DIRECT and mmap.
-# Usage: bash scripts/publish.sh .carry/bin here, then through the device tool with carry [".carry/bin"] (the device
+# Usage: bash scripts/publish.sh here, then through the device tool with carry ["artifacts/bin"] (the device
 # copies the session's own checkout: a helper's worktree files must be copied into an ignored folder of it first):
 #   bash scripts/device/stream-cpu.sh $OUT
 # Not yet run: expected per token ~0.93 GB of tier B (4 × 232 MB) and ~0.93 GB of tier C at ctx 512.
 set -euo pipefail
-BIN=.carry/bin
+BIN="${BIN:-artifacts/bin}"
 OUT="${1:-${OUT:-/tmp/stream-cpu}}"
 W=/tmp/stream-cpu-work
 mkdir -p "$OUT" "$W"
