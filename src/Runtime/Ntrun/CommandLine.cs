@@ -26,6 +26,8 @@ public sealed record NtrunOptions
     public string? DumpLogits { get; init; }
     public bool IgnoreEos { get; init; }
     public bool Benchmark { get; init; }
+    /// <summary>--perplexity FILE: llama.cpp-style perplexity of the file's text over chunks of the plan's context.</summary>
+    public string? PerplexityFile { get; init; }
     public int BenchmarkRepetitions { get; init; } = 3;
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Interactive chat: user lines from stdin, the model's chat format.</summary>
@@ -65,6 +67,8 @@ public static class CommandLine
           --ids                   print the generated token ids instead of text
           --dump-logits FILE      float32 LE rows of n_vocab: the last prompt position, then each generated one
           --ignore-eos            do not stop at end-of-generation tokens
+          --perplexity FILE       perplexity of FILE's text in chunks of the plan's context, scoring the second half
+                                  of each chunk (llama.cpp's perplexity tool)
           --benchmark             prompt and generation speed (tokens/s), llama-bench style, beside the plan's
                                   predicted figures
           -r, --repetitions N     benchmark runs (default 3)
@@ -110,6 +114,7 @@ public static class CommandLine
                 "--dump-logits" => o with { DumpLogits = Value() },
                 "--ignore-eos" => o with { IgnoreEos = true },
                 "--benchmark" => o with { Benchmark = true },
+                "--perplexity" => o with { PerplexityFile = Value() },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
                 "--stream-from" => o with { StreamFrom = Value() switch
@@ -134,6 +139,8 @@ public static class CommandLine
         if (sources > 1) throw new UsageException("give one of -p, -f, --prompt-ids");
         if (o.Chat && (o.PromptIds != null || o.Benchmark || o.DumpLogits != null || o.PrintIds))
             throw new UsageException("--chat takes text: not with --prompt-ids, --benchmark, --dump-logits or --ids");
+        if (o.PerplexityFile != null && (sources > 0 || o.Chat || o.Benchmark))
+            throw new UsageException("--perplexity reads its own text: not with -p, -f, --prompt-ids, --chat or --benchmark");
         if (o.NPrompt >= 0 && o.PromptIds == null) throw new UsageException("--n-prompt needs --prompt-ids");
         if (o.PromptIds != null && o.NPrompt > o.PromptIds.Length)
             throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");

@@ -33,6 +33,7 @@ public static class Program
                 Backend = options.Backend,
             });
             if (options.Benchmark) return Benchmark.Run(loaded, options);
+            if (options.PerplexityFile != null) return Perplexity.Run(loaded, options.PerplexityFile, Console.Out);
             return options.Chat ? ChatLoop.Run(loaded, options, input) : Generate(loaded, options);
         }
         catch (Exception e) when (e is PlanException or GgufException or UsageException or ChatFormatException or IOException
