@@ -148,13 +148,16 @@ public static class ModelSynthesizer
                         var (ti, firstRow, rows) = work[k];
                         var t = plan[ti];
                         int rowLen = (int)t.Dims[0];
-                        int elements = rows * rowLen;
                         int rowBytes = (int)GgmlTypeInfo.RowBytes(t.Type, rowLen);
-                        var values = buffers.Floats(elements);
+                        var values = buffers.Floats(rowLen);
                         var bytes = buffers.Bytes(rows * rowBytes);
-                        FillChunk(o, t, ti, firstRow, rowLen, values);
+                        // Row by row: the row's values stay in L1 between generation and quantization.
+                        var normals = NormalsFor(o, t, ti, firstRow, rowLen);
                         for (int r = 0; r < rows; r++)
-                            WeightFormat.QuantizeRow(t.Type, values.Slice(r * rowLen, rowLen), bytes.Slice(r * rowBytes, rowBytes));
+                        {
+                            FillRow(o, t, ref normals, values);
+                            SynthQuantizers.QuantizeRow(t.Type, values, bytes.Slice(r * rowBytes, rowBytes));
+                        }
                         RandomAccess.Write(handle, bytes, layout.Slots[ti].FileOffset + firstRow * rowBytes);
                         Interlocked.Add(ref written, bytes.Length);
                         return buffers;
@@ -173,7 +176,15 @@ public static class ModelSynthesizer
         return layout.FileSize;
     }
 
-    private static void FillChunk(SynthOptions o, TensorPlan t, int tensorIndex, long firstRow, int rowLen, Span<float> values)
+    /// <summary>The stream of a chunk: derived from (seed, tensor index, chunk index), so independent of which
+    /// thread writes the chunk.</summary>
+    private static SynthNormals NormalsFor(SynthOptions o, TensorPlan t, int tensorIndex, long firstRow, int rowLen)
+    {
+        ulong tensorSeed = SynthRandom.Derive(o.Seed, (ulong)tensorIndex);
+        return new SynthNormals(SynthRandom.Derive(tensorSeed, (ulong)(firstRow / Math.Max(1, ChunkElements / rowLen))));
+    }
+
+    private static void FillRow(SynthOptions o, TensorPlan t, ref SynthNormals normals, Span<float> values)
     {
         switch (t.Fill)
         {
@@ -182,11 +193,10 @@ public static class ModelSynthesizer
                 RopeFactors.Llama3(p.HeadDim, p.RopeFreqBase, p.RopeScalingFactor ?? 1).CopyTo(values);
                 return;
             case Fill.Norm:
+                normals.Fill(values, 1f, WeightStd);
+                return;
             case Fill.Normal:
-                ulong tensorSeed = SynthRandom.Derive(o.Seed, (ulong)tensorIndex);
-                var rng = new SynthRandom(SynthRandom.Derive(tensorSeed, (ulong)(firstRow / Math.Max(1, ChunkElements / rowLen))));
-                float offset = t.Fill == Fill.Norm ? 1f : 0f;
-                for (int i = 0; i < values.Length; i++) values[i] = offset + WeightStd * rng.NextNormal();
+                normals.Fill(values, 0f, WeightStd);
                 return;
         }
     }
