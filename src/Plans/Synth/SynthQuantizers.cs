@@ -11,7 +11,7 @@ namespace Engine.Plans.Synth;
 /// the make_qkx2_quants / make_qx_quants scale searches (the reference's whole cost) and take each
 /// sub-block's scale straight from its range, then quantize scales and levels as the reference does.
 /// The reference codecs in Formats stay the ones every other path uses.</summary>
-internal static class SynthQuantizers
+public static class SynthQuantizers
 {
     public static void QuantizeRow(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)
     {
