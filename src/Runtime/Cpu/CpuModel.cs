@@ -14,16 +14,6 @@ public sealed record CpuModelOptions
     public int Threads { get; init; } = Environment.ProcessorCount;
 }
 
-/// <summary>The forward pass every backend offers to a <see cref="Session"/>.</summary>
-public interface ILanguageModel
-{
-    ModelConfig Config { get; }
-    int MaxContext { get; }
-    /// <summary>Evaluates <paramref name="tokens"/> at positions startPos.. and writes logits: one row
-    /// (n_vocab, the last token's) or one row per token (tokens.Length × n_vocab), chosen by the span's length.</summary>
-    void Forward(ReadOnlySpan<int> tokens, int startPos, Span<float> logits);
-}
-
 /// <summary>A Llama-family model on the CPU (llama.cpp llm_build_llama is the reference graph):
 /// x = embd; per layer h = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)),
 /// x = h + Wdown·(silu(Wgate·n₂(h)) ⊙ Wup·n₂(h)); logits = Wout·n(x). Weights stay in the mapped GGUF, except those
@@ -105,14 +95,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int n = tokens.Length, vocab = Config.VocabSize;
-        if (n == 0) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
-        if (startPos < 0 || startPos > MaxContext - n)
-            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions {startPos}..{startPos + n - 1} exceed the context of {MaxContext}");
-        bool all = logits.Length == (long)n * vocab;
-        if (!all && logits.Length != vocab)
-            throw new ArgumentException($"logits span holds {logits.Length} floats: expected {vocab} (last token) or {(long)n * vocab} (every token)", nameof(logits));
-        foreach (int t in tokens)
-            if ((uint)t >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id outside the vocabulary (0..{vocab - 1})");
+        bool all = ForwardArguments.Check(this, tokens, startPos, logits);
 
         fixed (float* pl = logits)
             for (int done = 0; done < n; done += MaxBatch)

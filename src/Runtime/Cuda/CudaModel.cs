@@ -180,14 +180,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int n = tokens.Length, vocab = Config.VocabSize;
-        if (n == 0) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
-        if (startPos < 0 || startPos > MaxContext - n)
-            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions {startPos}..{startPos + n - 1} exceed the context of {MaxContext}");
-        bool all = logits.Length == (long)n * vocab;
-        if (!all && logits.Length != vocab)
-            throw new ArgumentException($"logits span holds {logits.Length} floats: expected {vocab} (last token) or {(long)n * vocab} (every token)", nameof(logits));
-        foreach (int t in tokens)
-            if ((uint)t >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id outside the vocabulary (0..{vocab - 1})");
+        bool all = ForwardArguments.Check(this, tokens, startPos, logits);
 
         for (int done = 0; done < n; done += MaxBatch)
         {

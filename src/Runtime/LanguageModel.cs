@@ -1,0 +1,34 @@
+using Engine.Plans.Model;
+
+namespace Engine.Runtime;
+
+/// <summary>The forward pass every backend offers to a <see cref="Session"/>.</summary>
+public interface ILanguageModel
+{
+    ModelConfig Config { get; }
+    int MaxContext { get; }
+    /// <summary>Evaluates <paramref name="tokens"/> at positions startPos.. and writes logits: one row
+    /// (n_vocab, the last token's) or one row per token (tokens.Length × n_vocab), chosen by the span's length.</summary>
+    void Forward(ReadOnlySpan<int> tokens, int startPos, Span<float> logits);
+}
+
+/// <summary>The argument checks every backend's <see cref="ILanguageModel.Forward"/> makes before touching a buffer
+/// (validate at the edge: the kernels behind it trust their inputs).</summary>
+public static class ForwardArguments
+{
+    /// <summary>Throws on an empty batch, positions past the context, a logits span of the wrong size or a token id
+    /// outside the vocabulary; returns true when <paramref name="logits"/> wants one row per token.</summary>
+    public static bool Check(ILanguageModel model, ReadOnlySpan<int> tokens, int startPos, Span<float> logits)
+    {
+        int n = tokens.Length, vocab = model.Config.VocabSize, context = model.MaxContext;
+        if (n == 0) throw new ArgumentException("no tokens to evaluate", nameof(tokens));
+        if (startPos < 0 || startPos > context - n)
+            throw new ArgumentOutOfRangeException(nameof(startPos), $"positions {startPos}..{startPos + n - 1} exceed the context of {context}");
+        bool all = logits.Length == (long)n * vocab;
+        if (!all && logits.Length != vocab)
+            throw new ArgumentException($"logits span holds {logits.Length} floats: expected {vocab} (last token) or {(long)n * vocab} (every token)", nameof(logits));
+        foreach (int t in tokens)
+            if ((uint)t >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id outside the vocabulary (0..{vocab - 1})");
+        return all;
+    }
+}
