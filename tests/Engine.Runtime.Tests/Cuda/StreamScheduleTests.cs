@@ -65,14 +65,16 @@ public sealed class StreamScheduleTests
     {
         var plan = Load("all-B");   // 5 streamed layers, 2 slots
         var ins = plan.Instructions.ToList();
-        // Move the prefetch of stream index 2 (slot 0) to the start of the pass, before stream index 0 released slot 0.
+        // Move the prefetch of stream index 2 (slot 0) to the start of the pass, right after those of 0 and 1: before
+        // stream index 0 released slot 0.
         int layer2 = plan.Layers.ToList().FindIndex(l => l.StreamIndex == 2);
         int at = ins.FindIndex(i => i.Opcode == Opcode.Prefetch && i.Layer == layer2);
         var prefetch = ins[at];
         ins.RemoveAt(at);
-        ins.Insert(0, prefetch);
+        Assert.Equal([Opcode.Prefetch, Opcode.Prefetch], ins.Take(2).Select(i => i.Opcode));   // stream indices 0 and 1
+        ins.Insert(2, prefetch);
         var e = Assert.Throws<CudaPlanException>(() => StreamSchedule.Build(plan with { Instructions = ins }));
-        Assert.Contains("stream index 2 is copied into slot 0 before stream index", e.Message);
+        Assert.Contains("stream index 2 is copied into slot 0 before stream index 0 released it", e.Message);
         Assert.DoesNotContain('\n', e.Message);
     }
 
@@ -104,7 +106,7 @@ public sealed class StreamScheduleTests
             var slot = slots.Single(b => b.Offset == layer.SlotOffset);
             Assert.True(layer.ImageSize <= slot.Size);
             Assert.Equal(0, layer.SlotOffset % 4096);
-            Assert.Equal(plan.Layers.Count(l => l.Tier != Tier.A && l.Slot == layer.Slot && l.SlotOffset != layer.SlotOffset), 0);
+            Assert.DoesNotContain(plan.Layers, l => l.Tier != Tier.A && l.Slot == layer.Slot && l.SlotOffset != layer.SlotOffset);
         }
     }
 }
