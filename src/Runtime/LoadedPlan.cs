@@ -29,6 +29,9 @@ public sealed class LoadedPlan : IDisposable
     public string BackendName => Model is CpuModel c ? $"cpu, {c.Threads} threads" : "cuda";
     /// <summary>The streaming engine, or null when every layer is resident.</summary>
     public LayerStreamer? Streamer { get; }
+    /// <summary>The links of whichever streaming engine runs (the CPU's <see cref="LayerStreamer"/> or the CUDA
+    /// backend's transfer stream), for <c>--benchmark</c>; null when every layer is resident.</summary>
+    public IStreamingLinks? Links => (IStreamingLinks?)Streamer ?? (Model as Cuda.CudaModel)?.Streaming;
     private readonly MappedModelFile _file;
     private readonly HostArenas? _arenas;
 

@@ -3,6 +3,7 @@ using Engine.Plans.Model;
 using Engine.Plans.PlanFile;
 using Engine.Runtime.Cpu;
 using Engine.Runtime.Generated;
+using Engine.Runtime.Streaming;
 using LaunchShape = Engine.Runtime.Generated.LaunchShape;
 using Microsoft.Win32.SafeHandles;
 using static Engine.Runtime.Cuda.CudaDriver;
@@ -17,7 +18,9 @@ namespace Engine.Runtime.Cuda;
 /// CUDA graph and replayed: everything that changes per token lives in device buffers the kernels read (positions
 /// drive rope, the KV-cache row and the attention length), so the graph needs no update. Steps of several tokens
 /// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules.
-/// Streamed layers (tiers B, C) are not run here yet: such a plan is refused at load.</summary>
+/// Streamed layers (tiers B, C) go through the plan's slots on a transfer stream ordered by events
+/// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
+/// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.</summary>
 public sealed unsafe class CudaModel : ILanguageModel, IDisposable
 {
     public ModelConfig Config { get; }
@@ -32,6 +35,11 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly IntPtr _pinnedHost;            // pinned arena (host view), mapped into the device
     private readonly ulong[] _arenaBase;            // [arena] device address the kernels use
     private readonly IntPtr _stream;
+    private readonly Step[] _steps;                 // one pass: launches and the streaming actions, in host order
+    private readonly CudaStreamer? _streamer;       // null when every layer is resident
+
+    /// <summary>The streaming engine's links for <c>--benchmark</c>; null when every layer is resident.</summary>
+    public IStreamingLinks? Streaming => _streamer;
 
     // One entry per launch instruction, in order; all native memory, allocated once.
     private readonly int _launchCount;
@@ -59,8 +67,11 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         Config = plan.Config;
         MaxContext = plan.Inputs.Ctx;
         MaxBatch = plan.Inputs.Batch;
-        _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0";
         if (ArgumentBlocks.Verify(plan) is { } mismatch) throw new CudaPlanException(mismatch);
+        _steps = StreamSchedule.Build(plan);
+        // A streamed step forks onto the transfer stream and joins back through events; it is replayed directly,
+        // not captured (the graph stays for resident plans).
+        _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
 
         // Modules: one per kernel, for this device's architecture.
         string? arch = Engine.Kernels.Ptx.PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
@@ -85,6 +96,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _arenaBase = [_device, pinnedDevice, 0];
         _stream = cu.CreateStream();
         UploadWeights(modelPath);
+        _streamer = CudaStreamer.Create(cu, plan, _device, (byte*)_pinnedHost, modelPath);
 
         // Step buffers.
         PlanBuffer Find(string name, BufferRole role) => plan.Buffers.FirstOrDefault(b => b.Name == name && b.Role == role)
@@ -134,10 +146,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     {
         if (plan.Arenas[Arenas.Device].Kind != ArenaKind.Device)
             throw new CudaPlanException("the plan was made for the cpu backend (no device arena): re-run ntc plan --hw auto on the GPU machine");
-        int streamed = plan.Layers.Count(l => l.Tier != Tier.A);
-        if (streamed > 0)
-            throw new CudaPlanException($"the plan streams {streamed} of {plan.Layers.Count} layers (tier B/C), which the CUDA backend does not run yet: re-plan with a larger --vram-budget, or --backend cpu");
-        return new CudaModel(cu, plan, modelPath) { _ownsContext = ownsContext };
+        var model = new CudaModel(cu, plan, modelPath);
+        model._ownsContext = ownsContext;
+        return model;
     }
 
     private void UploadWeights(string modelPath)
@@ -147,7 +158,19 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         try
         {
             using SafeFileHandle file = File.OpenHandle(modelPath, FileMode.Open, FileAccess.Read);
-            foreach (var t in _plan.Tensors)
+            // Tier-B layer images into the pinned arena, whole (the transfer stream copies each as one block); an
+            // image's 4 KiB-rounded end may pass the end of the file: those bytes are zero.
+            long fileLength = RandomAccess.GetLength(file);
+            foreach (var layer in _plan.Layers.Where(l => l.Tier == Tier.B))
+            {
+                byte* image = (byte*)_pinnedHost + layer.HomeOffset;
+                long inFile = Math.Clamp(fileLength - layer.ImageFileOffset, 0, layer.ImageSize);
+                for (long done = 0; done < inFile; done += Chunk)
+                    ReadExactly(file, new Span<byte>(image + done, (int)Math.Min(Chunk, inFile - done)), layer.ImageFileOffset + done, modelPath);
+                if (inFile < layer.ImageSize) NativeMemory.Clear(image + inFile, (nuint)(layer.ImageSize - inFile));
+            }
+            // Tier A to its device offset, tier H into the pinned arena; tiers B and C are streamed into their slots.
+            foreach (var t in _plan.Tensors.Where(t => t.Tier is Tier.A or Tier.H))
             {
                 for (long done = 0; done < t.Size; done += Chunk)
                 {
@@ -184,6 +207,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
 
         for (int done = 0; done < n; done += MaxBatch)
         {
+            // Every pass (a decode token or one prompt batch) runs the streamed layers once: prefill streams each
+            // layer once per n_batch tokens.
             int count = Math.Min(MaxBatch, n - done);
             bool last = done + count == n;
             for (int i = 0; i < count; i++) { _hostTokens[i] = tokens[done + i]; _hostPositions[i] = startPos + done + i; }
@@ -194,6 +219,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             {
                 Enqueue(count, firstRow, rows);
                 Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+                _streamer?.CollectCopyTimes();
             }
             if (rows > 0)
             {
@@ -203,7 +229,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         }
     }
 
-    /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens.</summary>
+    /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens; a streamed
+    /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order).</summary>
     private void Enqueue(int n, int firstRow, int rows)
     {
         int vocab = Config.VocabSize;
@@ -211,8 +238,15 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
         Prepare(n);
         var shapes = n == 1 ? _oneTokenShapes : _stepShapes;
-        for (int i = 0; i < _launchCount; i++)
+        foreach (var step in _steps)
         {
+            switch (step.Kind)
+            {
+                case StepKind.Prefetch: _streamer!.Prefetch(step.Index); continue;
+                case StepKind.Wait: _streamer!.Wait(step.Index, _stream); continue;
+                case StepKind.Release: _streamer!.Release(step.Index, _stream); continue;
+            }
+            int i = step.Index;
             var s = shapes[i];
             if (s.IsEmpty) continue;
             var r = cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
@@ -265,6 +299,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _disposed = true;
         cuCtxSynchronize();
         if (_decodeGraph != IntPtr.Zero) cuGraphExecDestroy(_decodeGraph);
+        _streamer?.Dispose();
         foreach (var m in _modules) cuModuleUnload(m);
         cuStreamDestroy(_stream);
         _cu.Free(_device);

@@ -46,7 +46,7 @@ internal static class Benchmark
             }
             return o.Predict / sw.Elapsed.TotalSeconds;
         }
-        var streamer = loaded.Streamer;
+        var streamer = loaded.Links;
         var before = streamer?.Counters ?? default;
         // The plan predicts a decode step (bytes over bandwidth); a prompt batch reads the weights once for many tokens and
         // is bound by arithmetic the plan does not model, so the pp row has no prediction.
@@ -75,7 +75,7 @@ internal static class Benchmark
     /// <summary>The streaming links over the runs of <paramref name="test"/> (warm-up included): bytes per token per
     /// tier (measured: the bytes of the streamed layers the passes ran; plan: its prediction section) and each link's
     /// achieved rate (bytes it moved over the time it was busy) beside the rate the plan's cost model used.</summary>
-    private static void Links(LoadedPlan loaded, LayerStreamer streamer, StreamCounters c, string test)
+    private static void Links(LoadedPlan loaded, IStreamingLinks streamer, StreamCounters c, string test)
     {
         var plan = loaded.Plan;
         double tokens = Math.Max(1, c.Passes);
@@ -94,13 +94,13 @@ internal static class Benchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {link} | {tier} | {MiB(passBytes)} | {MiB(planBytes)} | {Ms(ticks):F3} | {Rate(moved, ticks)} | {Gbps(planRate)} |"));
         if (streamer.PassBytesPinned > 0)
-            Line("pinned → slot (copy thread)", "B", streamer.PassBytesPinned, plan.Prediction.BytesPinned, c.CopiedPinned, c.CopyTicksPinned, plan.Inputs.H2dBandwidth);
+            Line($"pinned → slot ({streamer.Copier})", "B", streamer.PassBytesPinned, plan.Prediction.BytesPinned, c.CopiedPinned, c.CopyTicksPinned, plan.Inputs.H2dBandwidth);
         if (streamer.PassBytesNvme > 0)
         {
             Line("storage → staging (reader pool)", "C", streamer.PassBytesNvme, plan.Prediction.BytesNvme, c.ReadBytes, c.ReadBusyTicks, plan.Inputs.NvmeBandwidth);
-            Line("staging → slot (copy thread)", "C", streamer.PassBytesNvme, plan.Prediction.BytesNvme, c.CopiedNvme, c.CopyTicksNvme, plan.Inputs.H2dBandwidth);
+            Line($"staging → slot ({streamer.Copier})", "C", streamer.PassBytesNvme, plan.Prediction.BytesNvme, c.CopiedNvme, c.CopyTicksNvme, plan.Inputs.H2dBandwidth);
         }
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        if (streamer.MeasuresComputeWait) Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"compute waited for weights {Ms(c.ComputeWaitTicks):F3} ms/token; the plan predicted {plan.Prediction.TokenSeconds * 1e3:F3} ms/token " +
             $"(B {plan.Prediction.TimePinned * 1e3:F3}, C {plan.Prediction.TimeNvme * 1e3:F3})"));
     }

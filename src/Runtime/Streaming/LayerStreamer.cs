@@ -48,7 +48,7 @@ public readonly record struct StreamCounters(
 /// <para>Nothing is allocated per layer or per token: commands, batches and counters are built at load. A failed read
 /// faults the streamer: the compute thread's next wait throws one <see cref="StreamingException"/> line, and so does
 /// every later one.</para></summary>
-public sealed unsafe class LayerStreamer : IDisposable
+public sealed unsafe class LayerStreamer : IStreamingLinks, IDisposable
 {
     /// <summary>One streamed layer: where its image comes from and where it lands.</summary>
     private readonly struct StreamedLayer
@@ -87,6 +87,8 @@ public sealed unsafe class LayerStreamer : IDisposable
     public string? ReadPathDescription { get; }
     public int SlotCount => _slots;
     public int StreamedLayerCount => _stream.Length;
+    public string Copier => "copy thread";
+    public bool MeasuresComputeWait => true;
 
     private LayerStreamer(StreamedLayer[] stream, int[] streamIndex, int slots, StagingSource? source, byte* staging, string? readPath)
     {
@@ -157,7 +159,7 @@ public sealed unsafe class LayerStreamer : IDisposable
 
     /// <summary>The plan's I/O list of one layer as 4 KiB read commands (a device with 512-byte LBAs has its
     /// LBAs and counts scaled; the planner placed the GGUF 4 KiB-aligned on it).</summary>
-    private static ReadCommand[] ToReadCommands(Plan plan, PlanLayer p, int layer)
+    internal static ReadCommand[] ToReadCommands(Plan plan, PlanLayer p, int layer)
     {
         int block = plan.Inputs.NvmeMode == NvmeMode.File ? ReadCommand.BlockSize : plan.Inputs.NvmeBlockSize;
         var commands = new ReadCommand[p.IoCount];
@@ -172,7 +174,7 @@ public sealed unsafe class LayerStreamer : IDisposable
         return commands;
     }
 
-    private static (StagingSource, string) OpenSource(Plan plan, string modelPath, StreamingOptions o)
+    internal static (StagingSource, string) OpenSource(Plan plan, string modelPath, StreamingOptions o)
     {
         var inputs = plan.Inputs;
         string path = inputs.NvmeMode == NvmeMode.Device ? inputs.NvmeDevice : modelPath;
