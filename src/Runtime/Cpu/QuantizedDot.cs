@@ -30,8 +30,10 @@ public static unsafe class QuantizedDot
         return t;
     }
 
+    /// <summary>The table, read once per row into a local: a static read inside the loop keeps a class-initialization
+    /// check there (and spills the accumulators around it) until tiering recompiles the method.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Scale(Half h) => HalfToSingle[BitConverter.HalfToUInt16Bits(h)];
+    private static float Scale(float* table, Half h) => table[BitConverter.HalfToUInt16Bits(h)];
 
     /// <summary>Quantizes <paramref name="cols"/> (a multiple of 32) activations as quantize_row_q8_0 does:
     /// d = max|x| / 127 rounded to f16, q = round-to-nearest-even(x · 127 / max|x|).</summary>
@@ -78,18 +80,19 @@ public static unsafe class QuantizedDot
     {
         var w = (BlockQ8_0*)row;
         if (!Avx2.IsSupported) return DotQ8_0Scalar(row, qs, ds, blocks);
+        float* table = HalfToSingle;
         // Four independent accumulators: the FMA latency chain would otherwise bound a row (ggml unrolls by 2..4).
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int k = 0;
         for (; k + 4 <= blocks; k += 4, w += 4, qs += 128)
         {
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[0].D) * ds[k]), Products(Vector256.Load(w[0].Qs), Vector256.Load(qs)), a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[1].D) * ds[k + 1]), Products(Vector256.Load(w[1].Qs), Vector256.Load(qs + 32)), a1);
-            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[2].D) * ds[k + 2]), Products(Vector256.Load(w[2].Qs), Vector256.Load(qs + 64)), a2);
-            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[3].D) * ds[k + 3]), Products(Vector256.Load(w[3].Qs), Vector256.Load(qs + 96)), a3);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[0].D) * ds[k]), Products(Vector256.Load(w[0].Qs), Vector256.Load(qs)), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[1].D) * ds[k + 1]), Products(Vector256.Load(w[1].Qs), Vector256.Load(qs + 32)), a1);
+            a2 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[2].D) * ds[k + 2]), Products(Vector256.Load(w[2].Qs), Vector256.Load(qs + 64)), a2);
+            a3 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[3].D) * ds[k + 3]), Products(Vector256.Load(w[3].Qs), Vector256.Load(qs + 96)), a3);
         }
         for (; k < blocks; k++, w++, qs += 32)
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w->D) * ds[k]), Products(Vector256.Load(w->Qs), Vector256.Load(qs)), a0);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w->D) * ds[k]), Products(Vector256.Load(w->Qs), Vector256.Load(qs)), a0);
         return Vector256.Sum((a0 + a1) + (a2 + a3));
     }
 
@@ -99,15 +102,16 @@ public static unsafe class QuantizedDot
     {
         var w = (BlockQ4_0*)row;
         if (!Avx2.IsSupported) return DotQ4_0Scalar(row, qs, ds, blocks);
+        float* table = HalfToSingle;
         Vector256<float> a0 = default, a1 = default;
         int k = 0;
         for (; k + 2 <= blocks; k += 2, w += 2, qs += 64)
         {
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[0].D) * ds[k]), Products(Nibbles(w[0].Qs), Vector256.Load(qs)), a0);
-            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w[1].D) * ds[k + 1]), Products(Nibbles(w[1].Qs), Vector256.Load(qs + 32)), a1);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[0].D) * ds[k]), Products(Nibbles(w[0].Qs), Vector256.Load(qs)), a0);
+            a1 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w[1].D) * ds[k + 1]), Products(Nibbles(w[1].Qs), Vector256.Load(qs + 32)), a1);
         }
         for (; k < blocks; k++, w++, qs += 32)
-            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(w->D) * ds[k]), Products(Nibbles(w->Qs), Vector256.Load(qs)), a0);
+            a0 = Vector256.FusedMultiplyAdd(Vector256.Create(Scale(table, w->D) * ds[k]), Products(Nibbles(w->Qs), Vector256.Load(qs)), a0);
         return Vector256.Sum(a0 + a1);
     }
 
@@ -135,12 +139,13 @@ public static unsafe class QuantizedDot
     public static float DotQ8_0Scalar(byte* row, sbyte* qs, float* ds, int blocks)
     {
         var w = (BlockQ8_0*)row;
+        float* table = HalfToSingle;
         float sum = 0;
         for (int k = 0; k < blocks; k++, w++, qs += 32)
         {
             int s = 0;
             for (int j = 0; j < 32; j++) s += w->Qs[j] * qs[j];
-            sum += s * (Scale(w->D) * ds[k]);
+            sum += s * (Scale(table, w->D) * ds[k]);
         }
         return sum;
     }
@@ -148,12 +153,13 @@ public static unsafe class QuantizedDot
     public static float DotQ4_0Scalar(byte* row, sbyte* qs, float* ds, int blocks)
     {
         var w = (BlockQ4_0*)row;
+        float* table = HalfToSingle;
         float sum = 0;
         for (int k = 0; k < blocks; k++, w++, qs += 32)
         {
             int s = 0;
             for (int j = 0; j < 16; j++) s += ((w->Qs[j] & 0x0F) - 8) * qs[j] + ((w->Qs[j] >> 4) - 8) * qs[j + 16];
-            sum += s * (Scale(w->D) * ds[k]);
+            sum += s * (Scale(table, w->D) * ds[k]);
         }
         return sum;
     }
