@@ -124,18 +124,18 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     {
         int cols = w.Columns, blocks = cols / 32;
         long rowBytes = w.RowBytes;
-        bool q8 = w.Type == GgmlType.Q8_0;
         for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
         {
             int t1 = Math.Min(_tokens, t0 + TokenTile);
             byte* row = w.Data + lo * rowBytes;
             for (int r = lo; r < hi; r++, row += rowBytes)
-                for (int b = t0; b < t1; b++)
-                {
-                    sbyte* qs = _xq + (long)b * cols;
-                    float* ds = _xd + (long)b * blocks;
-                    y[(long)b * yStride + r] = q8 ? QuantizedDot.DotQ8_0(row, qs, ds, blocks) : QuantizedDot.DotQ4_0(row, qs, ds, blocks);
-                }
+            {
+                int b = t0;
+                for (; b + 4 <= t1; b += 4)   // a prompt: 4 tokens per load of each weight block
+                    QuantizedDot.Dot4(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, cols, blocks, y + (long)b * yStride + r, yStride);
+                for (; b < t1; b++)
+                    y[(long)b * yStride + r] = QuantizedDot.Dot(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, blocks);
+            }
         }
     }
 
