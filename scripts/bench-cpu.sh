@@ -5,6 +5,8 @@
 # both; each round prints both rows and the tg ratio ntrun / llama.cpp, and the end the median ratio over rounds.
 # -p 0 measures generation only. The machine's read bandwidth (scripts/bench-membw, 1 GiB, same threads) is
 # measured before and after, and decode speed is also given as GB/s of weights streamed (file bytes × tok/s).
+# Each round prints the 1-minute load average: rounds taken while other processes load the cores are noise (both
+# engines slow down, llama.cpp's spinning barriers far more), so compare rounds at a load average below the cores.
 # usage: scripts/bench-cpu.sh [-t THREADS] [-p PROMPT] [-n GEN] [-r REPS] [-R ROUNDS] [MODEL.gguf ...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,8 +46,8 @@ for m in "${models[@]}"; do
     if [ -n "$a" ] && [ -n "$b" ]; then
       r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
       ratios+=("$r")
-      awk -v a="$a" -v b="$b" -v r="$r" -v s="$bytes" -v k="$round" 'BEGIN {
-        printf "round %d: tg ratio ntrun/llama.cpp %s; weights streamed %.1f GB/s (ntrun), %.1f GB/s (llama.cpp)\n", k, r, a * s / 1e9, b * s / 1e9 }'
+      awk -v a="$a" -v b="$b" -v r="$r" -v s="$bytes" -v k="$round" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+        printf "round %d: tg ratio ntrun/llama.cpp %s; weights streamed %.1f GB/s (ntrun), %.1f GB/s (llama.cpp); load average %s\n", k, r, a * s / 1e9, b * s / 1e9, l }'
     fi
   done
   if [ ${#ratios[@]} -gt 0 ]; then
