@@ -63,7 +63,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
         MaxBatch = options.MaxBatch;
         int d = config.EmbeddingLength, B = MaxBatch;
         _pool = new WorkerPool(options.Threads);
-        _matMul = new MatMul(options.Threads, Math.Max(d, Math.Max(config.FeedForwardLength, config.QDim)));
+        _matMul = new MatMul(options.Threads, Math.Max(d, Math.Max(config.FeedForwardLength, config.QDim)), MaxBatch);
         _attention = new Attention(options.Threads, MaxContext);
         _rope = new Rope(MaxContext, config.RopeDimensions, config.RopeFreqBase, weights.RopeFreqs);
         _norms = new float*[config.LayerCount * 2 + 1];

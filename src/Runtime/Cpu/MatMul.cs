@@ -1,19 +1,24 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Engine.Plans.Gguf;
 
 namespace Engine.Runtime.Cpu;
 
 /// <summary>y[b, r] = Σ_c W[r, c] · x[b, c] for up to three weight matrices that share the input (Q/K/V, gate/up),
-/// split over the pool by output rows. Each row is dequantized once into the thread's scratch (f32, L1-resident)
-/// and dotted with every token of the batch (a GEMV for one token, a GEMM for a prompt); F32 rows are read in
-/// place. Activations and accumulation stay f32, unlike ggml-cpu, which quantizes activations to 8 bits for its
-/// quantized dot products (ggml-cpu vec_dot_type).</summary>
+/// split over the pool by output rows in contiguous shares. Q8_0 and Q4_0 rows are dotted in int8 with the
+/// activations quantized once per call to 8 bits per block of 32 (<see cref="QuantizedDot"/>, ggml-cpu's
+/// vec_dot_type). Other formats are dequantized row by row into the thread's scratch (f32, L1-resident) and dotted
+/// in f32 with every token of the batch (a GEMV for one token, a GEMM for a prompt); F32 rows are read in place.
+/// Either way a weight row is read from memory once per tile of 16 tokens.</summary>
 public sealed unsafe class MatMul : IParallelWork, IDisposable
 {
     /// <summary>Tokens dotted per pass over a dequantized row: keeps the activation tile in L1/L2.</summary>
     private const int TokenTile = 16;
 
     private readonly float*[] _rowScratch;   // [thread][max columns]
+    private readonly sbyte* _xq;              // [max tokens, max columns] int8 activations (QuantizedDot)
+    private readonly float* _xd;              // [max tokens, max columns / 32] their block scales
+    private readonly int _maxColumns, _maxTokens;
     private readonly WeightMatrix[] _weights = new WeightMatrix[3];
     private readonly nint[] _outputs = new nint[3];
     private int _count;
@@ -21,15 +26,22 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private int _tokens;
     private int _outStride0, _outStride1, _outStride2;
 
-    public MatMul(int threadCount, int maxColumns)
+    /// <param name="maxTokens">Most tokens of one call (the model's batch).</param>
+    public MatMul(int threadCount, int maxColumns, int maxTokens = 64)
     {
+        _maxColumns = maxColumns;
+        _maxTokens = maxTokens;
         _rowScratch = new float*[threadCount];
         for (int t = 0; t < threadCount; t++) _rowScratch[t] = NativeBuffers.Floats(maxColumns);
+        _xq = (sbyte*)NativeBuffers.Floats(((long)maxTokens * maxColumns + 3) / 4);
+        _xd = NativeBuffers.Floats((long)maxTokens * maxColumns / 32);
     }
 
     public void Dispose()
     {
         for (int t = 0; t < _rowScratch.Length; t++) { NativeBuffers.Free(_rowScratch[t]); _rowScratch[t] = null; }
+        NativeBuffers.Free((float*)_xq);
+        NativeBuffers.Free(_xd);
     }
 
     /// <summary>y = x·Wᵀ for x [tokens, W.Columns] and y [tokens, W.Rows] (row stride = W.Rows).</summary>
@@ -38,6 +50,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _count = 1;
         _weights[0] = w; _outputs[0] = (nint)y; _outStride0 = yStride == 0 ? w.Rows : yStride;
         _x = x; _tokens = tokens;
+        QuantizeActivations(w.Type, w.Type, w.Type, w.Columns);
         pool.Run(this, (long)w.Rows * w.Columns * tokens);
     }
 
@@ -50,7 +63,20 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         _weights[1] = w1; _outputs[1] = (nint)y1; _outStride1 = w1.Rows;
         if (y2 != null) { _weights[2] = w2; _outputs[2] = (nint)y2; _outStride2 = w2.Rows; }
         _x = x; _tokens = tokens;
+        QuantizeActivations(w0.Type, w1.Type, y2 != null ? w2.Type : w0.Type, w0.Columns);
         pool.Run(this, ((long)w0.Rows + w1.Rows + (y2 != null ? w2.Rows : 0)) * w0.Columns * tokens);
+    }
+
+    /// <summary>8-bit activations, once per call on the calling thread, when one of the matrices takes them
+    /// (a few microseconds for a token; the matrices sharing the input share them too).</summary>
+    private void QuantizeActivations(GgmlType t0, GgmlType t1, GgmlType t2, int cols)
+    {
+        if (!QuantizedDot.UsesInt8Activations(t0) && !QuantizedDot.UsesInt8Activations(t1) && !QuantizedDot.UsesInt8Activations(t2))
+            return;
+        if (_tokens > _maxTokens || cols > _maxColumns)
+            throw new ArgumentException($"matmul of {_tokens} tokens × {cols} columns exceeds the {_maxTokens} × {_maxColumns} it was sized for");
+        for (int b = 0; b < _tokens; b++)
+            QuantizedDot.QuantizeRow(_x + (long)b * cols, cols, _xq + (long)b * cols, _xd + (long)b * (cols / 32));
     }
 
     public void Execute(int thread, int threadCount)
@@ -75,6 +101,11 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private void Rows(WeightMatrix w, int lo, int hi, float* y, int yStride, float* scratch)
     {
         int cols = w.Columns;
+        if (QuantizedDot.UsesInt8Activations(w.Type))
+        {
+            Int8Rows(w, lo, hi, y, yStride);
+            return;
+        }
         for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
         {
             int t1 = Math.Min(_tokens, t0 + TokenTile);
@@ -85,6 +116,25 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
                 else { w.DequantizeRow(r, scratch); row = scratch; }
                 for (int b = t0; b < t1; b++)
                     y[(long)b * yStride + r] = Dot(row, _x + (long)b * cols, cols);
+            }
+        }
+    }
+
+    private void Int8Rows(WeightMatrix w, int lo, int hi, float* y, int yStride)
+    {
+        int cols = w.Columns, blocks = cols / 32;
+        long rowBytes = w.RowBytes;
+        for (int t0 = 0; t0 < _tokens; t0 += TokenTile)
+        {
+            int t1 = Math.Min(_tokens, t0 + TokenTile);
+            byte* row = w.Data + lo * rowBytes;
+            for (int r = lo; r < hi; r++, row += rowBytes)
+            {
+                int b = t0;
+                for (; b + 4 <= t1; b += 4)   // a prompt: 4 tokens per load of each weight block
+                    QuantizedDot.Dot4(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, cols, blocks, y + (long)b * yStride + r, yStride);
+                for (; b < t1; b++)
+                    y[(long)b * yStride + r] = QuantizedDot.Dot(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, blocks);
             }
         }
     }

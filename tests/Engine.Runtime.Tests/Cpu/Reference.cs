@@ -107,4 +107,21 @@ public static class Reference
         for (int i = 0; i < n; i++) r[i] = (float)((rng.NextDouble() * 2 - 1) * scale);
         return r;
     }
+
+    /// <summary>The activations a Q8_0/Q4_0 matmul actually multiplies: each block of 32 quantized as ggml's
+    /// quantize_row_q8_0 (d = max|x| / 127 stored as f16, q = x · (127 / max|x|) in f32, rounded to nearest even)
+    /// and given back as d · q in float64.</summary>
+    public static double[] Q8Activations(float[] x, int cols)
+    {
+        var r = new double[x.Length];
+        for (int b0 = 0; b0 < x.Length; b0 += 32)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[b0 + j]));
+            float id = amax != 0 ? 127f / amax : 0f;
+            double d = (double)(Half)(amax / 127f);
+            for (int j = 0; j < 32; j++) r[b0 + j] = d * Math.Round(x[b0 + j] * id, MidpointRounding.ToEven);
+        }
+        return r;
+    }
 }
