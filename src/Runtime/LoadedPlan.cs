@@ -72,6 +72,11 @@ public sealed class LoadedPlan : IDisposable
                     Threads = threads > 0 ? threads : Environment.ProcessorCount,
                 }, streamer);
             }, options.Notices ?? Console.Error);
+            if (model is not CpuModel && options.Streaming.From == StreamFrom.Mmap && plan.Layers.Any(l => l.Tier == Tier.C))
+            {
+                (model as IDisposable)?.Dispose();
+                throw new PlanException($"--stream-from mmap: the CUDA backend reads tier-C layers with O_DIRECT only; the mmap baseline runs with --backend cpu");
+            }
             return new LoadedPlan(plan, planPath, modelPath, file, arenas, streamer, tokenizer, model);
         }
         catch
