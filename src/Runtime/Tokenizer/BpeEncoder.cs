@@ -8,7 +8,6 @@ namespace Engine.Runtime.Tokenization;
 /// With ignore_merges (Llama 3) a word that is itself a token is emitted whole.</summary>
 internal sealed class BpeEncoder(Tokenizer vocab, PreTokenizerKind pre, bool ignoreMerges)
 {
-    private struct Symbol { public int Start, Length, Prev, Next; }
 
     private readonly record struct Bigram(int Left, int Right, int Rank, int Length);
 
@@ -21,7 +20,7 @@ internal sealed class BpeEncoder(Tokenizer vocab, PreTokenizerKind pre, bool ign
 
     private readonly List<int> _codePoints = new();
     private readonly List<int> _words = new();
-    private readonly List<Symbol> _symbols = new();
+    private readonly List<TokenSymbol> _symbols = new();
     private readonly PriorityQueue<Bigram, Bigram> _queue = new(BigramOrder.Instance);
     private char[] _word = new char[64];
     private char[] _pair = new char[128];
@@ -62,29 +61,15 @@ internal sealed class BpeEncoder(Tokenizer vocab, PreTokenizerKind pre, bool ign
         _symbols.Clear();
         _queue.Clear();
         for (int i = 0; i < n; i++)
-            _symbols.Add(new Symbol { Start = i, Length = 1, Prev = i - 1, Next = i + 1 == n ? -1 : i + 1 });
+            _symbols.Add(new TokenSymbol { Start = i, Length = 1, Prev = i - 1, Next = i + 1 == n ? -1 : i + 1 });
         for (int i = 1; i < n; i++) AddBigram(word, i - 1, i);
 
         while (_queue.TryDequeue(out var bigram, out _))
         {
-            var left = _symbols[bigram.Left];
-            var right = _symbols[bigram.Right];
-            // stale: a side was merged away or grew since queued (llama.cpp compares the texts; lengths suffice
-            // because symbols only grow to the right)
-            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Length) continue;
-            left.Length += right.Length;
-            right.Length = 0;
-            left.Next = right.Next;
-            if (right.Next >= 0)
-            {
-                var after = _symbols[right.Next];
-                after.Prev = bigram.Left;
-                _symbols[right.Next] = after;
-            }
-            _symbols[bigram.Left] = left;
-            _symbols[bigram.Right] = right;
-            AddBigram(word, left.Prev, bigram.Left);
-            AddBigram(word, bigram.Left, left.Next);
+            if (!TokenSymbols.TryMerge(_symbols, bigram.Left, bigram.Right, bigram.Length)) continue;
+            var merged = _symbols[bigram.Left];
+            AddBigram(word, merged.Prev, bigram.Left);
+            AddBigram(word, bigram.Left, merged.Next);
         }
 
         foreach (var sym in _symbols)

@@ -7,7 +7,6 @@ namespace Engine.Runtime.Tokenization;
 /// text; a symbol is one code point (one char or a surrogate pair), as llama.cpp's is one UTF-8 sequence.</summary>
 internal sealed class SpmEncoder(Tokenizer vocab)
 {
-    private struct Symbol { public int Start, Length, Prev, Next; }
 
     private readonly record struct Bigram(int Left, int Right, float Score, int Length);
 
@@ -19,7 +18,7 @@ internal sealed class SpmEncoder(Tokenizer vocab)
             a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Left.CompareTo(b.Left);
     }
 
-    private readonly List<Symbol> _symbols = new();
+    private readonly List<TokenSymbol> _symbols = new();
     private readonly PriorityQueue<Bigram, Bigram> _queue = new(BigramOrder.Instance);
 
     /// <summary>Tokenizes <paramref name="text"/> (spaces already escaped to U+2581) and appends the ids.</summary>
@@ -32,31 +31,16 @@ internal sealed class SpmEncoder(Tokenizer vocab)
             int n = char.IsHighSurrogate(text[offs]) && offs + 1 < text.Length && char.IsLowSurrogate(text[offs + 1]) ? 2 : 1;
             int index = _symbols.Count;
             offs += n;
-            _symbols.Add(new Symbol { Start = offs - n, Length = n, Prev = index - 1, Next = offs == text.Length ? -1 : index + 1 });
+            _symbols.Add(new TokenSymbol { Start = offs - n, Length = n, Prev = index - 1, Next = offs == text.Length ? -1 : index + 1 });
         }
         for (int i = 1; i < _symbols.Count; i++) TryAddBigram(text, i - 1, i);
 
         while (_queue.TryDequeue(out var bigram, out _))
         {
-            var left = _symbols[bigram.Left];
-            var right = _symbols[bigram.Right];
-            // stale: one side already merged away or grown since this pair was queued
-            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Length) continue;
-
-            left.Length += right.Length;
-            right.Length = 0;
-            left.Next = right.Next;
-            if (right.Next >= 0)
-            {
-                var after = _symbols[right.Next];
-                after.Prev = bigram.Left;
-                _symbols[right.Next] = after;
-            }
-            _symbols[bigram.Left] = left;
-            _symbols[bigram.Right] = right;
-
-            TryAddBigram(text, left.Prev, bigram.Left);
-            TryAddBigram(text, bigram.Left, left.Next);
+            if (!TokenSymbols.TryMerge(_symbols, bigram.Left, bigram.Right, bigram.Length)) continue;
+            var merged = _symbols[bigram.Left];
+            TryAddBigram(text, merged.Prev, bigram.Left);
+            TryAddBigram(text, bigram.Left, merged.Next);
         }
 
         if (_symbols.Count == 0) return;
