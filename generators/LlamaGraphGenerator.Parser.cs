@@ -22,7 +22,7 @@ public sealed partial class LlamaGraphGenerator
         {
             ["embedding"] = "Embedding", ["rms_norm"] = "RmsNorm", ["matmul"] = "MatMul", ["rope"] = "Rope",
             ["kv_store"] = "KvStore", ["attention"] = "Attention", ["add"] = "Add", ["swiglu"] = "SwiGlu",
-            ["matmul_swiglu"] = "MatMulSwiGlu", ["copy"] = "Copy",
+            ["matmul_swiglu"] = "MatMulSwiGlu", ["copy"] = "Copy", ["quantize"] = "Quantize",
         }.ToImmutableDictionary();
 
         public static readonly ImmutableDictionary<string, string> TensorRoles = new Dictionary<string, string>
@@ -34,7 +34,7 @@ public sealed partial class LlamaGraphGenerator
         private static readonly ImmutableArray<string> ArgTypes =
             ImmutableArray.Create("view<u8>", "view<i32>", "view<f32>", "view<f16>", "i32", "f32");
 
-        private static readonly ImmutableArray<string> TensorTypes = ImmutableArray.Create("f32", "f16", "i32", "any");
+        private static readonly ImmutableArray<string> TensorTypes = ImmutableArray.Create("f32", "f16", "i32", "u8", "any");
 
         private static readonly ImmutableArray<string> Sections = ImmutableArray.Create("prologue", "layer", "epilogue");
 

@@ -23,9 +23,10 @@ public static class Gemv
     public const int MaxWarps = 32;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
-    /// <param name="x">activations [n_tokens, cols]</param>
+    /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
+    /// <param name="xq">the same activations quantized by <see cref="Quantize"/> (read by the int8 formats)</param>
     /// <param name="y">output [n_tokens, rows]</param>
-    public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<float> y, int rows, int cols, int nTokens)
+    public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
         var partials = SharedMemory.Allocate<float>(MaxWarps * RowsPerGroup);
@@ -38,7 +39,7 @@ public static class Gemv
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            Partials<T>(w, o0, o1, o2, o3, cols, x, (long)t * cols, out float p0, out float p1, out float p2, out float p3);
+            Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
             GroupSums(ref p0, ref p1, ref p2, ref p3, partials);
             if (Group.IdxX == 0) Store(y, (long)t * rows, row0, rows, p0, p1, p2, p3);
         }
@@ -77,14 +78,21 @@ public static class Gemv
     public static long RowBytes<T>(int cols) where T : struct, IWeightFormat =>
         (long)(cols / default(T).BlockElements) * default(T).BlockBytes;
 
-    /// <summary>This thread's share of the dots of four weight rows (at byte offsets o0..o3) with x[xOffset..].</summary>
+    /// <summary>This thread's share of the dots of four weight rows (at byte offsets o0..o3) with token
+    /// <paramref name="t"/>'s activations: x for the float formats, xq for the int8 ones.</summary>
     public static void Partials<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, ArrayView<float> x,
-        long xOffset, out float p0, out float p1, out float p2, out float p3)
+        ArrayView<byte> xq, int t, out float p0, out float p1, out float p2, out float p3)
         where T : struct, IWeightFormat
     {
         var format = default(T);
         int lane = Group.IdxX, lanes = Group.DimX;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
+        if (format.Int8Activations)
+        {
+            Int8Partials<T>(w, o0, o1, o2, o3, cols, xq, t, out p0, out p1, out p2, out p3);
+            return;
+        }
+        long xOffset = (long)t * cols;
         // Alignment from offsets: views are 16-byte aligned (weights: GGUF 32-byte tensor alignment; activations:
         // arena offsets; docs/kernels.md "Invariant"), and every row offset is a multiple of the row's bytes.
         if (cols % format.LaneElements == 0 && (xOffset & 3) == 0 && (RowBytes<T>(cols) & (format.LaneAlignment - 1)) == 0)
@@ -132,5 +140,37 @@ public static class Gemv
                 x, xOffset + (long)block * format.BlockElements);
         }
         return sum;
+    }
+
+    /// <summary>The int8 lane loop: two units per iteration, each unit's activations loaded once for the four rows.
+    /// Every quantized row qualifies (cols is a multiple of the format's block, xq rows are 16-byte aligned, the
+    /// 16-byte loads of Q4_K/Q5_K rows fall on 144/176-byte blocks of a 32-byte aligned tensor).</summary>
+    public static void Int8Partials<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, ArrayView<byte> xq,
+        int t, out float p0, out float p1, out float p2, out float p3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int lane = Group.IdxX, lanes = Group.DimX;
+        long xRow = t * Quantize.RowBytes(cols), pairs = xRow + Quantize.PairsOffset(cols);
+        int units = cols / format.QLaneElements;
+        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
+        int g = lane;
+        for (; g + lanes < units; g += 2 * lanes)
+        {
+            format.QLaneX(xq, xRow, pairs, g, out var a);
+            format.QLaneX(xq, xRow, pairs, g + lanes, out var b);
+            p0 += format.QLaneDot(w, o0, g, a) + format.QLaneDot(w, o0, g + lanes, b);
+            p1 += format.QLaneDot(w, o1, g, a) + format.QLaneDot(w, o1, g + lanes, b);
+            p2 += format.QLaneDot(w, o2, g, a) + format.QLaneDot(w, o2, g + lanes, b);
+            p3 += format.QLaneDot(w, o3, g, a) + format.QLaneDot(w, o3, g + lanes, b);
+        }
+        if (g < units)
+        {
+            format.QLaneX(xq, xRow, pairs, g, out var a);
+            p0 += format.QLaneDot(w, o0, g, a);
+            p1 += format.QLaneDot(w, o1, g, a);
+            p2 += format.QLaneDot(w, o2, g, a);
+            p3 += format.QLaneDot(w, o3, g, a);
+        }
     }
 }

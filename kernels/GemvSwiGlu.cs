@@ -8,7 +8,7 @@ namespace Engine.Kernels;
 /// loops as <see cref="Gemv"/>.</summary>
 public static class GemvSwiGlu
 {
-    public static void Run<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<float> y,
+    public static void Run<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
@@ -21,9 +21,9 @@ public static class GemvSwiGlu
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, (long)t * cols, out float g0, out float g1, out float g2, out float g3);
+            Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out float g0, out float g1, out float g2, out float g3);
             Gemv.GroupSums(ref g0, ref g1, ref g2, ref g3, partials);
-            Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, (long)t * cols, out float u0, out float u1, out float u2, out float u3);
+            Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, xq, t, out float u0, out float u1, out float u2, out float u3);
             Gemv.GroupSums(ref u0, ref u1, ref u2, ref u3, partials);
             if (Group.IdxX == 0)
                 Gemv.Store(y, (long)t * rows, row0, rows,

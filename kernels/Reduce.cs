@@ -12,6 +12,13 @@ public static class Reduce
         return value;
     }
 
+    public static int WarpSum(int value)
+    {
+        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
+            value += Warp.ShuffleXor(value, offset);
+        return value;
+    }
+
     public static float WarpMax(float value)
     {
         for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)

@@ -33,4 +33,13 @@ public struct BF16 : IWeightFormat
             + Interop.IntAsFloat(w2 << 16) * b0 + Interop.IntAsFloat(w2 & 0xFFFF0000) * b1
             + Interop.IntAsFloat(w3 << 16) * b2 + Interop.IntAsFloat(w3 & 0xFFFF0000) * b3;
     }
+
+    public readonly bool Int8Activations => false;
+    public readonly int QLaneElements => 1;
+
+    /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
+    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x) => x = default;
+
+    /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
+    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x) => 0f;
 }

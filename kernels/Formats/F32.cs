@@ -29,4 +29,13 @@ public struct F32 : IWeightFormat
         float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D;
         return Interop.IntAsFloat(w0) * a0 + Interop.IntAsFloat(w1) * a1 + Interop.IntAsFloat(w2) * a2 + Interop.IntAsFloat(w3) * a3;
     }
+
+    public readonly bool Int8Activations => false;
+    public readonly int QLaneElements => 1;
+
+    /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
+    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x) => x = default;
+
+    /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
+    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x) => 0f;
 }

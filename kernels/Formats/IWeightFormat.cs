@@ -40,6 +40,23 @@ public interface IWeightFormat
     /// <summary>Σ w·x over lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>, given the unit's
     /// activations from <see cref="LaneX"/>.</summary>
     float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c);
+
+    /// <summary>True for the quantized formats: the GEMV multiplies their integer weights with the 8-bit activations
+    /// of <see cref="Quantize"/> by dp4a (<see cref="QLaneX"/>, <see cref="QLaneDot"/>), as llama.cpp's mmvq does; the
+    /// float formats (false) read f32 activations through <see cref="LaneX"/>/<see cref="LaneDot"/> and never reach
+    /// the int8 members.</summary>
+    bool Int8Activations { get; }
+
+    /// <summary>Weights one int8 lane unit covers; a row has cols / QLaneElements units, consecutive units are
+    /// consecutive bytes of the row (coalesced).</summary>
+    int QLaneElements { get; }
+
+    /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xRow"/> is the
+    /// token's row in <paramref name="xq"/>, <paramref name="pairs"/> where its (d, Σq) pairs start.</summary>
+    void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x);
+
+    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>.</summary>
+    float QLaneDot(ArrayView<byte> data, long row, int g, XLane x);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

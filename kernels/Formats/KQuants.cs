@@ -42,4 +42,22 @@ public static class KQuants
         uint word = k < 4 ? s0 : k < 8 ? s1 : s2;
         return (int)((word >> (8 * (k & 3))) & 0xFF);
     }
+
+    /// <summary>get_scale_min_k4 for the sub-block pair 2j, 2j + 1 (j = 0..3) from the three scale words, without
+    /// branches: sub-block s &lt; 4 is bytes s, s + 4; s = 4 + k takes the low/high nibble of byte 8 + k and the top
+    /// bits of bytes k, 4 + k.</summary>
+    public static void ScaleMinPair(uint s0, uint s1, uint s2, int j, out int sc0, out int m0, out int sc1, out int m1)
+    {
+        bool high = j >= 2;
+        int k0 = (2 * j) & 3, k1 = k0 + 1;
+        ScaleMinAt(s0, s1, s2, k0, high, out sc0, out m0);
+        ScaleMinAt(s0, s1, s2, k1, high, out sc1, out m1);
+    }
+
+    private static void ScaleMinAt(uint s0, uint s1, uint s2, int k, bool high, out int sc, out int m)
+    {
+        int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);
+        sc = high ? (b2 & 0xF) | ((b0 >> 6) << 4) : b0 & 63;
+        m = high ? (b2 >> 4) | ((b1 >> 6) << 4) : b1 & 63;
+    }
 }

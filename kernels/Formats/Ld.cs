@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime.Cuda;
 
 namespace Engine.Kernels.Formats;
 
@@ -54,4 +55,70 @@ public static class Ld
     public static int SignExtend8(int value) => (value << 24) >> 24;
 
     public static float Half(uint bits) => (float)Interop.IntAsFloat((ushort)(bits & 0xFFFF));
+
+    /// <summary>c + Σ of the four signed-byte products of <paramref name="a"/> and <paramref name="b"/>: PTX dp4a on the
+    /// GPU (one instruction for four multiply-adds), the same sum in managed code on ILGPU's CPU accelerator.</summary>
+    public static int Dp4a(uint a, uint b, int c)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("dp4a.s32.s32 %0, %1, %2, %3;", out int r, a, b, c);
+            return r;
+        }
+        return c + SignExtend8((int)a) * SignExtend8((int)b) + SignExtend8((int)(a >> 8)) * SignExtend8((int)(b >> 8))
+            + SignExtend8((int)(a >> 16)) * SignExtend8((int)(b >> 16)) + ((int)a >> 24) * ((int)b >> 24);
+    }
+
+    /// <summary>a·b rounded once, never contracted with a following add into an FMA (ptxas may contract a plain
+    /// mul.f32), so a kernel rounds exactly as the CPU backend's separate multiply does.</summary>
+    public static float MulRn(float a, float b)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("mul.rn.f32 %0, %1, %2;", out float r, a, b);
+            return r;
+        }
+        return a * b;
+    }
+
+    /// <summary><paramref name="v"/> (≥ 0, at most 65504) rounded to the nearest f16 value, ties to even, as a float:
+    /// what <c>(float)(System.Half)v</c> gives. Integer arithmetic, so the GPU (where ILGPU's Half cast is
+    /// cvt.rn.f16.f32) and ILGPU's CPU accelerator (whose managed Half cast rounds differently) agree bit for bit.</summary>
+    public static float RoundToHalf(float v)
+    {
+        uint b = Interop.FloatAsInt(v);
+        if (b >= 0x38800000u)   // 2^-14 and up: a normal f16, 10 mantissa bits kept
+            return Interop.IntAsFloat((b + 0xFFFu + ((b >> 13) & 1)) & ~0x1FFFu);
+        // Subnormal f16: multiples of 2^-24; v·2^24 < 1024 is exact, and the magic add rounds it to even.
+        return (v * 16777216f + 12582912f - 12582912f) * 5.9604645e-8f;
+    }
+
+    /// <summary>Two consecutive 32-bit words at an 8-aligned byte offset, in one load.</summary>
+    public static void U2(ArrayView<byte> w, long offset, out uint a, out uint b)
+    {
+        var q = w.Cast<Pair>()[offset >> 3];
+        a = q.A; b = q.B;
+    }
+
+    public struct Pair
+    {
+        public uint A, B;
+    }
+
+    /// <summary>A block's (f32 scale, i32 sum) pair of quantized activations (<see cref="Quantize"/>), in one load.</summary>
+    public static void ScaleSum(ArrayView<byte> xq, long offset, out float d, out int sum)
+    {
+        var q = xq.Cast<Pair>()[offset >> 3];
+        d = Interop.IntAsFloat(q.A); sum = (int)q.B;
+    }
+}
+
+/// <summary>The quantized activations one int8 lane unit multiplies (<see cref="IWeightFormat.QLaneX"/>): up to 32
+/// signed bytes, up to four block scales and four integer terms whose meaning each format gives. Loaded once per
+/// unit and shared by the rows a group computes.</summary>
+public struct XLane
+{
+    public uint Q0, Q1, Q2, Q3, Q4, Q5, Q6, Q7;
+    public float D0, D1, D2, D3;
+    public int S0, S1, S2, S3;
 }

@@ -74,4 +74,38 @@ public struct Q4_K : IWeightFormat
         float sum0 = (a0 + a1) + (a2 + a3), sum1 = (c0 + c1) + (c2 + c3);
         return Ld.Half(dm) * (sc0 * dot0 + sc1 * dot1) - Ld.Half(dm >> 16) * (m0 * sum0 + m1 * sum1);
     }
+
+    public readonly bool Int8Activations => true;
+
+    /// <summary>32 weights: unit g is qs bytes 16i..16i+15 (i = g % 8) of block g / 8, that is chunk j = i / 2, l from
+    /// 16(i % 2): low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1.</summary>
+    public readonly int QLaneElements => 32;
+
+    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    {
+        int b = g >> 3, i = g & 7, j = i >> 1;
+        long xb = xRow + 256L * b + 64 * j + 16 * (i & 1);
+        Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
+        Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        Ld.ScaleSum(xq, pairs + 8L * (8 * b + 2 * j), out x.D0, out int s0);
+        Ld.ScaleSum(xq, pairs + 8L * (8 * b + 2 * j + 1), out x.D1, out int s1);
+        // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
+        bool first = (i & 1) == 0;
+        x.D2 = first ? x.D0 * s0 : 0f;
+        x.D3 = first ? x.D1 * s1 : 0f;
+        x.S0 = 0; x.S1 = 0; x.S2 = 0; x.S3 = 0;
+    }
+
+    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    {
+        long block = row + (long)(g >> 3) * 144;
+        int i = g & 7, j = i >> 1;
+        Ld.U4(data, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(data, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        const uint Low = 0x0F0F0F0F;
+        int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
+        int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));
+        KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
+        return Ld.Half(dm) * (sc0 * x.D0 * lo + sc1 * x.D1 * hi) - Ld.Half(dm >> 16) * (m0 * x.D2 + m1 * x.D3);
+    }
 }

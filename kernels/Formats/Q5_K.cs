@@ -77,4 +77,30 @@ public struct Q5_K : IWeightFormat
         float sum0 = (a0 + a1) + (a2 + a3), sum1 = (c0 + c1) + (c2 + c3);
         return Ld.Half(dm) * (sc0 * dot0 + sc1 * dot1) - Ld.Half(dm >> 16) * (m0 * sum0 + m1 * sum1);
     }
+
+    public readonly bool Int8Activations => true;
+
+    /// <summary>32 weights, as <see cref="Q4_K.QLaneElements"/>: qs bytes 16i..16i+15 (i = g % 8), fifth bits from
+    /// qh bytes 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles), j = i / 2.</summary>
+    public readonly int QLaneElements => 32;
+
+    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x) =>
+        default(Q4_K).QLaneX(xq, xRow, pairs, g, out x);
+
+    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    {
+        long block = row + (long)(g >> 3) * 176;
+        int i = g & 7, j = i >> 1;
+        Ld.U4(data, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(data, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        Ld.U4(data, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);
+        const uint Low = 0x0F0F0F0F, Bit = 0x01010101;
+        int sl = 2 * j, sh = 2 * j + 1;
+        int lo = Ld.Dp4a((w0 & Low) | (((h0 >> sl) & Bit) << 4), x.Q0, Ld.Dp4a((w1 & Low) | (((h1 >> sl) & Bit) << 4), x.Q1,
+            Ld.Dp4a((w2 & Low) | (((h2 >> sl) & Bit) << 4), x.Q2, Ld.Dp4a((w3 & Low) | (((h3 >> sl) & Bit) << 4), x.Q3, 0))));
+        int hi = Ld.Dp4a(((w0 >> 4) & Low) | (((h0 >> sh) & Bit) << 4), x.Q4, Ld.Dp4a(((w1 >> 4) & Low) | (((h1 >> sh) & Bit) << 4), x.Q5,
+            Ld.Dp4a(((w2 >> 4) & Low) | (((h2 >> sh) & Bit) << 4), x.Q6, Ld.Dp4a(((w3 >> 4) & Low) | (((h3 >> sh) & Bit) << 4), x.Q7, 0))));
+        KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
+        return Ld.Half(dm) * (sc0 * x.D0 * lo + sc1 * x.D1 * hi) - Ld.Half(dm >> 16) * (m0 * x.D2 + m1 * x.D3);
+    }
 }

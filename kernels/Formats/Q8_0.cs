@@ -46,4 +46,24 @@ public struct Q8_0 : IWeightFormat
         float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D;
         return d * (Ld.SignedByte(q, 0) * a0 + Ld.SignedByte(q, 1) * a1 + Ld.SignedByte(q, 2) * a2 + Ld.SignedByte(q, 3) * a3);
     }
+
+    public readonly bool Int8Activations => true;
+
+    /// <summary>8 weights: unit g is bytes 8p..8p+7 (p = g % 4) of block g / 4; 4 lanes share a block.</summary>
+    public readonly int QLaneElements => 8;
+
+    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    {
+        x = default;
+        Ld.U2(xq, xRow + 8L * g, out x.Q0, out x.Q1);
+        Ld.ScaleSum(xq, pairs + 8L * (g >> 2), out x.D0, out _);
+    }
+
+    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    {
+        long block = row + (long)(g >> 2) * 34;
+        long q = block + 2 + 8 * (g & 3);
+        int dot = Ld.Dp4a(Ld.U16x2(data, q), x.Q0, Ld.Dp4a(Ld.U16x2(data, q + 4), x.Q1, 0));
+        return Ld.Half((uint)Ld.U16(data, block)) * x.D0 * dot;
+    }
 }

@@ -221,6 +221,9 @@ public static unsafe class Program
                 }
             Embedding(f, 300, colsCases[1], 5);
         }
+        Quantize(4096, 3);
+        Quantize(14336, 1);
+        Quantize(300, 2);
         RmsNorm(4096, 3);
         Rope(8, 2, 128, [5, 100, 4000], withFactors: false);
         Rope(8, 2, 128, [5, 100, 4000], withFactors: true);
@@ -274,11 +277,62 @@ public static unsafe class Program
         return y;
     }
 
-    private static double Dot(double[] w, float[] x, int offset)
+    private static double Dot(double[] w, double[] x, int offset)
     {
         double s = 0;
         for (int c = 0; c < w.Length; c++) s += w[c] * x[offset + c];
         return s;
+    }
+
+    /// <summary>The activations an int8-format GEMV multiplies: d·q of the quantize kernel's 8-bit blocks (ggml
+    /// quantize_row_q8_0 rounding, ties to even); x itself for the float formats.</summary>
+    private static double[] Activations(GgmlType f, float[] x, int cols)
+    {
+        if (GgmlTypeInfo.BlockElements(f) == 1) return x.Select(v => (double)v).ToArray();
+        var y = new double[x.Length];
+        for (int t = 0; t < x.Length / cols; t++)
+            for (int b = 0; b * 32 < cols; b++)
+            {
+                int lo = t * cols + 32 * b, hi = t * cols + Math.Min(cols, 32 * b + 32);
+                float amax = 0;
+                for (int i = lo; i < hi; i++) amax = MathF.Max(amax, MathF.Abs(x[i]));
+                float id = amax != 0 ? 127f / amax : 0f, d = (float)(Half)(amax / 127f);
+                for (int i = lo; i < hi; i++) y[i] = d * (double)MathF.Round(x[i] * id, MidpointRounding.ToEven);
+            }
+        return y;
+    }
+
+    // The quantize kernel's row layout (kernels/Quantize.cs; this harness is NativeAOT and cannot reference ILGPU).
+    private static long QuantizedRowBytes(int cols) => (cols + 63) / 64 * 80L;
+    private static long QuantizedPairsOffset(int cols) => (cols + 63) / 64 * 64L;
+
+    /// <summary>x quantized on the device by the quantize kernel (the planned program runs it before each matmul).
+    /// Its values are checked against the reference: the (d, Σq) pairs must dequantize to <see cref="Activations"/>.</summary>
+    private static Buffer Quantized(Buffer xb, int cols, int tokens)
+    {
+        var qb = Poisoned(QuantizedRowBytes(cols) * tokens);
+        Launch("Quantize", xb, qb, cols, tokens);
+        return qb;
+    }
+
+    private static void Quantize(int cols, int tokens)
+    {
+        var rng = new Random(cols * 5 + tokens);
+        float[] x = Gaussians(rng, (long)cols * tokens);
+        using var xb = Upload<float>(x);
+        using var qb = Quantized(xb, cols, tokens);
+        byte[] q = Download<byte>(qb);
+        double[] expected = Activations(GgmlType.Q8_0, x, cols);
+        long rowBytes = QuantizedRowBytes(cols), pairs = QuantizedPairsOffset(cols);
+        int mismatches = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            int t = i / cols, c = i % cols;
+            float d = BitConverter.ToSingle(q, (int)(t * rowBytes + pairs + 8L * (c / 32)));
+            if (d * (double)(sbyte)q[t * rowBytes + c] != expected[i]) mismatches++;
+        }
+        Console.WriteLine($"| Quantize           | {cols} x {tokens} tok{"",-14} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
+        if (mismatches != 0) s_failures++;
     }
 
     private static void Gemv(GgmlType f, int rows, int cols, int tokens)
@@ -288,13 +342,15 @@ public static unsafe class Program
         float[] x = Gaussians(rng, (long)cols * tokens);
         using var wb = Upload<byte>(w);
         using var xb = Upload<float>(x);
+        using var qb = Quantized(xb, cols, tokens);
         using var yb = Poisoned((long)rows * tokens * 4);
-        Launch("Gemv_" + f, wb, xb, yb, rows, cols, tokens);
+        Launch("Gemv_" + f, wb, xb, qb, yb, rows, cols, tokens);
+        double[] xs = Activations(f, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
         {
             var wr = DequantizedRow(f, w, r, cols);
-            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, xs, t * cols);
         }
         Row("Gemv_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
     }
@@ -309,13 +365,15 @@ public static unsafe class Program
         using var gb = Upload<byte>(g);
         using var ub = Upload<byte>(u);
         using var xb = Upload<float>(x);
+        using var qb = Quantized(xb, cols, tokens);
         using var yb = Poisoned((long)rows * tokens * 4);
-        Launch("GemvSwiGlu_" + f, gb, ub, xb, yb, rows, cols, tokens);
+        Launch("GemvSwiGlu_" + f, gb, ub, xb, qb, yb, rows, cols, tokens);
+        double[] xs = Activations(f, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
         {
             double[] gr = DequantizedRow(f, g, r, cols), ur = DequantizedRow(f, u, r, cols);
-            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Silu(Dot(gr, x, t * cols)) * Dot(ur, x, t * cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Silu(Dot(gr, xs, t * cols)) * Dot(ur, xs, t * cols);
         }
         Row("GemvSwiGlu_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
     }
@@ -479,12 +537,13 @@ public static unsafe class Program
                 int copies = (int)Math.Clamp(Math.Ceiling(512.0 * (1 << 20) / w.Length), 3, 64);
                 var weights = Enumerable.Range(0, copies).Select(_ => Upload<byte>(w)).ToList();
                 using var xb = Upload<float>(Gaussians(rng, cols));
+                using var qb = Quantized(xb, cols, 1);
                 using var yb = Poisoned((long)rows * 4);
                 var blocks = new byte[copies][];
                 for (int i = 0; i < copies; i++)
                 {
                     blocks[i] = new byte[ArgumentBlocks.Stride];
-                    Pack("Gemv_" + f, blocks[i], [weights[i], xb, yb, rows, cols, 1]);
+                    Pack("Gemv_" + f, blocks[i], [weights[i], xb, qb, yb, rows, cols, 1]);
                 }
                 nuint size = s_sizeOverride != 0 ? s_sizeOverride : (nuint)KernelTable.All[s_kernels["Gemv_" + f].Index].ArgumentBytes;
                 void Round()

@@ -17,6 +17,7 @@ public enum OpKind
     SwiGlu,         // y = silu(gate) * up
     MatMulSwiGlu,   // fused gate+up GEMV and SwiGLU
     Copy,
+    Quantize,       // y = x as 8-bit integers per block of 32 with a scale and the block's integer sum (matmul input)
 }
 
 /// <summary>What a tensor is to the program.</summary>

@@ -9,6 +9,28 @@ namespace Engine.Kernels.Tests;
 /// of the warp or the block).</summary>
 public class LayerKernelTests
 {
+    /// <summary>The quantize kernel writes exactly the reference's bytes: int8 values, f16-rounded scales and sums, a
+    /// zero block, exact ties (x·127/max = k + 0.5 rounds to even), a row that is not a multiple of the block and a
+    /// padding block.</summary>
+    [Theory]
+    [InlineData(64, 1)]
+    [InlineData(300, 3)]
+    [InlineData(4096, 2)]
+    public void Quantize_writes_the_reference_bytes(int cols, int tokens)
+    {
+        var rng = new Random(cols * 3 + tokens);
+        var h = KernelHarness.Shared;
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        for (int i = 0; i < Math.Min(32, cols); i++) x[i] = 0;                            // a zero block
+        if (cols >= 64) { x[32] = 127; x[33] = 2.5f; x[34] = -3.5f; x[35] = 0.5f; }      // ties to even
+        using var xb = h.Upload(x);
+        using var qb = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
+        h.Launch("Quantize", xb.View, qb.View, cols, tokens);
+        byte[] expected = QuantizedActivations.Quantize(x, cols), actual = qb.GetAsArray1D();
+        int first = Enumerable.Range(0, expected.Length).FirstOrDefault(i => expected[i] != actual[i], -1);
+        Assert.True(first < 0, $"byte {first} of {expected.Length}: {(first < 0 ? 0 : actual[first])}, expected {(first < 0 ? 0 : expected[first])} (row bytes {Engine.Kernels.Quantize.RowBytes(cols)}, pairs at {Engine.Kernels.Quantize.PairsOffset(cols)})");
+    }
+
     [Theory]
     [InlineData(37, 1)]
     [InlineData(300, 3)]

@@ -82,7 +82,7 @@ public partial class PtxAbiTests
     [Fact]
     public void Launch_shapes_follow_the_spec_grid_rules()
     {
-        var gemv = Launchers.Gemv_Q8_0.Create(default, default, default, rows: 4097, cols: 4096, nTokens: 5).Shape();
+        var gemv = Launchers.Gemv_Q8_0.Create(default, default, default, default, rows: 4097, cols: 4096, nTokens: 5).Shape();
         Assert.Equal(new LaunchShape(1025, 2, 1, 128), gemv); // 4 rows a group, 4 tokens a group
         var rope = Launchers.Rope.Create(default, default, default, default, 32, 8, 128, 3, 500000f, 1f);
         Assert.Equal(3 * 40 * 64, rope.Extent);

@@ -10,10 +10,12 @@ namespace Engine.Kernels.Tests;
 /// multiples of the rows per group (4), the tokens per group (4), or the warp (32 units a row).</summary>
 public class WeightKernelTests
 {
-    // NMSE limits. Kernels and reference dequantise to the same values, so only f32 accumulation differs
-    // (test-backend-ops allows 5e-4 for mul_mat because ggml quantises the activations; we do not).
+    // NMSE limits. Kernels and reference dequantise to the same values (for the quantized formats, also the same
+    // 8-bit activations, QuantizedActivations), so only f32 accumulation differs. test-backend-ops allows 5e-4 for
+    // mul_mat against unquantized activations; QuantizationLimit bounds that error of the int8 path.
     private const double GemvLimit = 1e-7;
     private const double EmbeddingLimit = 1e-12;
+    private const double QuantizationLimit = 5e-4;
 
     /// <summary>(format, rows, cols, tokens): cols are 1, 3 (odd unit counts) and 5 blocks for the block
     /// formats, 37 and 200 for the float formats.</summary>
@@ -43,16 +45,25 @@ public class WeightKernelTests
         float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
         using var wb = h.Upload(w);
         using var xb = h.Upload(x);
+        using var qb = Quantized(h, xb, cols, tokens);
         using var yb = h.Allocate<float>((long)rows * tokens);
-        h.Launch("Gemv_" + format, wb.View, xb.View, yb.View, rows, cols, tokens);
+        h.Launch("Gemv_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
 
+        double[] xs = Activations(format, x, cols);
         var expected = new double[rows * tokens];
+        var unquantized = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
         {
             double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
-            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+            for (int t = 0; t < tokens; t++)
+            {
+                expected[t * rows + r] = Dot(wr, xs, t * cols);
+                unquantized[t * rows + r] = Dot(wr, x, t * cols);
+            }
         }
-        Nmse.Check($"gemv {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
+        var y = yb.GetAsArray1D();
+        Nmse.Check($"gemv {format} {rows}x{cols}x{tokens}", y, expected, GemvLimit);
+        Nmse.Check($"gemv {format} {rows}x{cols}x{tokens} vs f32 activations", y, unquantized, QuantizationLimit);
     }
 
     /// <summary>Blocks of 256 threads: 8 warps split the columns of a group's 4 rows and sum in shared memory (the
@@ -67,18 +78,20 @@ public class WeightKernelTests
         var h = KernelHarness.Shared;
         byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
         float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        double[] xs = Activations(format, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
         {
             double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
-            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, x, t * cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, xs, t * cols);
         }
         foreach (int block in new[] { 256 })
         {
             using var wb = h.Upload(w);
             using var xb = h.Upload(x);
+            using var qb = Quantized(h, xb, cols, tokens);
             using var yb = h.Allocate<float>((long)rows * tokens);
-            h.LaunchWithBlock("Gemv_" + format, block, wb.View, xb.View, yb.View, rows, cols, tokens);
+            h.LaunchWithBlock("Gemv_" + format, block, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
             Nmse.Check($"gemv {format} {rows}x{cols}x{tokens} block {block}", yb.GetAsArray1D(), expected, GemvLimit);
         }
     }
@@ -95,16 +108,18 @@ public class WeightKernelTests
         using var gb = h.Upload(gate);
         using var ub = h.Upload(up);
         using var xb = h.Upload(x);
+        using var qb = Quantized(h, xb, cols, tokens);
         using var yb = h.Allocate<float>((long)rows * tokens);
-        h.Launch("GemvSwiGlu_" + format, gb.View, ub.View, xb.View, yb.View, rows, cols, tokens);
+        h.Launch("GemvSwiGlu_" + format, gb.View, ub.View, xb.View, qb.View, yb.View, rows, cols, tokens);
 
+        double[] xs = Activations(format, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
         {
             double[] g = ReferenceFormats.DequantizeRow(format, gate, r, cols), u = ReferenceFormats.DequantizeRow(format, up, r, cols);
             for (int t = 0; t < tokens; t++)
             {
-                double a = Dot(g, x, t * cols), b = Dot(u, x, t * cols);
+                double a = Dot(g, xs, t * cols), b = Dot(u, xs, t * cols);
                 expected[t * rows + r] = a / (1 + Math.Exp(-a)) * b;
             }
         }
@@ -139,6 +154,26 @@ public class WeightKernelTests
         Assert.Equal(ReferenceFormats.BlockElements(format), instance.BlockElements);
         Assert.Equal(ReferenceFormats.BlockBytes(format), instance.BlockBytes);
         Assert.Equal(0, instance.BlockElements % instance.UnitsPerBlock);
+    }
+
+    /// <summary>The activations the kernel multiplies: x itself for the float formats, d·q of the 8-bit
+    /// quantization (<see cref="QuantizedActivations"/>) for the int8 ones.</summary>
+    private static double[] Activations(string format, float[] x, int cols) =>
+        ReferenceFormats.BlockElements(format) == 1 ? [.. x.Select(v => (double)v)] : QuantizedActivations.Dequantize(x, cols);
+
+    /// <summary>x quantized on the device by the quantize kernel, as the planned program does before each matmul.</summary>
+    private static MemoryBuffer1D<byte, Stride1D.Dense> Quantized(KernelHarness h, MemoryBuffer1D<float, Stride1D.Dense> x, int cols, int tokens)
+    {
+        var q = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
+        h.Launch("Quantize", x.View, q.View, cols, tokens);
+        return q;
+    }
+
+    private static double Dot(double[] w, double[] x, int offset)
+    {
+        double s = 0;
+        for (int i = 0; i < w.Length; i++) s += w[i] * x[offset + i];
+        return s;
     }
 
     private static double Dot(double[] w, float[] x, int offset)

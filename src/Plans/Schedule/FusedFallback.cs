@@ -5,7 +5,7 @@ namespace Engine.Plans.Schedule;
 
 /// <summary>The spec's fallback for a fused op whose kernel cannot be used (docs/graph-spec.md "fused="): the fused
 /// gate+up GEMV with SwiGLU needs ffn_gate and ffn_up in one format, so a file that mixes them (any layer) runs the
-/// program with <c>y = gemv(gate, x); t = gemv(up, x); y = swiglu(y, t)</c> instead, t being one more activation of
+/// program with <c>y = gemv(gate, x, xq); t = gemv(up, x, xq); y = swiglu(y, t)</c> instead, t being one more activation of
 /// y's shape. Files from llama.cpp's quantizer keep gate and up in one format, so this is the rare path.</summary>
 public static class FusedFallback
 {
@@ -20,10 +20,11 @@ public static class FusedFallback
             foreach (var op in ops)
             {
                 if (op.Kind != OpKind.MatMulSwiGlu) { list.Add(op); continue; }
-                string gate = op.Inputs[0], up = op.Inputs[1], x = op.Inputs[2], y = op.Outputs[0], t = op.Name + "_up";
+                string gate = op.Inputs[0], up = op.Inputs[1], y = op.Outputs[0], t = op.Name + "_up";
+                var x = op.Inputs.Skip(2).ToArray();   // the activations (and their quantized form)
                 tensors.Add(program.Tensor(y) with { Name = t });
-                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_gate", [gate, x], [y], gate) { Kernel = FamilyOf(program, OpKind.MatMul) });
-                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_up", [up, x], [t], up) { Kernel = FamilyOf(program, OpKind.MatMul) });
+                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_gate", [gate, .. x], [y], gate) { Kernel = FamilyOf(program, OpKind.MatMul) });
+                list.Add(new GraphOp(OpKind.MatMul, op.Name + "_up", [up, .. x], [t], up) { Kernel = FamilyOf(program, OpKind.MatMul) });
                 list.Add(new GraphOp(OpKind.SwiGlu, op.Name + "_swiglu", [y, t], [y]) { Kernel = FamilyOf(program, OpKind.SwiGlu) });
             }
             return list;

@@ -75,7 +75,7 @@ public sealed class KernelBinding
             var b = resolve(bound[v.Name], layer);
             string want = v.Type[5..^1];
             bool ok = b.Arg.Kind == ArgKind.None
-                || (want == "u8" ? b.WeightType is not null : b.WeightType is null ? b.ElementType == want : b.WeightType == GgmlType.F32 && want == "f32");
+                || (want == "u8" ? b.WeightType is not null || b.ElementType == "u8" : b.WeightType is null ? b.ElementType == want : b.WeightType == GgmlType.F32 && want == "f32");
             if (!ok) throw new PlanException($"{where}: argument {v.Name} ({v.Type}) cannot take {bound[v.Name]} ({b.WeightType?.ToString() ?? b.ElementType})");
             viewArgs[v.Name] = b;
         }

@@ -90,12 +90,14 @@ public sealed record Workspace(IReadOnlyList<ProgramBuffer> Buffers, IReadOnlyLi
         return (offsets, size);
     }
 
-    /// <summary>Bytes per element of a non-weight tensor: f16 (the KV cache, as llama.cpp's default) 2, f32/i32 4.</summary>
+    /// <summary>Bytes per element of a non-weight tensor: u8 (quantized activations, shaped in bytes) 1, f16 (the KV
+    /// cache, as llama.cpp's default) 2, f32/i32 4.</summary>
     public static int ElementBytes(string elementType) => elementType switch
     {
+        "u8" => 1,
         "f16" => 2,
         "f32" or "i32" => 4,
-        _ => throw new PlanException($"layer program: element type {elementType} of a buffer is not f16, f32 or i32"),
+        _ => throw new PlanException($"layer program: element type {elementType} of a buffer is not u8, f16, f32 or i32"),
     };
 
     public static long Align(long x, long a) => (x + a - 1) / a * a;

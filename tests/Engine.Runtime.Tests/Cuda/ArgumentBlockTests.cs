@@ -53,8 +53,9 @@ public sealed class ArgumentBlockTests
         var c = p.Config;
         const int n = 3;
         var xn = Buffer(p, "xn", 4);
+        var xnq = Buffer(p, "xnq", 1);
 
-        var q = Launchers.Gemv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), xn, Buffer(p, "q", 4), c.QDim, c.EmbeddingLength, n);
+        var q = Launchers.Gemv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), xn, xnq, Buffer(p, "q", 4), c.QDim, c.EmbeddingLength, n);
         AssertSame(q, Packed(p, "q_proj", 0, n), Launchers.Gemv_F32.Size);
         Assert.Equal(q.Shape(), Launchers.ShapeOf(KernelId.Gemv_F32, Packed(p, "q_proj", 0, n)));
 
@@ -73,10 +74,14 @@ public sealed class ArgumentBlockTests
         AssertSame(att, Packed(p, "attention", 0, n), Launchers.Attention.Size);
         Assert.Equal(att.Shape(), Launchers.ShapeOf(KernelId.Attention, Packed(p, "attention", 0, n)));
 
+        var quant = Launchers.Quantize.Create(Buffer(p, "ffn_act", 4), Buffer(p, "ffn_actq", 1), c.FeedForwardLength, n);
+        AssertSame(quant, Packed(p, "act_quant", 1, n), Launchers.Quantize.Size);
+        Assert.Equal(quant.Shape(), Launchers.ShapeOf(KernelId.Quantize, Packed(p, "act_quant", 1, n)));
+
         var add = Launchers.Add.Create(Buffer(p, "x", 4), Buffer(p, "proj", 4), c.EmbeddingLength * n);
         AssertSame(add, Packed(p, "ffn_resid", 0, n), Launchers.Add.Size);
 
-        var ffn = Launchers.GemvSwiGlu_F32.Create(Tensor(p, "blk.0.ffn_gate.weight", 1), Tensor(p, "blk.0.ffn_up.weight", 1), xn, Buffer(p, "ffn_act", 4),
+        var ffn = Launchers.GemvSwiGlu_F32.Create(Tensor(p, "blk.0.ffn_gate.weight", 1), Tensor(p, "blk.0.ffn_up.weight", 1), xn, xnq, Buffer(p, "ffn_act", 4),
             c.FeedForwardLength, c.EmbeddingLength, n);
         AssertSame(ffn, Packed(p, "ffn_gate_up", 0, n), Launchers.GemvSwiGlu_F32.Size);
 
