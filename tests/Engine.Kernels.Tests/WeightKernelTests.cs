@@ -183,3 +183,47 @@ public class WeightKernelTests
         return s;
     }
 }
+
+/// <summary>The int8 GEMV on real quantized tensors of the shared models (llama.cpp's quantizer, zero-padded rows
+/// and columns in the pad256 files), where random blocks may miss patterns.</summary>
+public class RealTensorGemvTests
+{
+    [Theory]
+    [InlineData("stories260K-pad256-Q6_K.gguf")]
+    [InlineData("stories260K-pad256-Q4_K_M.gguf")]
+    [InlineData("stories260K-pad256-Q5_K_M.gguf")]
+    [InlineData("stories260K-pad256-Q8_0.gguf")]
+    [InlineData("stories260K-pad256-Q4_0.gguf")]
+    public void Gemv_matches_reference_on_model_tensors(string file)
+    {
+        using var gguf = Engine.Plans.Gguf.GgufFile.Open(Engine.Tests.RepoPaths.Model(file));
+        var h = KernelHarness.Shared;
+        var rng = new Random(file.Length);
+        foreach (var t in gguf.Tensors.Where(t => t.Name.StartsWith("blk.1.", StringComparison.Ordinal) && t.Dims.Length == 2))
+        {
+            string format = t.Type.ToString();
+            int cols = (int)t.Dims[0], rows = (int)t.Dims[1], tokens = 2;
+            byte[] w = gguf.TensorData(t).ToArray();
+            float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+            using var wb = h.Upload(w);
+            using var xb = h.Upload(x);
+            using var qb = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
+            h.Launch("Quantize", xb.View, qb.View, cols, tokens);
+            using var yb = h.Allocate<float>((long)rows * tokens);
+            h.Launch("Gemv_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+            double[] xs = ReferenceFormats.BlockElements(format) == 1 ? [.. x.Select(v => (double)v)] : QuantizedActivations.Dequantize(x, cols);
+            var expected = new double[rows * tokens];
+            for (int r = 0; r < rows; r++)
+            {
+                double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+                for (int k = 0; k < tokens; k++)
+                {
+                    double s = 0;
+                    for (int c = 0; c < cols; c++) s += wr[c] * xs[k * cols + c];
+                    expected[k * rows + r] = s;
+                }
+            }
+            Nmse.Check($"{file} {t.Name} {format} {rows}x{cols}", yb.GetAsArray1D(), expected, 1e-7);
+        }
+    }
+}
