@@ -419,15 +419,22 @@ public static unsafe class QuantizedDot
         q3 = ((Vector256.ShiftRightLogical(b, 4) & nibble) | (Vector256.ShiftRightLogical(h, 2) & top)).AsSByte() - bias;
     }
 
-    /// <summary>The 16 sub-block factors f_t = d·sc_t·ds_{t/2} of a Q6_K super-block, for activation scales dx.</summary>
+    /// <summary>d·sc_t for the 16 sub-blocks of 16 of a Q6_K super-block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q6_KFactors(byte* w, float d, Vector256<float> dx, out Vector256<float> f0, out Vector256<float> f1)
+    private static void Q6_KScales(byte* w, float d, out Vector256<float> s0, out Vector256<float> s1)
     {
-        var sc0 = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)(w + 192)));
-        var sc1 = Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)(w + 200)));
         var vd = Vector256.Create(d);
-        f0 = vd * sc0 * Avx2.PermuteVar8x32(dx, Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3));
-        f1 = vd * sc1 * Avx2.PermuteVar8x32(dx, Vector256.Create(4, 4, 5, 5, 6, 6, 7, 7));
+        s0 = vd * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)(w + 192)));
+        s1 = vd * Vector256.ConvertToSingle(Avx2.ConvertToVector256Int32((sbyte*)(w + 200)));
+    }
+
+    /// <summary>The 16 sub-block factors f_t = d·sc_t·ds_{t/2} of a Q6_K super-block, for one token's 8 activation
+    /// scales dx.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Q6_KFactors(Vector256<float> s0, Vector256<float> s1, Vector256<float> dx, out Vector256<float> f0, out Vector256<float> f1)
+    {
+        f0 = s0 * Avx2.PermuteVar8x32(dx, Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3));
+        f1 = s1 * Avx2.PermuteVar8x32(dx, Vector256.Create(4, 4, 5, 5, 6, 6, 7, 7));
     }
 
     /// <summary>The products of a block of 32 signed weights with 32 activations come out of vpmaddwd as 4 lanes of
@@ -442,7 +449,8 @@ public static unsafe class QuantizedDot
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int sb = 0; sb < blocks / 8; sb++, w += BlockQ6_K.Size, qs += 256, ds += 8)
         {
-            Q6_KFactors(w, BlockScale(table, w + 208), Vector256.Load(ds), out var f0, out var f1);
+            Q6_KScales(w, BlockScale(table, w + 208), out var s0, out var s1);
+            Q6_KFactors(s0, s1, Vector256.Load(ds), out var f0, out var f1);
             Q6_KWeights(w, w + 128, out var q0, out var q1, out var q2, out var q3);
             a0 = Vector256.FusedMultiplyAdd(PairFactors(f0, 0), Products(q0, Vector256.Load(qs)), a0);
             a1 = Vector256.FusedMultiplyAdd(PairFactors(f0, 1), Products(q1, Vector256.Load(qs + 32)), a1);
@@ -465,10 +473,10 @@ public static unsafe class QuantizedDot
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int sb = 0; sb < blocks / 8; sb++, w += BlockQ6_K.Size)
         {
-            float d = BlockScale(table, w + 208);
+            Q6_KScales(w, BlockScale(table, w + 208), out var s0, out var s1);
             for (int j = 0; j < 4; j++)
             {
-                Q6_KFactors(w, d, Vector256.Load(ds + j * dStride + 8 * sb), out var f0, out var f1);
+                Q6_KFactors(s0, s1, Vector256.Load(ds + j * dStride + 8 * sb), out var f0, out var f1);
                 f0.Store(factors + 16 * j);
                 f1.Store(factors + 16 * j + 8);
             }
