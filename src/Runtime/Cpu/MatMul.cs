@@ -5,9 +5,9 @@ using Engine.Plans.Gguf;
 namespace Engine.Runtime.Cpu;
 
 /// <summary>y[b, r] = Σ_c W[r, c] · x[b, c] for up to three weight matrices that share the input (Q/K/V, gate/up),
-/// split over the pool by output rows in contiguous shares. Q8_0 and Q4_0 rows are dotted in int8 with the
-/// activations quantized once per call to 8 bits per block of 32 (<see cref="QuantizedDot"/>, ggml-cpu's
-/// vec_dot_type). Other formats are dequantized row by row into the thread's scratch (f32, L1-resident) and dotted
+/// split over the pool by output rows in contiguous shares. Q8_0, Q4_0 and K-quant rows are dotted in int8 with
+/// the activations quantized once per call to 8 bits per block of 32 (<see cref="QuantizedDot"/>, the blocks the CUDA
+/// GEMV multiplies too). Other formats are dequantized row by row into the thread's scratch (f32, L1-resident) and dotted
 /// in f32 with every token of the batch (a GEMV for one token, a GEMM for a prompt); F32 rows are read in place.
 /// Either way a weight row is read from memory once per tile of 16 tokens.</summary>
 public sealed unsafe class MatMul : IParallelWork, IDisposable
@@ -18,6 +18,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private readonly float*[] _rowScratch;   // [thread][max columns]
     private readonly sbyte* _xq;              // [max tokens, max columns] int8 activations (QuantizedDot)
     private readonly float* _xd;              // [max tokens, max columns / 32] their block scales
+    private readonly int* _xs;                // [max tokens, max columns / 32] their block sums Σ q (K-quants' minimums)
     private readonly int _maxColumns, _maxTokens;
     private readonly WeightMatrix[] _weights = new WeightMatrix[3];
     private readonly nint[] _outputs = new nint[3];
@@ -35,6 +36,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         for (int t = 0; t < threadCount; t++) _rowScratch[t] = NativeBuffers.Floats(maxColumns);
         _xq = (sbyte*)NativeBuffers.Floats(((long)maxTokens * maxColumns + 3) / 4);
         _xd = NativeBuffers.Floats((long)maxTokens * maxColumns / 32);
+        _xs = (int*)NativeBuffers.Floats((long)maxTokens * maxColumns / 32);
     }
 
     public void Dispose()
@@ -42,6 +44,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         for (int t = 0; t < _rowScratch.Length; t++) { NativeBuffers.Free(_rowScratch[t]); _rowScratch[t] = null; }
         NativeBuffers.Free((float*)_xq);
         NativeBuffers.Free(_xd);
+        NativeBuffers.Free((float*)_xs);
     }
 
     /// <summary>y = x·Wᵀ for x [tokens, W.Columns] and y [tokens, W.Rows] (row stride = W.Rows).</summary>
@@ -76,7 +79,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         if (_tokens > _maxTokens || cols > _maxColumns)
             throw new ArgumentException($"matmul of {_tokens} tokens × {cols} columns exceeds the {_maxTokens} × {_maxColumns} it was sized for");
         for (int b = 0; b < _tokens; b++)
-            QuantizedDot.QuantizeRow(_x + (long)b * cols, cols, _xq + (long)b * cols, _xd + (long)b * (cols / 32));
+            QuantizedDot.QuantizeRow(_x + (long)b * cols, cols, _xq + (long)b * cols, _xd + (long)b * (cols / 32), _xs + (long)b * (cols / 32));
     }
 
     public void Execute(int thread, int threadCount)
@@ -132,9 +135,10 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
             {
                 int b = t0;
                 for (; b + 4 <= t1; b += 4)   // a prompt: 4 tokens per load of each weight block
-                    QuantizedDot.Dot4(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, cols, blocks, y + (long)b * yStride + r, yStride);
+                    QuantizedDot.Dot4(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, _xs + (long)b * blocks, cols, blocks,
+                        y + (long)b * yStride + r, yStride);
                 for (; b < t1; b++)
-                    y[(long)b * yStride + r] = QuantizedDot.Dot(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, blocks);
+                    y[(long)b * yStride + r] = QuantizedDot.Dot(w.Type, row, _xq + (long)b * cols, _xd + (long)b * blocks, _xs + (long)b * blocks, blocks);
             }
         }
     }
