@@ -51,12 +51,12 @@ public interface IWeightFormat
     /// consecutive bytes of the row (coalesced).</summary>
     int QLaneElements { get; }
 
-    /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xRow"/> is the
-    /// token's row in <paramref name="xq"/>, <paramref name="pairs"/> where its (d, Σq) pairs start.</summary>
-    void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x);
+    /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xq"/> is the
+    /// token's row (a subview), <paramref name="pairs"/> the offset of its (d, Σq) pairs.</summary>
+    void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x);
 
-    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of the row at byte <paramref name="row"/>.</summary>
-    float QLaneDot(ArrayView<byte> data, long row, int g, XLane x);
+    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of <paramref name="row"/> (a subview of one weight row).</summary>
+    float QLaneDot(ArrayView<byte> row, int g, XLane x);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

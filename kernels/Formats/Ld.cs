@@ -93,12 +93,33 @@ public static class Ld
         return (v * 16777216f + 12582912f - 12582912f) * 5.9604645e-8f;
     }
 
+    // 32-bit offsets into a row's subview (the int8 lane loops): one IMAD.WIDE per load instead of the 64-bit
+    // add/shift/multiply chain a long byte offset costs (the SASS of the first int8 GEMV spent ~6 instructions
+    // on each load's address).
+
     /// <summary>Two consecutive 32-bit words at an 8-aligned byte offset, in one load.</summary>
-    public static void U2(ArrayView<byte> w, long offset, out uint a, out uint b)
+    public static void U2(ArrayView<byte> w, int offset, out uint a, out uint b)
     {
         var q = w.Cast<Pair>()[offset >> 3];
         a = q.A; b = q.B;
     }
+
+    /// <summary>Four little-endian 32-bit words at a 16-aligned byte offset, in one load.</summary>
+    public static void U4(ArrayView<byte> w, int offset, out uint a, out uint b, out uint c, out uint d)
+    {
+        var q = w.Cast<Quad<uint>>()[offset >> 4];
+        a = q.A; b = q.B; c = q.C; d = q.D;
+    }
+
+    /// <summary>A 32-bit word at a 4-aligned byte offset.</summary>
+    public static uint U32(ArrayView<byte> w, int offset) => w.Cast<uint>()[offset >> 2];
+
+    /// <summary>A 16-bit word at an even byte offset, zero-extended.</summary>
+    public static int U16(ArrayView<byte> w, int offset) => w.Cast<ushort>()[offset >> 1];
+
+    /// <summary>Two 16-bit loads at an even offset joined into one little-endian word.</summary>
+    public static uint U16x2(ArrayView<byte> w, int offset) =>
+        (uint)U16(w, offset) | ((uint)U16(w, offset + 2) << 16);
 
     public struct Pair
     {
@@ -106,7 +127,7 @@ public static class Ld
     }
 
     /// <summary>A block's (f32 scale, i32 sum) pair of quantized activations (<see cref="Quantize"/>), in one load.</summary>
-    public static void ScaleSum(ArrayView<byte> xq, long offset, out float d, out int sum)
+    public static void ScaleSum(ArrayView<byte> xq, int offset, out float d, out int sum)
     {
         var q = xq.Cast<Pair>()[offset >> 3];
         d = Interop.IntAsFloat(q.A); sum = (int)q.B;

@@ -58,21 +58,21 @@ public struct Q4_0 : IWeightFormat
     /// nibbles 16+4i..16+4i+3.</summary>
     public readonly int QLaneElements => 8;
 
-    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
-        long xb = xRow + 32L * (g >> 2) + 4 * (g & 3);
+        int xb = 32 * (g >> 2) + 4 * (g & 3);
         x.Q0 = Ld.U32(xq, xb);
         x.Q1 = Ld.U32(xq, xb + 16);
-        Ld.ScaleSum(xq, pairs + 8L * (g >> 2), out x.D0, out int sum);
+        Ld.ScaleSum(xq, pairs + 8 * (g >> 2), out x.D0, out int sum);
         x.S0 = (g & 3) == 0 ? 8 * sum : 0;   // w = q − 8: the block's −8·Σq_x, taken once per block
     }
 
-    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
     {
-        long block = row + (long)(g >> 2) * 18;
-        uint q = Ld.U16x2(data, block + 2 + 4 * (g & 3));
+        int block = (g >> 2) * 18;
+        uint q = Ld.U16x2(row, block + 2 + 4 * (g & 3));
         int dot = Ld.Dp4a(q & 0x0F0F0F0F, x.Q0, Ld.Dp4a((q >> 4) & 0x0F0F0F0F, x.Q1, -x.S0));
-        return Ld.Half((uint)Ld.U16(data, block)) * x.D0 * dot;
+        return Ld.Half((uint)Ld.U16(row, block)) * x.D0 * dot;
     }
 }

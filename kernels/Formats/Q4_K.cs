@@ -81,14 +81,14 @@ public struct Q4_K : IWeightFormat
     /// 16(i % 2): low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1.</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;
-        long xb = xRow + 256L * b + 64 * j + 16 * (i & 1);
+        int xb = 256 * b + 64 * j + 16 * (i & 1);
         Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
         Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-        Ld.ScaleSum(xq, pairs + 8L * (8 * b + 2 * j), out x.D0, out int s0);
-        Ld.ScaleSum(xq, pairs + 8L * (8 * b + 2 * j + 1), out x.D1, out int s1);
+        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out int s0);
+        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out int s1);
         // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
         bool first = (i & 1) == 0;
         x.D2 = first ? x.D0 * s0 : 0f;
@@ -96,12 +96,11 @@ public struct Q4_K : IWeightFormat
         x.S0 = 0; x.S1 = 0; x.S2 = 0; x.S3 = 0;
     }
 
-    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
     {
-        long block = row + (long)(g >> 3) * 144;
-        int i = g & 7, j = i >> 1;
-        Ld.U4(data, block, out uint dm, out uint s0, out uint s1, out uint s2);
-        Ld.U4(data, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
+        Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         const uint Low = 0x0F0F0F0F;
         int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
         int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));

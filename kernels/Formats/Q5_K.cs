@@ -84,16 +84,15 @@ public struct Q5_K : IWeightFormat
     /// qh bytes 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles), j = i / 2.</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x) =>
-        default(Q4_K).QLaneX(xq, xRow, pairs, g, out x);
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
+        default(Q4_K).QLaneX(xq, pairs, g, out x);
 
-    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
     {
-        long block = row + (long)(g >> 3) * 176;
-        int i = g & 7, j = i >> 1;
-        Ld.U4(data, block, out uint dm, out uint s0, out uint s1, out uint s2);
-        Ld.U4(data, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
-        Ld.U4(data, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);
+        int block = (g >> 3) * 176, i = g & 7, j = i >> 1;
+        Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(row, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        Ld.U4(row, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);
         const uint Low = 0x0F0F0F0F, Bit = 0x01010101;
         int sl = 2 * j, sh = 2 * j + 1;
         int lo = Ld.Dp4a((w0 & Low) | (((h0 >> sl) & Bit) << 4), x.Q0, Ld.Dp4a((w1 & Low) | (((h1 >> sl) & Bit) << 4), x.Q1,

@@ -81,15 +81,15 @@ public struct Q6_K : IWeightFormat
     /// 128n + 32k + l for k = 0..3 (scale 8n + 2k + l/16 each).</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, n = i >> 2;
-        long xb = xRow + 256L * b + 128 * n + 8 * (i & 3);
+        int xb = 256 * b + 128 * n + 8 * (i & 3);
         Ld.U2(xq, xb, out x.Q0, out x.Q1);
         Ld.U2(xq, xb + 32, out x.Q2, out x.Q3);
         Ld.U2(xq, xb + 64, out x.Q4, out x.Q5);
         Ld.U2(xq, xb + 96, out x.Q6, out x.Q7);
-        long p = pairs + 8L * (8 * b + 4 * n);
+        int p = pairs + 8 * (8 * b + 4 * n);
         Ld.ScaleSum(xq, p, out x.D0, out _);
         Ld.ScaleSum(xq, p + 8, out x.D1, out _);
         Ld.ScaleSum(xq, p + 16, out x.D2, out _);
@@ -102,24 +102,22 @@ public struct Q6_K : IWeightFormat
         x.S3 = 32 * Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0));
     }
 
-    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
     {
-        long block = row + (long)(g >> 3) * 210;
-        int i = g & 7, n = i >> 2, l = 8 * (i & 3);
-        long ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
-        uint a0 = Ld.U16x2(data, ql), a1 = Ld.U16x2(data, ql + 4);
-        uint b0 = Ld.U16x2(data, ql + 32), b1 = Ld.U16x2(data, ql + 36);
-        uint h0 = Ld.U16x2(data, qh), h1 = Ld.U16x2(data, qh + 4);
+        int block = (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
+        int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
+        uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4);
+        uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36);
+        uint h0 = Ld.U16x2(row, qh), h1 = Ld.U16x2(row, qh + 4);
         const uint Low = 0x0F0F0F0F, Two = 0x03030303;
         int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
         int d1 = Ld.Dp4a((b0 & Low) | (((h0 >> 2) & Two) << 4), x.Q2, Ld.Dp4a((b1 & Low) | (((h1 >> 2) & Two) << 4), x.Q3, -x.S1));
         int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (((h0 >> 4) & Two) << 4), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (((h1 >> 4) & Two) << 4), x.Q5, -x.S2));
         int d3 = Ld.Dp4a(((b0 >> 4) & Low) | (((h0 >> 6) & Two) << 4), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | (((h1 >> 6) & Two) << 4), x.Q7, -x.S3));
-        // Scales 8n + 2k + l/16: the bytes at an even offset s and s + 2, s + 4, s + 6, read as 16-bit words.
-        long sc = block + 192 + 8 * n + ((l >> 4) & ~1);
-        int shift = 8 * ((l >> 4) & 1);
-        int c0 = Ld.SignExtend8(Ld.U16(data, sc) >> shift), c1 = Ld.SignExtend8(Ld.U16(data, sc + 2) >> shift);
-        int c2 = Ld.SignExtend8(Ld.U16(data, sc + 4) >> shift), c3 = Ld.SignExtend8(Ld.U16(data, sc + 6) >> shift);
-        return Ld.Half((uint)Ld.U16(data, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
+        // Scales 8n + 2k + l/16 (k = 0..3): byte l/16 of the 16-bit words at 192 + 8n + 2k.
+        int sc = block + 192 + 8 * n, shift = 8 * (l >> 4);
+        int c0 = Ld.SignExtend8(Ld.U16(row, sc) >> shift), c1 = Ld.SignExtend8(Ld.U16(row, sc + 2) >> shift);
+        int c2 = Ld.SignExtend8(Ld.U16(row, sc + 4) >> shift), c3 = Ld.SignExtend8(Ld.U16(row, sc + 6) >> shift);
+        return Ld.Half((uint)Ld.U16(row, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
     }
 }

@@ -52,18 +52,17 @@ public struct Q8_0 : IWeightFormat
     /// <summary>8 weights: unit g is bytes 8p..8p+7 (p = g % 4) of block g / 4; 4 lanes share a block.</summary>
     public readonly int QLaneElements => 8;
 
-    public readonly void QLaneX(ArrayView<byte> xq, long xRow, long pairs, int g, out XLane x)
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
-        Ld.U2(xq, xRow + 8L * g, out x.Q0, out x.Q1);
-        Ld.ScaleSum(xq, pairs + 8L * (g >> 2), out x.D0, out _);
+        Ld.U2(xq, 8 * g, out x.Q0, out x.Q1);
+        Ld.ScaleSum(xq, pairs + 8 * (g >> 2), out x.D0, out _);
     }
 
-    public readonly float QLaneDot(ArrayView<byte> data, long row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
     {
-        long block = row + (long)(g >> 2) * 34;
-        long q = block + 2 + 8 * (g & 3);
-        int dot = Ld.Dp4a(Ld.U16x2(data, q), x.Q0, Ld.Dp4a(Ld.U16x2(data, q + 4), x.Q1, 0));
-        return Ld.Half((uint)Ld.U16(data, block)) * x.D0 * dot;
+        int block = (g >> 2) * 34, q = block + 2 + 8 * (g & 3);
+        int dot = Ld.Dp4a(Ld.U16x2(row, q), x.Q0, Ld.Dp4a(Ld.U16x2(row, q + 4), x.Q1, 0));
+        return Ld.Half((uint)Ld.U16(row, block)) * x.D0 * dot;
     }
 }

@@ -26,11 +26,17 @@ public static unsafe class Program
     private static IntPtr s_stream;
     private static readonly Dictionary<string, (IntPtr Function, int Index)> s_kernels = new(StringComparer.Ordinal);
     private static int s_failures;
+    private static GgmlType[]? s_benchFormats;
+    private static string? s_benchShape;
     private static nuint s_sizeOverride;   // 0: the launcher's Size (end of the last parameter)
 
     public static int Main(string[] args)
     {
         bool bench = !args.Contains("--no-bench"), conformance = !args.Contains("--bench-only");
+        // --formats Q8_0,Q4_K and --shape 4096x14336 narrow the bandwidth table (for profiling one kernel with ncu).
+        int fi = Array.IndexOf(args, "--formats"), si = Array.IndexOf(args, "--shape");
+        if (fi >= 0 && fi + 1 < args.Length) s_benchFormats = args[fi + 1].Split(',').Select(Enum.Parse<GgmlType>).ToArray();
+        if (si >= 0 && si + 1 < args.Length) s_benchShape = args[si + 1];
         var cu = CudaContext.TryOpen(0, out string reason);
         if (cu is null) { Console.Error.WriteLine("gpu-selftest: no GPU: " + reason); return 2; }
         s_cu = cu;
@@ -525,12 +531,13 @@ public static unsafe class Program
         var probe = BandwidthProbe.Measure(s_cu);
         Console.WriteLine();
         Console.WriteLine($"device copy {probe.DeviceCopyGBs:F0} GB/s (read + write), pinned H2D {probe.PinnedH2DGBs:F1} GB/s, D2H {probe.PinnedD2HGBs:F1} GB/s");
-        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | GB/s | of copy |");
-        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: | ---: |    ---: |");
+        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | stream µs | GB/s | of copy |");
+        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: |      ---: | ---: |    ---: |");
         IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
-        foreach (var f in Formats)
+        foreach (var f in s_benchFormats ?? Formats)
             foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
             {
+                if (s_benchShape is not null && s_benchShape != $"{rows}x{cols}") continue;
                 var rng = new Random(rows + cols);
                 byte[] w = RandomWeights(f, rows, cols, rng);
                 // Enough copies that the set is several times the L2 (50 MiB on an H100): each launch reads from DRAM.
@@ -556,19 +563,34 @@ public static unsafe class Program
                 }
                 Round(); Round();   // warm-up
                 Check(cuStreamSynchronize(s_stream), "cuStreamSynchronize");
-                var us = new double[15];
-                for (int rep = 0; rep < us.Length; rep++)
+                // The launches of a round replayed as one CUDA graph, as the decode step runs them (ntrun captures
+                // its step once): the figure is the kernel plus the GPU-side gap between kernels, without the
+                // host's launch cost.
+                IntPtr graph, instance;
+                Check(cuStreamBeginCapture(s_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+                Round();
+                Check(cuStreamEndCapture(s_stream, &graph), "cuStreamEndCapture");
+                Check(cuGraphInstantiateWithFlags(&instance, graph, 0), "cuGraphInstantiateWithFlags");
+                IntPtr exec = instance;
+                Check(cuGraphLaunch(exec, s_stream), "cuGraphLaunch");
+                double Median(bool replay)
                 {
-                    Check(cuEventRecord(e0, s_stream), "cuEventRecord");
-                    Round();
-                    Check(cuEventRecord(e1, s_stream), "cuEventRecord");
-                    Check(cuEventSynchronize(e1), "cuEventSynchronize");
-                    us[rep] = CudaContext.ElapsedMs(e0, e1) * 1e3 / copies;
+                    var us = new double[15];
+                    for (int rep = 0; rep < us.Length; rep++)
+                    {
+                        Check(cuEventRecord(e0, s_stream), "cuEventRecord");
+                        if (replay) Check(cuGraphLaunch(exec, s_stream), "cuGraphLaunch"); else Round();
+                        Check(cuEventRecord(e1, s_stream), "cuEventRecord");
+                        Check(cuEventSynchronize(e1), "cuEventSynchronize");
+                        us[rep] = CudaContext.ElapsedMs(e0, e1) * 1e3 / copies;
+                    }
+                    Array.Sort(us);
+                    return us[us.Length / 2];
                 }
-                Array.Sort(us);
-                double median = us[us.Length / 2], gbs = w.Length / (median * 1e-6) / 1e9;
+                double streamUs = Median(false), median = Median(true), gbs = w.Length / (median * 1e-6) / 1e9;
+                cuGraphExecDestroy(exec); cuGraphDestroy(graph);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} |"));
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} |"));
                 foreach (var b in weights) b.Dispose();
             }
         cuEventDestroy(e0); cuEventDestroy(e1);
