@@ -27,6 +27,12 @@ public static class Gemv
     /// <param name="xq">the same activations quantized by <see cref="Quantize"/> (read by the int8 formats)</param>
     /// <param name="y">output [n_tokens, rows]</param>
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
+        where T : struct, IWeightFormat => Rows<T>(w, x, xq, y, rows, cols, nTokens, accumulate: false);
+
+    /// <summary>The group's rows for its tokens; <paramref name="accumulate"/> adds the products to y instead of
+    /// storing them (<see cref="GemvAdd"/>: the residual add fused into the projection).</summary>
+    public static void Rows<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols,
+        int nTokens, bool accumulate)
         where T : struct, IWeightFormat
     {
         var partials = SharedMemory.Allocate<float>(MaxWarps * RowsPerGroup);
@@ -41,7 +47,16 @@ public static class Gemv
         {
             Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
             GroupSums(ref p0, ref p1, ref p2, ref p3, partials);
-            if (Group.IdxX == 0) Store(y, (long)t * rows, row0, rows, p0, p1, p2, p3);
+            if (Group.IdxX != 0) continue;
+            long yRow = (long)t * rows;
+            if (accumulate)
+            {
+                p0 += y[yRow + row0];
+                if (row0 + 1 < rows) p1 += y[yRow + row0 + 1];
+                if (row0 + 2 < rows) p2 += y[yRow + row0 + 2];
+                if (row0 + 3 < rows) p3 += y[yRow + row0 + 3];
+            }
+            Store(y, yRow, row0, rows, p0, p1, p2, p3);
         }
     }
 

@@ -26,13 +26,20 @@ public static class Quantize
     {
         int t = Grid.IdxY;
         int e = Grid.IdxX * Group.DimX + Group.IdxX;
-        int padded = Blocks(cols) * BlockElements;
-        if (Grid.IdxX * Group.DimX + Warp.WarpIdx * Warp.WarpSize >= padded) return;   // whole warps past the row
+        if (Grid.IdxX * Group.DimX + Warp.WarpIdx * Warp.WarpSize >= Blocks(cols) * BlockElements) return;   // whole warps past the row
         float v = e < cols ? x[(long)t * cols + e] : 0f;
+        Store(v, y, t, cols, e);
+    }
+
+    /// <summary>Quantizes one block: the 32 lanes of a warp hold elements e = 32k + lane of token row
+    /// <paramref name="t"/> (0 past cols) and write the block's int8 values and, lane 0, its (d, Σq). All lanes of
+    /// the warp must call it (warp reductions).</summary>
+    public static void Store(float v, ArrayView<byte> y, int t, int cols, int e)
+    {
         float amax = Reduce.WarpMax(IntrinsicMath.Abs(v));
         float id = amax != 0 ? 127f / amax : 0f;
         // v·id + 1.5·2^23 lands in [2^23, 2^24), where the float spacing is 1: the add rounds to nearest even, and
-        // the low bits are the integer (|v·id| ≤ 127).
+        // the low bits are the integer (|v·id| ≤ 127). MulRn keeps ptxas from fusing the two into one rounding.
         int q = (int)Interop.FloatAsInt(Formats.Ld.MulRn(v, id) + 12582912f) - 0x4B400000;
         int sum = Reduce.WarpSum(q);
         long row = t * RowBytes(cols);

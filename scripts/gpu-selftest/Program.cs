@@ -223,6 +223,7 @@ public static unsafe class Program
                 foreach (int tokens in new[] { 1, 5 })
                 {
                     Gemv(f, 1029, cols, tokens);
+                    GemvAdd(f, 1029, cols, tokens);
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
             Embedding(f, 300, colsCases[1], 5);
@@ -361,6 +362,26 @@ public static unsafe class Program
         Row("Gemv_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
     }
 
+    private static void GemvAdd(GgmlType f, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7901 + cols * 29 + tokens + (int)f);
+        byte[] w = RandomWeights(f, rows, cols, rng);
+        float[] x = Gaussians(rng, (long)cols * tokens), y0 = Gaussians(rng, (long)rows * tokens);
+        using var wb = Upload<byte>(w);
+        using var xb = Upload<float>(x);
+        using var qb = Quantized(xb, cols, tokens);
+        using var yb = Upload<float>(y0);
+        Launch("GemvAdd_" + f, wb, xb, qb, yb, rows, cols, tokens);
+        double[] xs = Activations(f, x, cols);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            var wr = DequantizedRow(f, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = y0[t * rows + r] + Dot(wr, xs, t * cols);
+        }
+        Row("GemvAdd_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+    }
+
     private static double Silu(double g) => g / (1 + Math.Exp(-g));
 
     private static void GemvSwiGlu(GgmlType f, int rows, int cols, int tokens)
@@ -405,7 +426,8 @@ public static unsafe class Program
         using var xb = Upload<float>(x);
         using var wb = Upload<float>(w);
         using var yb = Poisoned((long)cols * tokens * 4);
-        Launch("RmsNorm", xb, wb, yb, cols, tokens, eps);
+        using var qb = Poisoned(QuantizedRowBytes(cols) * tokens);
+        Launch("RmsNorm", xb, wb, yb, qb, cols, tokens, eps);
         var expected = new double[cols * tokens];
         for (int t = 0; t < tokens; t++)
         {
@@ -414,7 +436,21 @@ public static unsafe class Program
             double scale = 1 / Math.Sqrt(ss / cols + eps);
             for (int c = 0; c < cols; c++) expected[t * cols + c] = x[t * cols + c] * scale * w[c];
         }
-        Row("RmsNorm", $"{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), RmsNormLimit);
+        float[] y = Download<float>(yb);
+        Row("RmsNorm", $"{cols}, {tokens} tok", Nmse(y, expected), RmsNormLimit);
+        // Its fused quantized output against the reference quantization of y (as Quantize() checks the kernel).
+        byte[] q = Download<byte>(qb);
+        double[] yq = Activations(GgmlType.Q8_0, y, cols);
+        long rowBytes = QuantizedRowBytes(cols), pairs = QuantizedPairsOffset(cols);
+        int mismatches = 0;
+        for (int i = 0; i < y.Length; i++)
+        {
+            int t = i / cols, c = i % cols;
+            float d = BitConverter.ToSingle(q, (int)(t * rowBytes + pairs + 8L * (c / 32)));
+            if (d * (double)(sbyte)q[t * rowBytes + c] != yq[i]) mismatches++;
+        }
+        Console.WriteLine($"| RmsNorm quantized  | {cols}, {tokens} tok{"",-17} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
+        if (mismatches != 0) s_failures++;
     }
 
     private static void Rope(int nHead, int nHeadKv, int headDim, int[] positions, bool withFactors)

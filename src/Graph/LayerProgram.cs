@@ -16,6 +16,7 @@ public enum OpKind
     Add,            // residual add
     SwiGlu,         // y = silu(gate) * up
     MatMulSwiGlu,   // fused gate+up GEMV and SwiGLU
+    MatMulAdd,      // y += W · x: a projection added to the residual stream (fused GEMV and add)
     Copy,
     Quantize,       // y = x as 8-bit integers per block of 32 with a scale and the block's integer sum (matmul input)
 }

@@ -43,7 +43,8 @@ public class LayerKernelTests
         using var xb = h.Upload(x);
         using var wb = h.Upload(w);
         using var yb = h.Allocate<float>(cols * tokens);
-        h.Launch("RmsNorm", xb.View, wb.View, yb.View, cols, tokens, eps);
+        using var qb = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
+        h.Launch("RmsNorm", xb.View, wb.View, yb.View, qb.View, cols, tokens, eps);
 
         var expected = new double[cols * tokens];
         for (int t = 0; t < tokens; t++)
@@ -53,7 +54,10 @@ public class LayerKernelTests
             double scale = 1 / Math.Sqrt(ss / cols + eps);
             for (int i = 0; i < cols; i++) expected[t * cols + i] = x[t * cols + i] * scale * w[i];
         }
-        Nmse.Check("rms_norm", yb.GetAsArray1D(), expected, 1e-10);
+        float[] y = yb.GetAsArray1D();
+        Nmse.Check("rms_norm", y, expected, 1e-10);
+        // The fused quantized output is the quantize kernel's bytes for y.
+        Assert.Equal(QuantizedActivations.Quantize(y, cols), qb.GetAsArray1D());
     }
 
     [Theory]

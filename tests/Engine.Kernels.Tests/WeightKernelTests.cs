@@ -96,6 +96,32 @@ public class WeightKernelTests
         }
     }
 
+    /// <summary>gemv_add: the products added to y in place (the residual stream), rows past a group's end untouched.</summary>
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void GemvAdd_adds_the_products_to_y(string format)
+    {
+        int be = ReferenceFormats.BlockElements(format);
+        int rows = 9, cols = be == 1 ? 200 : be * 3, tokens = 5;
+        var rng = new Random(cols * 19 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), y0 = ReferenceFormats.Gaussian(rng, rows * tokens);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = Quantized(h, xb, cols, tokens);
+        using var yb = h.Upload(y0);
+        h.Launch("GemvAdd_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        double[] xs = Activations(format, x, cols);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = y0[t * rows + r] + Dot(wr, xs, t * cols);
+        }
+        Nmse.Check($"gemv_add {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
+    }
+
     [Theory]
     [MemberData(nameof(GemvCases))]
     public void GemvSwiGlu_matches_reference(string format, int rows, int cols, int tokens)

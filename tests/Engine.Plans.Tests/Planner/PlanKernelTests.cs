@@ -82,8 +82,10 @@ public sealed class PlanKernelTests
         var q = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "q_proj");
         Assert.Equal(("Gemv_Q8_0", (uint)s.Embd / 4, 1u, 128u), (Entry(plan, q), q.Shape.GridX, q.Shape.GridY, q.Shape.BlockX));
         Assert.Equal(new KernelArg(ArgKind.Tokens, 1), q.Arguments[^1]);                     // n_tokens
-        var add = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attn_resid");
-        Assert.Equal(new KernelArg(ArgKind.Tokens, s.Embd), add.Arguments[0]);               // extent = n_embd·n_tokens
+        var kv = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "kv_store");
+        Assert.Equal(new KernelArg(ArgKind.Tokens, s.Embd / s.Heads * s.HeadsKv), kv.Arguments[0]);   // extent = kv_dim·n_tokens
+        var down = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "ffn_down");
+        Assert.Equal(("GemvAdd_Q8_0", (uint)s.Embd / 4), (Entry(plan, down), down.Shape.GridX));   // the residual add fused in
         var attention = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attention");
         Assert.Equal(((uint)s.Heads, 1u), (attention.Shape.GridX, attention.Shape.GridY));
         float scale = BitConverter.Int32BitsToSingle((int)attention.Arguments[^1].Value);

@@ -59,7 +59,7 @@ public sealed class ArgumentBlockTests
         AssertSame(q, Packed(p, "q_proj", 0, n), Launchers.Gemv_F32.Size);
         Assert.Equal(q.Shape(), Launchers.ShapeOf(KernelId.Gemv_F32, Packed(p, "q_proj", 0, n)));
 
-        var norm = Launchers.RmsNorm.Create(Buffer(p, "x", 4), Tensor(p, "blk.1.ffn_norm.weight", 4), xn, c.EmbeddingLength, n, c.RmsEpsilon);
+        var norm = Launchers.RmsNorm.Create(Buffer(p, "x", 4), Tensor(p, "blk.1.ffn_norm.weight", 4), xn, xnq, c.EmbeddingLength, n, c.RmsEpsilon);
         AssertSame(norm, Packed(p, "ffn_norm", 1, n), Launchers.RmsNorm.Size);
 
         var positions = Buffer(p, "positions", 4);
@@ -78,8 +78,9 @@ public sealed class ArgumentBlockTests
         AssertSame(quant, Packed(p, "act_quant", 1, n), Launchers.Quantize.Size);
         Assert.Equal(quant.Shape(), Launchers.ShapeOf(KernelId.Quantize, Packed(p, "act_quant", 1, n)));
 
-        var add = Launchers.Add.Create(Buffer(p, "x", 4), Buffer(p, "proj", 4), c.EmbeddingLength * n);
-        AssertSame(add, Packed(p, "ffn_resid", 0, n), Launchers.Add.Size);
+        var down = Launchers.GemvAdd_F32.Create(Tensor(p, "blk.0.ffn_down.weight", 1), Buffer(p, "ffn_act", 4), Buffer(p, "ffn_actq", 1),
+            Buffer(p, "x", 4), c.EmbeddingLength, c.FeedForwardLength, n);
+        AssertSame(down, Packed(p, "ffn_down", 0, n), Launchers.GemvAdd_F32.Size);
 
         var ffn = Launchers.GemvSwiGlu_F32.Create(Tensor(p, "blk.0.ffn_gate.weight", 1), Tensor(p, "blk.0.ffn_up.weight", 1), xn, xnq, Buffer(p, "ffn_act", 4),
             c.FeedForwardLength, c.EmbeddingLength, n);

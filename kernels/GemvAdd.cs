@@ -1,0 +1,16 @@
+using Engine.Kernels.Formats;
+using ILGPU;
+
+namespace Engine.Kernels;
+
+/// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: a projection whose output is added to the residual stream in the same
+/// launch (declared fused=matmul+add in llama.graph: the attention output and FFN down projections), so neither the
+/// projection's buffer nor the add kernel exist. Same geometry and lane loops as <see cref="Gemv"/>.</summary>
+public static class GemvAdd
+{
+    /// <param name="a">activations [n_tokens, cols] (read by the float formats)</param>
+    /// <param name="aq">the same activations quantized (read by the int8 formats)</param>
+    /// <param name="y">the residual stream [n_tokens, rows], updated in place</param>
+    public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
+        where T : struct, IWeightFormat => Gemv.Rows<T>(w, a, aq, y, rows, cols, nTokens, accumulate: true);
+}
