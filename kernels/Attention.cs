@@ -6,7 +6,8 @@ namespace Engine.Kernels;
 /// <summary>Causal GQA attention of one query head of one token over the f16 cache: out = softmax(q·Kᵀ·scale)·V over
 /// positions 0..pos (query head h reads kv head h / (n_head / n_head_kv)). One group per (head, token); its warps
 /// split the positions and keep an online softmax (Milakov &amp; Gimelshein 2018; flash-decoding), then merge through
-/// shared memory. A lane holds head dims lane + WarpSize·j, j &lt; 4: head_dim ≤ min(4·WarpSize, MaxHeadDim).</summary>
+/// shared memory. A lane holds head dims lane + WarpSize·j, j &lt; 4: head_dim ≤ min(4·WarpSize, MaxHeadDim). A warp
+/// takes four positions per step, their loads in flight together.</summary>
 public static class Attention
 {
     public const int MaxHeadDim = 128;
@@ -31,22 +32,36 @@ public static class Attention
 
         float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int count = positions[t] + 1;
-        for (int p = warp; p < count; p += warps)
+        long kvBase = (long)kvHead * headDim;
+        // Four positions per iteration (p, p + warps, p + 2·warps, p + 3·warps): their K and V loads are issued
+        // together, so a warp waits for memory once per four positions instead of once per position.
+        for (int p = warp; p < count; p += 4 * warps)
         {
-            long kv = (long)p * kvDim + (long)kvHead * headDim;
-            float s = 0;
-            if (d0 < headDim) s += q0 * (float)kCache[kv + d0];
-            if (d1 < headDim) s += q1 * (float)kCache[kv + d1];
-            if (d2 < headDim) s += q2 * (float)kCache[kv + d2];
-            if (d3 < headDim) s += q3 * (float)kCache[kv + d3];
-            s = Reduce.WarpSum(s) * scale;
-            float newMax = IntrinsicMath.Max(max, s);
-            float correction = MathF.Exp(max - newMax), weight = MathF.Exp(s - newMax);
-            sum = sum * correction + weight;
-            a0 = a0 * correction + (d0 < headDim ? weight * (float)vCache[kv + d0] : 0);
-            a1 = a1 * correction + (d1 < headDim ? weight * (float)vCache[kv + d1] : 0);
-            a2 = a2 * correction + (d2 < headDim ? weight * (float)vCache[kv + d2] : 0);
-            a3 = a3 * correction + (d3 < headDim ? weight * (float)vCache[kv + d3] : 0);
+            int pb = p + warps, pc = p + 2 * warps, pd = p + 3 * warps;
+            long ka = (long)p * kvDim + kvBase;
+            long kb = (long)IntrinsicMath.Min(pb, count - 1) * kvDim + kvBase;   // clamped: read, then weighted 0
+            long kc = (long)IntrinsicMath.Min(pc, count - 1) * kvDim + kvBase;
+            long kd = (long)IntrinsicMath.Min(pd, count - 1) * kvDim + kvBase;
+            float sa = Score(kCache, ka, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
+            float sb = Score(kCache, kb, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
+            float sc = Score(kCache, kc, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
+            float sd = Score(kCache, kd, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
+            sa = Reduce.WarpSum(sa) * scale; sb = Reduce.WarpSum(sb) * scale;
+            sc = Reduce.WarpSum(sc) * scale; sd = Reduce.WarpSum(sd) * scale;
+            if (pb >= count) sb = -1e30f;
+            if (pc >= count) sc = -1e30f;
+            if (pd >= count) sd = -1e30f;
+            float newMax = IntrinsicMath.Max(IntrinsicMath.Max(max, sa), IntrinsicMath.Max(IntrinsicMath.Max(sb, sc), sd));
+            float correction = MathF.Exp(max - newMax);
+            float wa = MathF.Exp(sa - newMax);
+            float wb = pb < count ? MathF.Exp(sb - newMax) : 0f;
+            float wc = pc < count ? MathF.Exp(sc - newMax) : 0f;
+            float wd = pd < count ? MathF.Exp(sd - newMax) : 0f;
+            sum = sum * correction + ((wa + wb) + (wc + wd));
+            a0 = a0 * correction + Mix(vCache, d0, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
+            a1 = a1 * correction + Mix(vCache, d1, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
+            a2 = a2 * correction + Mix(vCache, d2, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
+            a3 = a3 * correction + Mix(vCache, d3, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
             max = newMax;
         }
 
@@ -67,5 +82,25 @@ public static class Attention
             for (int w = 0; w < warps; w++) acc += warpAcc[w * MaxHeadDim + d] * MathF.Exp(warpMax[w] - total);
             y[qRow + d] = acc / norm;
         }
+    }
+
+    /// <summary>This lane's part of q·k for the cache row at <paramref name="kv"/> (dims d0..d3 past head_dim add 0).</summary>
+    private static float Score(ArrayView<Half> kCache, long kv, int headDim, int d0, int d1, int d2, int d3,
+        float q0, float q1, float q2, float q3)
+    {
+        float s = 0;
+        if (d0 < headDim) s += q0 * (float)kCache[kv + d0];
+        if (d1 < headDim) s += q1 * (float)kCache[kv + d1];
+        if (d2 < headDim) s += q2 * (float)kCache[kv + d2];
+        if (d3 < headDim) s += q3 * (float)kCache[kv + d3];
+        return s;
+    }
+
+    /// <summary>Σ of the four rows' V at dim <paramref name="d"/> weighted by their softmax weights (0 past head_dim).</summary>
+    private static float Mix(ArrayView<Half> vCache, int d, int headDim, long ka, long kb, long kc, long kd,
+        float wa, float wb, float wc, float wd)
+    {
+        if (d >= headDim) return 0;
+        return (wa * (float)vCache[ka + d] + wb * (float)vCache[kb + d]) + (wc * (float)vCache[kc + d] + wd * (float)vCache[kd + d]);
     }
 }
