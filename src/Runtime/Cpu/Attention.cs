@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
 namespace Engine.Runtime.Cpu;
@@ -49,7 +48,6 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
         int hd = _headDim, kvDim = _kvHeads * hd, group = _group;
         float scale = 1.0f / MathF.Sqrt(hd);
         float* scores = _scores[thread], row = _row[thread];
-        var rowSpan = new Span<float>(row, hd);
         for (int item = start; item < end; item++)
         {
             int b = item / _kvHeads, kvh = item % _kvHeads;
@@ -60,7 +58,7 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
 
             for (int t = 0; t < count; t++)
             {
-                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(keys + (long)t * kvDim, hd), rowSpan);
+                KvStore.Widen(keys + (long)t * kvDim, row, hd);
                 for (int g = 0; g < group; g++)
                     scores[g * count + t] = MatMul.Dot(q + g * hd, row, hd) * scale;
             }
@@ -70,7 +68,7 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
             new Span<float>(o, group * hd).Clear();
             for (int t = 0; t < count; t++)
             {
-                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(values + (long)t * kvDim, hd), rowSpan);
+                KvStore.Widen(values + (long)t * kvDim, row, hd);
                 for (int g = 0; g < group; g++)
                     Axpy(scores[g * count + t], row, o + g * hd, hd);
             }

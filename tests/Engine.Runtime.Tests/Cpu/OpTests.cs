@@ -123,6 +123,30 @@ public sealed unsafe class OpTests
     }
 
     [Fact]
+    public void KvStore_widens_every_f16_value_exactly()
+    {
+        // All 65536 bit patterns (zeros, subnormals, normals, infinities, NaNs), once in one call (the widest vector
+        // path) and once in 13-value calls (the 8-wide path, then the scalar tail).
+        var halves = new Half[65536];
+        for (int i = 0; i < halves.Length; i++) halves[i] = BitConverter.UInt16BitsToHalf((ushort)i);
+        var whole = new float[halves.Length];
+        var pieces = new float[halves.Length];
+        fixed (Half* h = halves)
+        fixed (float* w = whole, p = pieces)
+        {
+            KvStore.Widen(h, w, halves.Length);
+            for (int i = 0; i < halves.Length; i += 13) KvStore.Widen(h + i, p + i, Math.Min(13, halves.Length - i));
+        }
+        for (int i = 0; i < halves.Length; i++)
+        {
+            float want = (float)halves[i];
+            foreach (float got in (float[])[whole[i], pieces[i]])
+                Assert.True(BitConverter.SingleToUInt32Bits(got) == BitConverter.SingleToUInt32Bits(want) || (float.IsNaN(got) && float.IsNaN(want)),
+                    $"f16 {i:X4}: {got:R}, cast {want:R}");
+        }
+    }
+
+    [Fact]
     public void SwiGlu_and_Add_match_reference()
     {
         int n = 37;
