@@ -91,10 +91,17 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
         for (int t = 0; t < n; t++) s[t] *= inv;
     }
 
-    /// <summary>y += a·x.</summary>
+    /// <summary>y += a·x, each element one fused multiply-add whatever the vector width (the same bits on every path
+    /// but the scalar tail).</summary>
     private static void Axpy(float a, float* x, float* y, int n)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a);
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(a);
