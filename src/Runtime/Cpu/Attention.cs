@@ -2,69 +2,106 @@ using System.Runtime.Intrinsics;
 
 namespace Engine.Runtime.Cpu;
 
-/// <summary>Causal grouped-query attention over the f32 KV cache, one (token, head) pair per work item:
-/// s[t] = q·k[t] / sqrt(head_dim) for t ≤ pos, p = softmax(s) in f32 with the max subtracted (ggml_soft_max_ext),
-/// out = Σ p[t]·v[t]. Query head h reads KV head h / (n_head / n_head_kv) (llama.cpp's GQA broadcast).</summary>
+/// <summary>Causal grouped-query attention over the f16 KV cache (llama.cpp's default cache type; the CUDA backend's
+/// kernels/Attention.cs reads the same f16 values): s[t] = q·k[t] / sqrt(head_dim) for t ≤ pos, p = softmax(s) in f32
+/// with the max subtracted (ggml_soft_max_ext), out = Σ p[t]·v[t]. q stays f32; K and V rows are widened to f32
+/// (exact) and all arithmetic is f32, as on the GPU. Query head h reads KV head h / (n_head / n_head_kv) (llama.cpp's
+/// GQA broadcast). One work item is a (token, KV head) pair and serves the group of query heads that share that KV
+/// head, so each cached row is converted once per group rather than once per query head.</summary>
 public sealed unsafe class Attention : IParallelWork, IDisposable
 {
-    private readonly float*[] _scores;   // [thread][max context]
-    private float* _q, _out, _keys, _values;
-    private int _tokens, _startPos, _heads, _kvHeads, _headDim;
+    private readonly int _heads, _kvHeads, _headDim, _group;
+    private readonly float*[] _scores;   // [thread][group, max context] scores, then probabilities
+    private readonly float*[] _row;      // [thread][head_dim] one K or V row widened to f32
+    private float* _q, _out;
+    private Half* _keys, _values;
+    private int _tokens, _startPos;
 
-    public Attention(int threadCount, int maxContext)
+    /// <summary>Buffers for <paramref name="maxContext"/> positions of a model with <paramref name="heads"/> query
+    /// heads, <paramref name="kvHeads"/> KV heads (a divisor of heads) of <paramref name="headDim"/> values.</summary>
+    public Attention(int threadCount, int maxContext, int heads, int kvHeads, int headDim)
     {
+        if (kvHeads < 1 || heads % kvHeads != 0)
+            throw new ArgumentException($"head count {heads} must be a multiple of the KV head count {kvHeads}");
+        _heads = heads; _kvHeads = kvHeads; _headDim = headDim; _group = heads / kvHeads;
         _scores = new float*[threadCount];
-        for (int t = 0; t < threadCount; t++) _scores[t] = NativeBuffers.Floats(maxContext);
+        _row = new float*[threadCount];
+        for (int t = 0; t < threadCount; t++)
+        {
+            _scores[t] = NativeBuffers.Floats((long)_group * maxContext);
+            _row[t] = NativeBuffers.Floats(headDim);
+        }
     }
 
-    /// <summary>q, out: [tokens, heads · headDim]; keys, values: this layer's cache [context, kvHeads · headDim],
-    /// already holding positions 0 .. startPos + tokens - 1.</summary>
-    public void Run(WorkerPool pool, float* q, float* keys, float* values, float* output, int tokens, int startPos,
-        int heads, int kvHeads, int headDim)
+    /// <summary>q, output: [tokens, heads · headDim] f32; keys, values: this layer's f16 cache
+    /// [context, kvHeads · headDim], already holding positions 0 .. startPos + tokens - 1.</summary>
+    public void Run(WorkerPool pool, float* q, Half* keys, Half* values, float* output, int tokens, int startPos)
     {
         _q = q; _keys = keys; _values = values; _out = output;
-        _tokens = tokens; _startPos = startPos; _heads = heads; _kvHeads = kvHeads; _headDim = headDim;
-        pool.Run(this, 2L * tokens * heads * headDim * (startPos + tokens));
+        _tokens = tokens; _startPos = startPos;
+        pool.Run(this, 2L * tokens * _heads * _headDim * (startPos + tokens));
     }
 
     public void Execute(int thread, int threadCount)
     {
-        int items = _tokens * _heads;
-        var (start, end) = WorkerPool.Share(items, thread, threadCount);
-        int hd = _headDim, kvDim = _kvHeads * hd, group = _heads / _kvHeads;
+        var (start, end) = WorkerPool.Share(_tokens * _kvHeads, thread, threadCount);
+        int hd = _headDim, kvDim = _kvHeads * hd, group = _group;
         float scale = 1.0f / MathF.Sqrt(hd);
-        float* s = _scores[thread];
+        float* scores = _scores[thread], row = _row[thread];
         for (int item = start; item < end; item++)
         {
-            int b = item / _heads, h = item % _heads, kvh = h / group;
-            int last = _startPos + b;   // causal: this token sees positions 0..last
-            float* q = _q + ((long)b * _heads + h) * hd;
-            float max = float.NegativeInfinity;
-            for (int t = 0; t <= last; t++)
+            int b = item / _kvHeads, kvh = item % _kvHeads;
+            int count = _startPos + b + 1;   // causal: this token sees positions 0 .. startPos + b
+            long headOffset = ((long)b * _heads + kvh * group) * hd;   // the group's query heads are consecutive
+            float* q = _q + headOffset, o = _out + headOffset;
+            Half* keys = _keys + kvh * hd, values = _values + kvh * hd;
+
+            for (int t = 0; t < count; t++)
             {
-                float v = MatMul.Dot(q, _keys + (long)t * kvDim + kvh * hd, hd) * scale;
-                s[t] = v;
-                if (v > max) max = v;
+                KvStore.Widen(keys + (long)t * kvDim, row, hd);
+                for (int g = 0; g < group; g++)
+                    scores[g * count + t] = MatMul.Dot(q + g * hd, row, hd) * scale;
             }
-            double sum = 0;
-            for (int t = 0; t <= last; t++)
+            for (int g = 0; g < group; g++)
+                Softmax(scores + g * count, count);
+
+            new Span<float>(o, group * hd).Clear();
+            for (int t = 0; t < count; t++)
             {
-                float e = MathF.Exp(s[t] - max);
-                s[t] = e;
-                sum += e;
+                KvStore.Widen(values + (long)t * kvDim, row, hd);
+                for (int g = 0; g < group; g++)
+                    Axpy(scores[g * count + t], row, o + g * hd, hd);
             }
-            float inv = (float)(1.0 / sum);
-            float* o = _out + ((long)b * _heads + h) * hd;
-            new Span<float>(o, hd).Clear();
-            for (int t = 0; t <= last; t++)
-                Axpy(s[t] * inv, _values + (long)t * kvDim + kvh * hd, o, hd);
         }
     }
 
-    /// <summary>y += a·x.</summary>
+    /// <summary>s = exp(s - max s) / Σ exp(s - max s), the sum in double (ggml_float).</summary>
+    private static void Softmax(float* s, int n)
+    {
+        float max = float.NegativeInfinity;
+        for (int t = 0; t < n; t++) max = MathF.Max(max, s[t]);
+        double sum = 0;
+        for (int t = 0; t < n; t++)
+        {
+            float e = MathF.Exp(s[t] - max);
+            s[t] = e;
+            sum += e;
+        }
+        float inv = (float)(1.0 / sum);
+        for (int t = 0; t < n; t++) s[t] *= inv;
+    }
+
+    /// <summary>y += a·x, each element one fused multiply-add whatever the vector width (the same bits on every path
+    /// but the scalar tail).</summary>
     private static void Axpy(float a, float* x, float* y, int n)
     {
         int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(a);
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(va, Vector512.Load(x + i), Vector512.Load(y + i)).Store(y + i);
+        }
         if (Vector256.IsHardwareAccelerated)
         {
             var va = Vector256.Create(a);
@@ -76,6 +113,10 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
 
     public void Dispose()
     {
-        for (int t = 0; t < _scores.Length; t++) { NativeBuffers.Free(_scores[t]); _scores[t] = null; }
+        for (int t = 0; t < _scores.Length; t++)
+        {
+            NativeBuffers.Free(_scores[t]); _scores[t] = null;
+            NativeBuffers.Free(_row[t]); _row[t] = null;
+        }
     }
 }

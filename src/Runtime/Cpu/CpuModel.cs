@@ -18,7 +18,7 @@ public sealed record CpuModelOptions
 /// x = embd; per layer h = x + Wo·attn(rope(Wq·n(x)), rope(Wk·n(x)), Wv·n(x)),
 /// x = h + Wdown·(silu(Wgate·n₂(h)) ⊙ Wup·n₂(h)); logits = Wout·n(x). Weights stay in the mapped GGUF, except those
 /// of streamed layers, which a <see cref="LayerStreamer"/> brings into their slot before the layer runs
-/// (docs/streaming.md); activations, the KV cache and the logits are f32 in buffers allocated once here.</summary>
+/// (docs/streaming.md); activations and the logits are f32 and the KV cache f16, in buffers allocated once here.</summary>
 public sealed unsafe class CpuModel : ILanguageModel, IDisposable
 {
     public ModelConfig Config { get; }
@@ -38,12 +38,14 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
     private readonly float* _x;          // [B, n_embd] residual stream
     private readonly float* _xb;         // [B, n_embd] normed input / projection output
     private readonly float* _q;          // [B, n_head·head_dim]
+    private readonly float* _k;          // [B, n_head_kv·head_dim] this pass's keys before they are stored in f16
+    private readonly float* _v;          // [B, n_head_kv·head_dim] this pass's values before they are stored in f16
     private readonly float* _att;        // [B, n_head·head_dim] attention output
     private readonly float* _gate;       // [B, n_ff]
     private readonly float* _up;         // [B, n_ff]
-    // KV cache, f32: [n_layer, MaxContext, n_head_kv·head_dim] each.
-    private readonly float* _keys;
-    private readonly float* _values;
+    // KV cache, f16 as llama.cpp's default and the CUDA backend's: [n_layer, MaxContext, n_head_kv·head_dim] each.
+    private readonly Half* _keys;
+    private readonly Half* _values;
     private bool _disposed;
 
     /// <summary>A model over <paramref name="weights"/>; with a <paramref name="streamer"/>, the streamed layers'
@@ -64,7 +66,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
         int d = config.EmbeddingLength, B = MaxBatch;
         _pool = new WorkerPool(options.Threads);
         _matMul = new MatMul(options.Threads, Math.Max(d, Math.Max(config.FeedForwardLength, config.QDim)), MaxBatch);
-        _attention = new Attention(options.Threads, MaxContext);
+        _attention = new Attention(options.Threads, MaxContext, config.HeadCount, config.HeadCountKv, config.HeadDim);
         _rope = new Rope(MaxContext, config.RopeDimensions, config.RopeFreqBase, weights.RopeFreqs);
         _norms = new float*[config.LayerCount * 2 + 1];
         for (int l = 0; l < config.LayerCount; l++)
@@ -76,12 +78,14 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
         _x = NativeBuffers.Floats((long)B * d);
         _xb = NativeBuffers.Floats((long)B * d);
         _q = NativeBuffers.Floats((long)B * config.QDim);
+        _k = NativeBuffers.Floats((long)B * config.KvDim);
+        _v = NativeBuffers.Floats((long)B * config.KvDim);
         _att = NativeBuffers.Floats((long)B * config.QDim);
         _gate = NativeBuffers.Floats((long)B * config.FeedForwardLength);
         _up = NativeBuffers.Floats((long)B * config.FeedForwardLength);
         long cache = (long)config.LayerCount * MaxContext * config.KvDim;
-        _keys = NativeBuffers.Floats(cache);
-        _values = NativeBuffers.Floats(cache);
+        _keys = NativeBuffers.Halves(cache);
+        _values = NativeBuffers.Halves(cache);
     }
 
     private static float* Copy(float[] v)
@@ -116,15 +120,15 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
         for (int l = 0; l < c.LayerCount; l++)
         {
             var w = Weights.Layers[l];
-            float* layerKeys = _keys + (long)l * MaxContext * kvDim, layerValues = _values + (long)l * MaxContext * kvDim;
-            float* k = layerKeys + (long)pos * kvDim, v = layerValues + (long)pos * kvDim;   // written in place in the cache
+            Half* layerKeys = _keys + (long)l * MaxContext * kvDim, layerValues = _values + (long)l * MaxContext * kvDim;
 
             _streamer?.WaitLoaded(l);   // a streamed layer's weights are in its slot from here until Release
             RmsNorm.Apply(_x, _norms[2 * l], _xb, n, d, c.RmsEpsilon);
-            _matMul.Run(_pool, _xb, n, w.Q, _q, w.K, k, w.V, v);
+            _matMul.Run(_pool, _xb, n, w.Q, _q, w.K, _k, w.V, _v);
             _rope.Apply(_q, n, c.HeadCount, c.HeadDim, pos);
-            _rope.Apply(k, n, c.HeadCountKv, c.HeadDim, pos);
-            _attention.Run(_pool, _q, layerKeys, layerValues, _att, n, pos, c.HeadCount, c.HeadCountKv, c.HeadDim);
+            _rope.Apply(_k, n, c.HeadCountKv, c.HeadDim, pos);
+            KvStore.Write(_k, _v, layerKeys + (long)pos * kvDim, layerValues + (long)pos * kvDim, n * kvDim);
+            _attention.Run(_pool, _q, layerKeys, layerValues, _att, n, pos);
             _matMul.Run(_pool, w.O, _att, n, _xb);
             Add.InPlace(_x, _xb, (long)n * d);
 
@@ -157,7 +161,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
         _attention.Dispose();
         _rope.Dispose();
         foreach (var p in _norms) NativeBuffers.Free(p);
-        NativeBuffers.Free(_x); NativeBuffers.Free(_xb); NativeBuffers.Free(_q); NativeBuffers.Free(_att);
+        NativeBuffers.Free(_x); NativeBuffers.Free(_xb); NativeBuffers.Free(_q); NativeBuffers.Free(_k); NativeBuffers.Free(_v); NativeBuffers.Free(_att);
         NativeBuffers.Free(_gate); NativeBuffers.Free(_up); NativeBuffers.Free(_keys); NativeBuffers.Free(_values);
     }
 }
