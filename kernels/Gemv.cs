@@ -9,9 +9,12 @@ namespace Engine.Kernels;
 /// registers (with a warp per row, x traffic from L2 was 4 bytes per weight and bound the kernel at ~0.9 T weights/s
 /// on the H100 whatever the format). Warp sums by shuffles, then across warps in shared memory. grid.y tiles the
 /// tokens, <see cref="TokensPerGroup"/> per group, so a prompt reads each weight row once per tile from DRAM.
-/// Fast path (<see cref="IWeightFormat.LaneDot"/>): weights and x by 16-byte loads where the format allows, two lane
-/// units × 4 rows of independent loads per iteration; rows whose alignment does not allow it take the per-unit
-/// path (<see cref="IWeightFormat.DotUnit"/>).</summary>
+/// The quantized formats (<see cref="IWeightFormat.Int8Activations"/>) multiply their integer weights with the 8-bit
+/// activations xq by dp4a (<see cref="Int8Partials"/>; docs/kernels.md "Quantized activations"). The float formats
+/// read f32 x: weights and x by 16-byte loads (<see cref="IWeightFormat.LaneDot"/>), two lane units × 4 rows of
+/// independent loads per iteration; rows whose alignment does not allow it take the per-unit path
+/// (<see cref="IWeightFormat.DotUnit"/>). The quantized formats still implement the f32 members (the generic body
+/// compiles both paths for every format); the GEMV no longer reaches them for those formats.</summary>
 public static class Gemv
 {
     public const int TokensPerGroup = 4;

@@ -19,11 +19,16 @@ for m in "${models[@]}"; do
   cpu=$(run cpu cpu); cuda=$(run cuda cuda); nog=$(ENGINE_CUDA_GRAPH=0 run cuda nograph)
   k=$(echo $ids | wc -w)
   "$BIN/ntrun" "$plan" --backend cuda --prompt-ids "$ids $cpu" --n-prompt "$k" -n 0 --dump-logits "$TMP/$m.forced.f32" 2>>"$TMP/$m.cuda.err" >/dev/null
-  nmse=$(python3 - "$TMP/$m.cpu.f32" "$TMP/$m.forced.f32" <<'PY'
+  vocab=$("$BIN/ntc" inspect "models/$m.gguf" | sed -n 's/^ *vocab size *//p')
+  nmse=$(python3 - "$TMP/$m.cpu.f32" "$TMP/$m.forced.f32" "$vocab" <<'PY'
 import sys, numpy as np
 a = np.fromfile(sys.argv[1], dtype=np.float32).astype(np.float64); b = np.fromfile(sys.argv[2], dtype=np.float32).astype(np.float64)
 n = min(a.size, b.size)   # the free run dumps a row per generated token, the forced run one more
-print("no logits" if n == 0 else f"{np.sum((a[:n]-b[:n])**2)/np.sum(a[:n]**2):.3e}")
+v = int(sys.argv[3]); a = a[:n].reshape(-1, v); b = b[:n].reshape(-1, v)
+rows = np.sum((a - b)**2, axis=1) / np.sum(a * a, axis=1)
+far = np.nonzero(rows > 1e-9)[0]
+# Where the difference starts tells a rounding flip (rows equal, then one position on) from a systematic one (all rows).
+print("no logits" if n == 0 else f"{np.sum((a-b)**2)/np.sum(a*a):.3e} (rows > 1e-9: {far.size} of {rows.size}, first {far[0] if far.size else '-'})")
 PY
 )
   [[ -n "$cuda" && "$cpu" == "$cuda" ]] && same=yes || same="NO ($(head -c 200 "$TMP/$m.cuda.err"))"
