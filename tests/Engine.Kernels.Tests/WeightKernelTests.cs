@@ -67,7 +67,7 @@ public class WeightKernelTests
     }
 
     /// <summary>Blocks of 256 threads: 8 warps split the columns of a group's 4 rows and sum in shared memory (the
-    /// simulated CPU device caps groups at 256; scripts/device/ptx_smoke.py checks 512 on the GPU).</summary>
+    /// simulated CPU device caps groups at 256).</summary>
     [Theory]
     [MemberData(nameof(Formats))]
     public void Gemv_matches_reference_with_larger_groups(string format)
