@@ -11,7 +11,7 @@ namespace Engine.Kernels;
 public static class Attention
 {
     public const int MaxHeadDim = 128;
-    public const int MaxWarps = 8;
+    public const int MaxWarps = 32;
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, int nHead, int nHeadKv, int headDim, int nTokens, float scale)
