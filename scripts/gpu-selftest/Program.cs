@@ -222,8 +222,8 @@ public static unsafe class Program
             foreach (int cols in colsCases)
                 foreach (int tokens in new[] { 1, 5 })
                 {
-                    Gemv(f, 1029, cols, tokens);
-                    GemvAdd(f, 1029, cols, tokens);
+                    Gemv(f, 1029, cols, tokens, add: false);
+                    Gemv(f, 1029, cols, tokens, add: true);
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
             Embedding(f, 300, colsCases[1], 5);
@@ -328,7 +328,13 @@ public static unsafe class Program
         float[] x = Gaussians(rng, (long)cols * tokens);
         using var xb = Upload<float>(x);
         using var qb = Quantized(xb, cols, tokens);
-        byte[] q = Download<byte>(qb);
+        CheckQuantized("Quantize", $"{cols} x {tokens} tok", Download<byte>(qb), x, cols);
+    }
+
+    /// <summary>One row of the table for quantized activations <paramref name="q"/> of <paramref name="x"/>: how
+    /// many values d·q differ from the reference quantization (<see cref="Activations"/>); any is a failure.</summary>
+    private static void CheckQuantized(string kernel, string shape, byte[] q, float[] x, int cols)
+    {
         double[] expected = Activations(GgmlType.Q8_0, x, cols);
         long rowBytes = QuantizedRowBytes(cols), pairs = QuantizedPairsOffset(cols);
         int mismatches = 0;
@@ -338,40 +344,23 @@ public static unsafe class Program
             float d = BitConverter.ToSingle(q, (int)(t * rowBytes + pairs + 8L * (c / 32)));
             if (d * (double)(sbyte)q[t * rowBytes + c] != expected[i]) mismatches++;
         }
-        Console.WriteLine($"| Quantize           | {cols} x {tokens} tok{"",-14} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
+        Console.WriteLine($"| {kernel,-18} | {shape,-26} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
         if (mismatches != 0) s_failures++;
     }
 
-    private static void Gemv(GgmlType f, int rows, int cols, int tokens)
+    /// <summary>gemv (y = W·x into a NaN-poisoned y) or, with <paramref name="add"/>, gemv_add (y += W·x in place).</summary>
+    private static void Gemv(GgmlType f, int rows, int cols, int tokens, bool add)
     {
-        var rng = new Random(rows * 7919 + cols * 31 + tokens + (int)f);
+        var rng = add ? new Random(rows * 7901 + cols * 29 + tokens + (int)f) : new Random(rows * 7919 + cols * 31 + tokens + (int)f);
         byte[] w = RandomWeights(f, rows, cols, rng);
         float[] x = Gaussians(rng, (long)cols * tokens);
+        float[] y0 = add ? Gaussians(rng, (long)rows * tokens) : new float[rows * tokens];
+        string entry = (add ? "GemvAdd_" : "Gemv_") + f;
         using var wb = Upload<byte>(w);
         using var xb = Upload<float>(x);
         using var qb = Quantized(xb, cols, tokens);
-        using var yb = Poisoned((long)rows * tokens * 4);
-        Launch("Gemv_" + f, wb, xb, qb, yb, rows, cols, tokens);
-        double[] xs = Activations(f, x, cols);
-        var expected = new double[rows * tokens];
-        for (int r = 0; r < rows; r++)
-        {
-            var wr = DequantizedRow(f, w, r, cols);
-            for (int t = 0; t < tokens; t++) expected[t * rows + r] = Dot(wr, xs, t * cols);
-        }
-        Row("Gemv_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
-    }
-
-    private static void GemvAdd(GgmlType f, int rows, int cols, int tokens)
-    {
-        var rng = new Random(rows * 7901 + cols * 29 + tokens + (int)f);
-        byte[] w = RandomWeights(f, rows, cols, rng);
-        float[] x = Gaussians(rng, (long)cols * tokens), y0 = Gaussians(rng, (long)rows * tokens);
-        using var wb = Upload<byte>(w);
-        using var xb = Upload<float>(x);
-        using var qb = Quantized(xb, cols, tokens);
-        using var yb = Upload<float>(y0);
-        Launch("GemvAdd_" + f, wb, xb, qb, yb, rows, cols, tokens);
+        using var yb = add ? Upload<float>(y0) : Poisoned((long)rows * tokens * 4);
+        Launch(entry, wb, xb, qb, yb, rows, cols, tokens);
         double[] xs = Activations(f, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
@@ -379,7 +368,7 @@ public static unsafe class Program
             var wr = DequantizedRow(f, w, r, cols);
             for (int t = 0; t < tokens; t++) expected[t * rows + r] = y0[t * rows + r] + Dot(wr, xs, t * cols);
         }
-        Row("GemvAdd_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+        Row(entry, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
     }
 
     private static double Silu(double g) => g / (1 + Math.Exp(-g));
@@ -439,18 +428,7 @@ public static unsafe class Program
         float[] y = Download<float>(yb);
         Row("RmsNorm", $"{cols}, {tokens} tok", Nmse(y, expected), RmsNormLimit);
         // Its fused quantized output against the reference quantization of y (as Quantize() checks the kernel).
-        byte[] q = Download<byte>(qb);
-        double[] yq = Activations(GgmlType.Q8_0, y, cols);
-        long rowBytes = QuantizedRowBytes(cols), pairs = QuantizedPairsOffset(cols);
-        int mismatches = 0;
-        for (int i = 0; i < y.Length; i++)
-        {
-            int t = i / cols, c = i % cols;
-            float d = BitConverter.ToSingle(q, (int)(t * rowBytes + pairs + 8L * (c / 32)));
-            if (d * (double)(sbyte)q[t * rowBytes + c] != yq[i]) mismatches++;
-        }
-        Console.WriteLine($"| RmsNorm quantized  | {cols}, {tokens} tok{"",-17} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
-        if (mismatches != 0) s_failures++;
+        CheckQuantized("RmsNorm quantized", $"{cols}, {tokens} tok", Download<byte>(qb), y, cols);
     }
 
     private static void Rope(int nHead, int nHeadKv, int headDim, int[] positions, bool withFactors)
