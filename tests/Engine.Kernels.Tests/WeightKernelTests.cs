@@ -13,7 +13,7 @@ public class WeightKernelTests
     // NMSE limits. Kernels and reference dequantise to the same values (for the quantized formats, also the same
     // 8-bit activations, QuantizedActivations), so only f32 accumulation differs. test-backend-ops allows 5e-4 for
     // mul_mat against unquantized activations; QuantizationLimit bounds that error of the int8 path.
-    private const double GemvLimit = 1e-7;
+    internal const double GemvLimit = 1e-7;
     private const double EmbeddingLimit = 1e-12;
     private const double QuantizationLimit = 5e-4;
 
@@ -184,18 +184,18 @@ public class WeightKernelTests
 
     /// <summary>The activations the kernel multiplies: x itself for the float formats, d·q of the 8-bit
     /// quantization (<see cref="QuantizedActivations"/>) for the int8 ones.</summary>
-    private static double[] Activations(string format, float[] x, int cols) =>
+    internal static double[] Activations(string format, float[] x, int cols) =>
         ReferenceFormats.BlockElements(format) == 1 ? [.. x.Select(v => (double)v)] : QuantizedActivations.Dequantize(x, cols);
 
     /// <summary>x quantized on the device by the quantize kernel, as the planned program does before each matmul.</summary>
-    private static MemoryBuffer1D<byte, Stride1D.Dense> Quantized(KernelHarness h, MemoryBuffer1D<float, Stride1D.Dense> x, int cols, int tokens)
+    internal static MemoryBuffer1D<byte, Stride1D.Dense> Quantized(KernelHarness h, MemoryBuffer1D<float, Stride1D.Dense> x, int cols, int tokens)
     {
         var q = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
         h.Launch("Quantize", x.View, q.View, cols, tokens);
         return q;
     }
 
-    private static double Dot(double[] w, double[] x, int offset)
+    internal static double Dot(double[] w, double[] x, int offset)
     {
         double s = 0;
         for (int i = 0; i < w.Length; i++) s += w[i] * x[offset + i];
@@ -232,23 +232,17 @@ public class RealTensorGemvTests
             float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
             using var wb = h.Upload(w);
             using var xb = h.Upload(x);
-            using var qb = h.Allocate<byte>(Engine.Kernels.Quantize.RowBytes(cols) * tokens);
-            h.Launch("Quantize", xb.View, qb.View, cols, tokens);
+            using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
             using var yb = h.Allocate<float>((long)rows * tokens);
             h.Launch("Gemv_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
-            double[] xs = ReferenceFormats.BlockElements(format) == 1 ? [.. x.Select(v => (double)v)] : QuantizedActivations.Dequantize(x, cols);
+            double[] xs = WeightKernelTests.Activations(format, x, cols);
             var expected = new double[rows * tokens];
             for (int r = 0; r < rows; r++)
             {
                 double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
-                for (int k = 0; k < tokens; k++)
-                {
-                    double s = 0;
-                    for (int c = 0; c < cols; c++) s += wr[c] * xs[k * cols + c];
-                    expected[k * rows + r] = s;
-                }
+                for (int k = 0; k < tokens; k++) expected[k * rows + r] = WeightKernelTests.Dot(wr, xs, k * cols);
             }
-            Nmse.Check($"{file} {t.Name} {format} {rows}x{cols}", yb.GetAsArray1D(), expected, 1e-7);
+            Nmse.Check($"{file} {t.Name} {format} {rows}x{cols}", yb.GetAsArray1D(), expected, WeightKernelTests.GemvLimit);
         }
     }
 }
