@@ -54,6 +54,16 @@ public static class KQuants
         ScaleMinAt(s0, s1, s2, k1, high, out sc1, out m1);
     }
 
+    /// <summary>The int8 GEMV's value of a Q4_K/Q5_K unit: its integer dots <paramref name="lo"/> (sub-block 2j) and
+    /// <paramref name="hi"/> (2j + 1) scaled by d·sc and the activation scales, minus dmin·m times the activations'
+    /// sums (<see cref="XLane"/>: D0, D1 the scales, D2, D3 the d·Σq terms); <paramref name="dm"/> holds f16 d and
+    /// dmin, s0..s2 the 12 scale bytes.</summary>
+    public static float SubBlockPair(uint dm, uint s0, uint s1, uint s2, int j, int lo, int hi, XLane x)
+    {
+        ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
+        return Ld.Half(dm) * (sc0 * x.D0 * lo + sc1 * x.D1 * hi) - Ld.Half(dm >> 16) * (m0 * x.D2 + m1 * x.D3);
+    }
+
     private static void ScaleMinAt(uint s0, uint s1, uint s2, int k, bool high, out int sc, out int m)
     {
         int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);

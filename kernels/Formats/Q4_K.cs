@@ -104,7 +104,6 @@ public struct Q4_K : IWeightFormat
         const uint Low = 0x0F0F0F0F;
         int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
         int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));
-        KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
-        return Ld.Half(dm) * (sc0 * x.D0 * lo + sc1 * x.D1 * hi) - Ld.Half(dm >> 16) * (m0 * x.D2 + m1 * x.D3);
+        return KQuants.SubBlockPair(dm, s0, s1, s2, j, lo, hi, x);
     }
 }
