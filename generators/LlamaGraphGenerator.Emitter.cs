@@ -200,7 +200,7 @@ public sealed partial class LlamaGraphGenerator
             var sb = new StringBuilder(Header);
             sb.Append("\nnamespace ").Append(ns).Append(";\n\n");
             sb.Append("/// <summary>One concrete ILGPU kernel per family × format: each calls the family's generic body in kernels/\n");
-            sb.Append("/// with the format struct. PtxBuild compiles every method listed in KernelTable.</summary>\n");
+            sb.Append("/// with the format struct, after Pdl.Trigger (programmatic dependent launch; the body waits). PtxBuild compiles every method listed in KernelTable.</summary>\n");
             sb.Append("public static class EntryPoints\n{\n");
             bool first = true;
             foreach (var e in EntryPointsOf(spec))
@@ -214,9 +214,10 @@ public sealed partial class LlamaGraphGenerator
                 string generic = e.Format == null ? "" : "<global::Engine.Kernels.Formats." + e.Format + ">";
                 sb.Append("    /// <summary>").Append(k.Name).Append(e.Format == null ? "" : " for " + e.Format)
                   .Append(k.Implicit ? " (implicitly grouped)" : " (explicitly grouped)").Append(".</summary>\n");
-                sb.Append("    public static void ").Append(e.Name).Append("(").Append(string.Join(", ", parameters)).Append(") =>\n");
+                sb.Append("    public static void ").Append(e.Name).Append("(").Append(string.Join(", ", parameters)).Append(")\n    {\n");
+                sb.Append("        global::Engine.Kernels.Pdl.Trigger();\n");
                 sb.Append("        global::Engine.Kernels.").Append(k.Body).Append(".Run").Append(generic).Append("(")
-                  .Append(string.Join(", ", arguments)).Append(");\n");
+                  .Append(string.Join(", ", arguments)).Append(");\n    }\n");
             }
             sb.Append("}\n");
             return sb.ToString();

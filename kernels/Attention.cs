@@ -1,3 +1,4 @@
+using Engine.Kernels.Formats;
 using ILGPU;
 using Half = ILGPU.Half;
 
@@ -6,8 +7,10 @@ namespace Engine.Kernels;
 /// <summary>Causal GQA attention of one query head of one token over the f16 cache: out = softmax(q·Kᵀ·scale)·V over
 /// positions 0..pos (query head h reads kv head h / (n_head / n_head_kv)). One group per (head, token); its warps
 /// split the positions and keep an online softmax (Milakov &amp; Gimelshein 2018; flash-decoding), then merge through
-/// shared memory. A lane holds head dims lane + WarpSize·j, j &lt; 4: head_dim ≤ min(4·WarpSize, MaxHeadDim). A warp
-/// takes four positions per step, their loads in flight together.</summary>
+/// shared memory. A lane holds four consecutive head dims 4·lane .. 4·lane + 3 (head_dim ≤ <see cref="MaxHeadDim"/>)
+/// and reads them from the cache as one 8-byte load when head_dim and kv_dim are multiples of 4. A warp takes four
+/// positions per step, their loads in flight together. The merge is a warp reduction of the per-warp maxima and
+/// sums (one warp), then one weighted sum over warps per head dim.</summary>
 public static class Attention
 {
     public const int MaxHeadDim = 128;
@@ -16,23 +19,25 @@ public static class Attention
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, int nHead, int nHeadKv, int headDim, int nTokens, float scale)
     {
+        Pdl.Wait();
         var warpMax = SharedMemory.Allocate<float>(MaxWarps);
         var warpSum = SharedMemory.Allocate<float>(MaxWarps);
+        var factor = SharedMemory.Allocate<float>(MaxWarps);
         var warpAcc = SharedMemory.Allocate<float>(MaxWarps * MaxHeadDim);
 
         int head = Grid.IdxX, t = Grid.IdxY;
         int kvHead = head / (nHead / nHeadKv);
         int kvDim = nHeadKv * headDim;
-        int lane = Warp.LaneIdx, ws = Warp.WarpSize;
-        int warp = Warp.WarpIdx, warps = Group.DimX / ws;
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Warp.WarpSize;
         long qRow = ((long)t * nHead + head) * headDim;
-        int d0 = lane, d1 = lane + ws, d2 = lane + 2 * ws, d3 = lane + 3 * ws;
-        float q0 = d0 < headDim ? q[qRow + d0] : 0, q1 = d1 < headDim ? q[qRow + d1] : 0;
-        float q2 = d2 < headDim ? q[qRow + d2] : 0, q3 = d3 < headDim ? q[qRow + d3] : 0;
+        int d = 4 * lane;
+        bool wide = (headDim & 3) == 0 && (kvDim & 3) == 0;
+        float q0 = d < headDim ? q[qRow + d] : 0, q1 = d + 1 < headDim ? q[qRow + d + 1] : 0;
+        float q2 = d + 2 < headDim ? q[qRow + d + 2] : 0, q3 = d + 3 < headDim ? q[qRow + d + 3] : 0;
 
         float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         int count = positions[t] + 1;
-        long kvBase = (long)kvHead * headDim;
+        long kvBase = (long)kvHead * headDim + d;
         // Four positions per iteration (p, p + warps, p + 2·warps, p + 3·warps): their K and V loads are issued
         // together, so a warp waits for memory once per four positions instead of once per position.
         for (int p = warp; p < count; p += 4 * warps)
@@ -42,10 +47,10 @@ public static class Attention
             long kb = (long)IntrinsicMath.Min(pb, count - 1) * kvDim + kvBase;   // clamped: read, then weighted 0
             long kc = (long)IntrinsicMath.Min(pc, count - 1) * kvDim + kvBase;
             long kd = (long)IntrinsicMath.Min(pd, count - 1) * kvDim + kvBase;
-            float sa = Score(kCache, ka, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
-            float sb = Score(kCache, kb, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
-            float sc = Score(kCache, kc, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
-            float sd = Score(kCache, kd, headDim, d0, d1, d2, d3, q0, q1, q2, q3);
+            float sa = Score(kCache, ka, d, headDim, wide, q0, q1, q2, q3);
+            float sb = Score(kCache, kb, d, headDim, wide, q0, q1, q2, q3);
+            float sc = Score(kCache, kc, d, headDim, wide, q0, q1, q2, q3);
+            float sd = Score(kCache, kd, d, headDim, wide, q0, q1, q2, q3);
             sa = Reduce.WarpSum(sa) * scale; sb = Reduce.WarpSum(sb) * scale;
             sc = Reduce.WarpSum(sc) * scale; sd = Reduce.WarpSum(sd) * scale;
             if (pb >= count) sb = -1e30f;
@@ -58,49 +63,67 @@ public static class Attention
             float wc = pc < count ? MathF.Exp(sc - newMax) : 0f;
             float wd = pd < count ? MathF.Exp(sd - newMax) : 0f;
             sum = sum * correction + ((wa + wb) + (wc + wd));
-            a0 = a0 * correction + Mix(vCache, d0, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
-            a1 = a1 * correction + Mix(vCache, d1, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
-            a2 = a2 * correction + Mix(vCache, d2, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
-            a3 = a3 * correction + Mix(vCache, d3, headDim, ka, kb, kc, kd, wa, wb, wc, wd);
+            Load(vCache, ka, d, headDim, wide, out float va0, out float va1, out float va2, out float va3);
+            Load(vCache, kb, d, headDim, wide, out float vb0, out float vb1, out float vb2, out float vb3);
+            Load(vCache, kc, d, headDim, wide, out float vc0, out float vc1, out float vc2, out float vc3);
+            Load(vCache, kd, d, headDim, wide, out float vd0, out float vd1, out float vd2, out float vd3);
+            a0 = a0 * correction + ((wa * va0 + wb * vb0) + (wc * vc0 + wd * vd0));
+            a1 = a1 * correction + ((wa * va1 + wb * vb1) + (wc * vc1 + wd * vd1));
+            a2 = a2 * correction + ((wa * va2 + wb * vb2) + (wc * vc2 + wd * vd2));
+            a3 = a3 * correction + ((wa * va3 + wb * vb3) + (wc * vc3 + wd * vd3));
             max = newMax;
         }
 
         if (lane == 0) { warpMax[warp] = max; warpSum[warp] = sum; }
-        if (d0 < headDim) warpAcc[warp * MaxHeadDim + d0] = a0;
-        if (d1 < headDim) warpAcc[warp * MaxHeadDim + d1] = a1;
-        if (d2 < headDim) warpAcc[warp * MaxHeadDim + d2] = a2;
-        if (d3 < headDim) warpAcc[warp * MaxHeadDim + d3] = a3;
+        int acc = warp * MaxHeadDim + d;
+        if (d < headDim) warpAcc[acc] = a0;
+        if (d + 1 < headDim) warpAcc[acc + 1] = a1;
+        if (d + 2 < headDim) warpAcc[acc + 2] = a2;
+        if (d + 3 < headDim) warpAcc[acc + 3] = a3;
         Group.Barrier();
-
-        float total = -1e30f;
-        for (int w = 0; w < warps; w++) total = IntrinsicMath.Max(total, warpMax[w]);
-        float norm = 0;
-        for (int w = 0; w < warps; w++) norm += warpSum[w] * MathF.Exp(warpMax[w] - total);
-        for (int d = Group.IdxX; d < headDim; d += Group.DimX)
+        // Warp 0: the overall maximum and the softmax denominator, then each warp's weight exp(max_w − max) / Σ.
+        if (warp == 0)
         {
-            float acc = 0;
-            for (int w = 0; w < warps; w++) acc += warpAcc[w * MaxHeadDim + d] * MathF.Exp(warpMax[w] - total);
-            y[qRow + d] = acc / norm;
+            float m = lane < warps ? warpMax[lane] : -1e30f;
+            float total = Reduce.WarpMax(m);
+            float f = lane < warps ? MathF.Exp(m - total) : 0f;
+            float norm = Reduce.WarpSum(lane < warps ? warpSum[lane] * f : 0f);
+            if (lane < warps) factor[lane] = f / norm;
+        }
+        Group.Barrier();
+        for (int e = Group.IdxX; e < headDim; e += Group.DimX)
+        {
+            float o = 0;
+            for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w];
+            y[qRow + e] = o;
         }
     }
 
-    /// <summary>This lane's part of q·k for the cache row at <paramref name="kv"/> (dims d0..d3 past head_dim add 0).</summary>
-    private static float Score(ArrayView<Half> kCache, long kv, int headDim, int d0, int d1, int d2, int d3,
-        float q0, float q1, float q2, float q3)
+    /// <summary>Cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as floats, 0 past head_dim.</summary>
+    private static void Load(ArrayView<Half> cache, long kv, int d, int headDim, bool wide,
+        out float v0, out float v1, out float v2, out float v3)
     {
-        float s = 0;
-        if (d0 < headDim) s += q0 * (float)kCache[kv + d0];
-        if (d1 < headDim) s += q1 * (float)kCache[kv + d1];
-        if (d2 < headDim) s += q2 * (float)kCache[kv + d2];
-        if (d3 < headDim) s += q3 * (float)kCache[kv + d3];
-        return s;
+        if (wide)
+        {
+            if (d < headDim)
+            {
+                var pair = cache.Cast<Ld.Pair>()[kv >> 2];
+                v0 = Ld.Half(pair.A); v1 = Ld.Half(pair.A >> 16); v2 = Ld.Half(pair.B); v3 = Ld.Half(pair.B >> 16);
+                return;
+            }
+            v0 = 0; v1 = 0; v2 = 0; v3 = 0;
+            return;
+        }
+        v0 = d < headDim ? (float)cache[kv] : 0f;
+        v1 = d + 1 < headDim ? (float)cache[kv + 1] : 0f;
+        v2 = d + 2 < headDim ? (float)cache[kv + 2] : 0f;
+        v3 = d + 3 < headDim ? (float)cache[kv + 3] : 0f;
     }
 
-    /// <summary>Σ of the four rows' V at dim <paramref name="d"/> weighted by their softmax weights (0 past head_dim).</summary>
-    private static float Mix(ArrayView<Half> vCache, int d, int headDim, long ka, long kb, long kc, long kd,
-        float wa, float wb, float wc, float wd)
+    /// <summary>This lane's part of q·k for the cache row at <paramref name="kv"/> (dims past head_dim add 0).</summary>
+    private static float Score(ArrayView<Half> kCache, long kv, int d, int headDim, bool wide, float q0, float q1, float q2, float q3)
     {
-        if (d >= headDim) return 0;
-        return (wa * (float)vCache[ka + d] + wb * (float)vCache[kb + d]) + (wc * (float)vCache[kc + d] + wd * (float)vCache[kd + d]);
+        Load(kCache, kv, d, headDim, wide, out float k0, out float k1, out float k2, out float k3);
+        return (q0 * k0 + q1 * k1) + (q2 * k2 + q3 * k3);
     }
 }

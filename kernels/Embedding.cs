@@ -10,6 +10,7 @@ public static class Embedding
     public static void Run<T>(Index1D index, ArrayView<byte> table, ArrayView<int> tokens, ArrayView<float> y, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
+        Pdl.Wait();
         var format = default(T);
         int t = index / cols, c = index - t * cols;
         int block = c / format.BlockElements;

@@ -10,6 +10,7 @@ public static class KvStore
     public static void Run(Index1D index, ArrayView<float> k, ArrayView<float> v, ArrayView<Half> kCache,
         ArrayView<Half> vCache, ArrayView<int> positions, int kvDim, int nTokens)
     {
+        Pdl.Wait();
         int t = index / kvDim, c = index - t * kvDim;
         long slot = (long)positions[t] * kvDim + c;
         kCache[slot] = (Half)k[index];

@@ -33,9 +33,9 @@ public static class Reduce
         value = WarpSum(value);
         if (Warp.LaneIdx == 0) partials[Warp.WarpIdx] = value;
         Group.Barrier();
-        float total = 0;
+        // Every warp sums the partials itself (a shuffle reduction instead of a serial loop of shared loads).
         int warps = Group.DimX / Warp.WarpSize;
-        for (int w = 0; w < warps; w++) total += partials[w];
+        float total = WarpSum(Warp.LaneIdx < warps ? partials[Warp.LaneIdx] : 0f);
         Group.Barrier();
         return total;
     }

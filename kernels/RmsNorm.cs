@@ -3,34 +3,42 @@ using ILGPU;
 namespace Engine.Kernels;
 
 /// <summary>y = x / sqrt(mean(x²) + eps) · w per token row (Zhang &amp; Sennrich 2019; ggml_rms_norm then ggml_mul).
-/// One group per token; the sum of squares is reduced over the group. The normalized row is also written quantized
-/// (<see cref="Quantize"/>, the next matmuls' input): a warp's 32 consecutive elements are one block, so the
-/// quantize kernel's launch is fused away.</summary>
+/// One group per token; a thread takes four consecutive elements per step (one 16-byte load: a 4096-wide row is one
+/// step of 1024 threads, so the kernel is a few dependent loads and reductions long). The sum of squares is reduced
+/// over the group. The normalized row is also written quantized (<see cref="Quantize.Store4"/>, the next matmuls'
+/// input), so the quantize kernel's launch is fused away.</summary>
 public static class RmsNorm
 {
     public static void Run(ArrayView<float> x, ArrayView<float> w, ArrayView<float> y, ArrayView<byte> yq, int cols, int nTokens, float eps)
     {
+        Pdl.Wait();
         var partials = SharedMemory.Allocate<float>(32);
         long row = (long)Grid.IdxX * cols;
+        const int Q = Quantize.QuadElements;
         float sum = 0;
-        for (int i = Group.IdxX; i < cols; i += Group.DimX)
+        for (int e = Q * Group.IdxX; e < cols; e += Q * Group.DimX)
         {
-            float v = x[row + i];
-            sum += v * v;
+            Quantize.Load4(x, row, cols, e, out float a, out float b, out float c, out float d);
+            sum += (a * a + b * b) + (c * c + d * d);
         }
         float total = Reduce.GroupSum(sum, partials);
         float scale = 1f / MathF.Sqrt(total / cols + eps);
-        // Warp-uniform bounds (every lane takes part in the block reductions), over the padded blocks too.
-        int padded = Quantize.Blocks(cols) * Quantize.BlockElements;
-        for (int i = Group.IdxX; i - Warp.LaneIdx < padded; i += Group.DimX)
+        // Warp-uniform bounds (every lane takes part in the quantize shuffles), over the padded blocks too.
+        int padded = Quantize.PaddedElements(cols);
+        for (int e = Q * Group.IdxX; e - Q * Warp.LaneIdx < padded; e += Q * Group.DimX)
         {
-            float v = 0;
-            if (i < cols)
+            Quantize.Load4(x, row, cols, e, out float a, out float b, out float c, out float d);
+            Quantize.Load4(w, 0, cols, e, out float wa, out float wb, out float wc, out float wd);
+            a = a * scale * wa; b = b * scale * wb; c = c * scale * wc; d = d * scale * wd;
+            if ((cols & 3) == 0 && e + 3 < cols) Formats.Ld.StoreF4(y, row + e, a, b, c, d);
+            else
             {
-                v = x[row + i] * scale * w[i];
-                y[row + i] = v;
+                if (e < cols) y[row + e] = a;
+                if (e + 1 < cols) y[row + e + 1] = b;
+                if (e + 2 < cols) y[row + e + 2] = c;
+                if (e + 3 < cols) y[row + e + 3] = d;
             }
-            Quantize.Store(v, yq, Grid.IdxX, cols, i);
+            Quantize.Store4(a, b, c, d, yq, Grid.IdxX, cols, e);
         }
     }
 }

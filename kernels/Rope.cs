@@ -12,6 +12,7 @@ public static class Rope
     public static void Run(Index1D index, ArrayView<float> q, ArrayView<float> k, ArrayView<int> positions,
         ArrayView<float> freqFactors, int nHead, int nHeadKv, int headDim, int nTokens, float freqBase, float freqScale)
     {
+        Pdl.Wait();
         int half = headDim / 2;
         int pair = index % half;
         int rest = index / half;

@@ -23,6 +23,10 @@ public static class Ld
         a = q.A; b = q.B; c = q.C; d = q.D;
     }
 
+    /// <summary>x[i..i+3] = (a, b, c, d) in one 16-byte store; i must be a multiple of 4 and the view 16-byte aligned.</summary>
+    public static void StoreF4(ArrayView<float> x, long i, float a, float b, float c, float d) =>
+        x.Cast<Quad<float>>()[i >> 2] = new Quad<float> { A = a, B = b, C = c, D = d };
+
     /// <summary>Four little-endian 32-bit words at byte <paramref name="offset"/> (a multiple of 16; the view 16-byte
     /// aligned) in one load.</summary>
     public static void U4(ArrayView<byte> w, long offset, out uint a, out uint b, out uint c, out uint d)

@@ -60,6 +60,7 @@ foreach (var (name, arch, isa) in targets)
             Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: PTX has no entry {entry.PtxEntry}");
             return 1;
         }
+        ptx = ForTarget(ptx, name);
         string file = Path.Combine(dir, entry.Name + ".ptx");
         File.WriteAllText(file + ".part", ptx);
         File.Move(file + ".part", file, overwrite: true);
@@ -68,3 +69,13 @@ foreach (var (name, arch, isa) in targets)
 }
 Console.WriteLine($"PtxBuild: {written} PTX modules ({KernelTable.All.Count} entry points × {targets.Length} targets) in {outDir}");
 return 0;
+
+// ILGPU 1.5.3 writes ".target sm_80" for every architecture. The sm_90 modules say sm_90, which griddepcontrol
+// (Pdl.Begin, programmatic dependent launch) requires; the sm_80 modules drop those instructions (no such launch
+// before Hopper: kernels there are ordered by the stream alone).
+static string ForTarget(string ptx, string target)
+{
+    if (target == "sm_90") return ptx.Replace(".target sm_80", ".target sm_90", StringComparison.Ordinal);
+    var lines = ptx.Split('\n').Where(l => !l.TrimStart().StartsWith("griddepcontrol.", StringComparison.Ordinal));
+    return string.Join('\n', lines);
+}

@@ -84,6 +84,10 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial CuResult cuLaunchKernel(IntPtr f, uint gridX, uint gridY, uint gridZ,
         uint blockX, uint blockY, uint blockZ, uint sharedMemBytes, IntPtr stream, void** kernelParams, void** extra);
 
+    /// <summary>cuLaunchKernel with launch attributes (CUDA 11.8+); the runtime uses it for programmatic dependent
+    /// launch on sm_90 (<see cref="CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION"/>).</summary>
+    [LibraryImport(Lib)] public static partial CuResult cuLaunchKernelEx(CuLaunchConfig* config, IntPtr f, void** kernelParams, void** extra);
+
     [LibraryImport(Lib)] public static partial CuResult cuStreamCreate(IntPtr* stream, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial CuResult cuStreamDestroy(IntPtr stream);
     [LibraryImport(Lib)] public static partial CuResult cuStreamSynchronize(IntPtr stream);
@@ -109,6 +113,10 @@ public static unsafe partial class CudaDriver
     public const uint CU_MEMHOSTALLOC_DEVICEMAP = 0x02;
     public const uint CU_MEMHOSTALLOC_WRITECOMBINED = 0x04;
     public const uint CU_STREAM_NON_BLOCKING = 0x1;
+    /// <summary>CUlaunchAttributeID: the kernel may start before the previous kernel in the stream completes; it
+    /// orders itself with griddepcontrol.wait (kernels/Pdl.cs).</summary>
+    public const int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+
     // cuLaunchKernel's `extra`: (void*)1 then the argument block, (void*)2 then a size_t* of its bytes, (void*)0 ends.
     public const nint CU_LAUNCH_PARAM_END = 0x00, CU_LAUNCH_PARAM_BUFFER_POINTER = 0x01, CU_LAUNCH_PARAM_BUFFER_SIZE = 0x02;
     public const uint CU_EVENT_DEFAULT = 0x0;
@@ -173,4 +181,24 @@ public sealed class CudaException(string call, CuResult result)
     : Exception($"{call} failed: {CudaDriver.Describe(result)}")
 {
     public CuResult Result { get; } = result;
+}
+
+/// <summary>CUlaunchAttribute (cuda.h): an id, padding to 8 bytes, and a 64-byte value union whose first int is the
+/// value of the flags the runtime sets.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 72)]
+public struct CuLaunchAttribute
+{
+    public int Id;
+    private int _pad;
+    public int Value;
+}
+
+/// <summary>CUlaunchConfig (cuda.h).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct CuLaunchConfig
+{
+    public uint GridDimX, GridDimY, GridDimZ, BlockDimX, BlockDimY, BlockDimZ, SharedMemBytes;
+    public IntPtr Stream;
+    public CuLaunchAttribute* Attrs;
+    public uint NumAttrs;
 }

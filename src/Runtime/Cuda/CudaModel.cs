@@ -57,7 +57,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly float* _hostLogits;                 // [n_batch, n_vocab]
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
     private IntPtr _decodeGraph;
-    private readonly bool _useGraph;
+    private readonly bool _useGraph, _pdl;
     private bool _disposed, _ownsContext;
 
     private CudaModel(CudaContext cu, Plan plan, string modelPath)
@@ -72,6 +72,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         // A streamed step forks onto the transfer stream and joins back through events; it is replayed directly,
         // not captured (the graph stays for resident plans).
         _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
+        // Programmatic dependent launch on Hopper for resident plans (a streamed plan's kernels also wait on transfer
+        // events; they keep the plain stream order). ENGINE_CUDA_PDL=0 turns it off (for comparisons).
+        _pdl = cu.Sm >= 90 && Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
 
         // Modules: one per kernel, for this device's architecture.
         string? arch = Engine.Kernels.Ptx.PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
@@ -249,11 +252,29 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             int i = step.Index;
             var s = shapes[i];
             if (s.IsEmpty) continue;
-            var r = cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
+            var r = Launch(i, s);
             if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)_launches[i].KernelId].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
         }
         if (rows > 0)
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
+    }
+
+    /// <summary>Launch <paramref name="i"/> on the compute stream; on sm_90 with programmatic dependent launch (the
+    /// kernel overlaps its start with the previous kernel's tail and orders itself by griddepcontrol.wait:
+    /// kernels/Pdl.cs).</summary>
+    private CuResult Launch(int i, LaunchShape s)
+    {
+        if (!_pdl)
+            return cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
+        CuLaunchAttribute attribute = default;
+        attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attribute.Value = 1;
+        var config = new CuLaunchConfig
+        {
+            GridDimX = s.GridX, GridDimY = s.GridY, GridDimZ = s.GridZ, BlockDimX = s.BlockX, BlockDimY = 1, BlockDimZ = 1,
+            SharedMemBytes = _launches[i].Shape.SharedBytes, Stream = _stream, Attrs = &attribute, NumAttrs = 1,
+        };
+        return cuLaunchKernelEx(&config, _functions[i], null, _extra + 5 * i);
     }
 
     /// <summary>Patches the n_tokens arguments of every block for a step of n tokens and derives its grids.</summary>
