@@ -44,11 +44,7 @@ public static class Gemv
         // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
         long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
-        // The group's rows are contiguous and do not depend on the kernels before this one: start loading them before
-        // waiting (Pdl).
-        uint touched = Pdl.Touch(w, o0, o3 + rowBytes - o0);
         Pdl.Wait();
-        Pdl.Keep(touched, rows, y);
         int first = Grid.IdxY * TokensPerGroup;
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)

@@ -17,10 +17,7 @@ public static class GemvSwiGlu
         long rowBytes = Gemv.RowBytes<T>(cols);
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
         long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
-        // The weights do not depend on the kernels before this one: start loading them before waiting (Pdl).
-        uint touched = Pdl.Touch(gate, o0, o3 + rowBytes - o0) ^ Pdl.Touch(up, o0, o3 + rowBytes - o0);
         Pdl.Wait();
-        Pdl.Keep(touched, rows, y);
         int first = Grid.IdxY * Gemv.TokensPerGroup;
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)

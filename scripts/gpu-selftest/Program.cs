@@ -143,7 +143,7 @@ public static unsafe class Program
         }
     }
 
-    private static CuResult TryLaunch(string entry, Span<byte> block, nuint size)
+    private static CuResult TryLaunch(string entry, Span<byte> block, nuint size, bool pdl = false)
     {
         var (fn, index) = s_kernels[entry];
         var s = Launchers.ShapeOf((KernelId)index, block);
@@ -153,7 +153,17 @@ public static unsafe class Program
             extra[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; extra[1] = pb;
             extra[2] = (void*)CU_LAUNCH_PARAM_BUFFER_SIZE; extra[3] = &size;
             extra[4] = (void*)CU_LAUNCH_PARAM_END;
-            return cuLaunchKernel(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, 0, s_stream, null, extra);
+            if (!pdl) return cuLaunchKernel(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, 0, s_stream, null, extra);
+            // As ntrun launches on sm_90: programmatic dependent launch (kernels/Pdl.cs).
+            CuLaunchAttribute attribute = default;
+            attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attribute.Value = 1;
+            var config = new CuLaunchConfig
+            {
+                GridDimX = s.GridX, GridDimY = s.GridY, GridDimZ = s.GridZ, BlockDimX = s.BlockX, BlockDimY = 1, BlockDimZ = 1,
+                Stream = s_stream, Attrs = &attribute, NumAttrs = 1,
+            };
+            return cuLaunchKernelEx(&config, fn, null, extra);
         }
     }
 
@@ -545,8 +555,10 @@ public static unsafe class Program
         var probe = BandwidthProbe.Measure(s_cu);
         Console.WriteLine();
         Console.WriteLine($"device copy {probe.DeviceCopyGBs:F0} GB/s (read + write), pinned H2D {probe.PinnedH2DGBs:F1} GB/s, D2H {probe.PinnedD2HGBs:F1} GB/s");
-        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | stream µs | GB/s | of copy |");
-        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: |      ---: | ---: |    ---: |");
+        // µs: graph replay; pdl µs: graph replay with programmatic dependent launch (sm_90), as ntrun's decode runs.
+        bool pdl = s_cu.Sm >= 90;
+        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | stream µs | pdl µs | GB/s | of copy | pdl of copy |");
+        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: |      ---: |   ---: | ---: |    ---: |        ---: |");
         IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
         foreach (var f in s_benchFormats ?? Formats)
             foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
@@ -567,11 +579,11 @@ public static unsafe class Program
                     Pack("Gemv_" + f, blocks[i], [weights[i], xb, qb, yb, rows, cols, 1]);
                 }
                 nuint size = s_sizeOverride != 0 ? s_sizeOverride : (nuint)KernelTable.All[s_kernels["Gemv_" + f].Index].ArgumentBytes;
-                void Round()
+                void Round(bool programmatic = false)
                 {
                     for (int i = 0; i < copies; i++)
                     {
-                        var r = TryLaunch("Gemv_" + f, blocks[i], size);
+                        var r = TryLaunch("Gemv_" + f, blocks[i], size, programmatic);
                         if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel(Gemv_{f})", r);
                     }
                 }
@@ -580,13 +592,18 @@ public static unsafe class Program
                 // The launches of a round replayed as one CUDA graph, as the decode step runs them (ntrun captures
                 // its step once): the figure is the kernel plus the GPU-side gap between kernels, without the
                 // host's launch cost.
-                IntPtr graph, instance;
-                Check(cuStreamBeginCapture(s_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
-                Round();
-                Check(cuStreamEndCapture(s_stream, &graph), "cuStreamEndCapture");
-                Check(cuGraphInstantiateWithFlags(&instance, graph, 0), "cuGraphInstantiateWithFlags");
-                IntPtr exec = instance;
-                Check(cuGraphLaunch(exec, s_stream), "cuGraphLaunch");
+                IntPtr Capture(bool programmatic)
+                {
+                    IntPtr graph, instance;
+                    Check(cuStreamBeginCapture(s_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+                    Round(programmatic);
+                    Check(cuStreamEndCapture(s_stream, &graph), "cuStreamEndCapture");
+                    Check(cuGraphInstantiateWithFlags(&instance, graph, 0), "cuGraphInstantiateWithFlags");
+                    Check(cuGraphDestroy(graph), "cuGraphDestroy");
+                    Check(cuGraphLaunch(instance, s_stream), "cuGraphLaunch");
+                    return instance;
+                }
+                IntPtr exec = Capture(false);
                 double Median(bool replay)
                 {
                     var us = new double[15];
@@ -602,9 +619,17 @@ public static unsafe class Program
                     return us[us.Length / 2];
                 }
                 double streamUs = Median(false), median = Median(true), gbs = w.Length / (median * 1e-6) / 1e9;
-                cuGraphExecDestroy(exec); cuGraphDestroy(graph);
+                cuGraphExecDestroy(exec);
+                double pdlUs = double.NaN;
+                if (pdl)
+                {
+                    exec = Capture(true);
+                    pdlUs = Median(true);
+                    cuGraphExecDestroy(exec);
+                }
+                double pdlGbs = w.Length / (pdlUs * 1e-6) / 1e9;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} |"));
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {pdlUs,6:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} | {pdlGbs / probe.DeviceCopyGBs,11:P0} |"));
                 foreach (var b in weights) b.Dispose();
             }
         cuEventDestroy(e0); cuEventDestroy(e1);

@@ -57,7 +57,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly float* _hostLogits;                 // [n_batch, n_vocab]
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
     private IntPtr _decodeGraph;
-    private readonly bool _useGraph, _pdl;
+    private readonly bool _useGraph;
+    private readonly string _pdlMode;
+    private readonly bool[] _pdl;                     // [launch] launched with programmatic dependent launch
     private bool _disposed, _ownsContext;
 
     private CudaModel(CudaContext cu, Plan plan, string modelPath)
@@ -73,8 +75,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         // not captured (the graph stays for resident plans).
         _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
         // Programmatic dependent launch on Hopper for resident plans (a streamed plan's kernels also wait on transfer
-        // events; they keep the plain stream order). ENGINE_CUDA_PDL=0 turns it off (for comparisons).
-        _pdl = cu.Sm >= 90 && Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
+        // events; they keep the plain stream order): see PdlLaunch. ENGINE_CUDA_PDL=0 turns it off, =all puts it on
+        // the matmuls too (for comparisons).
+        _pdlMode = cu.Sm >= 90 && plan.Layers.All(l => l.Tier == Tier.A) ? Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") ?? "" : "0";
 
         // Modules: one per kernel, for this device's architecture.
         string? arch = Engine.Kernels.Ptx.PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
@@ -117,6 +120,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _functions = new IntPtr[_launchCount];
         _oneTokenShapes = new LaunchShape[_launchCount];
         _stepShapes = new LaunchShape[_launchCount];
+        _pdl = new bool[_launchCount];
         int stride = ArgumentBlocks.Stride;
         _blocks = (byte*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, _launchCount) * stride), 16);
         _sizes = (nuint*)NativeMemory.Alloc((nuint)Math.Max(1, _launchCount), (nuint)sizeof(nuint));
@@ -132,6 +136,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
                 throw new CudaPlanException($"instruction {ins.OpName} (layer {ins.Layer}): the plan's launch shape {s.GridX}x{s.GridY}x{s.GridZ}/{s.BlockX} differs from the launcher's {shape.GridX}x{shape.GridY}x{shape.GridZ}/{shape.BlockX}: re-run ntc plan");
             _oneTokenShapes[i] = shape;
             _functions[i] = functions[ins.KernelId];
+            _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, _pdlMode);
             _sizes[i] = (nuint)KernelTable.All[(int)ins.KernelId].ArgumentBytes;
             void** x = _extra + 5 * i;
             x[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; x[1] = _blocks + (long)i * stride;
@@ -259,12 +264,22 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
     }
 
-    /// <summary>Launch <paramref name="i"/> on the compute stream; on sm_90 with programmatic dependent launch (the
-    /// kernel overlaps its start with the previous kernel's tail and orders itself by griddepcontrol.wait:
-    /// kernels/Pdl.cs).</summary>
+    /// <summary>Whether a launch of <paramref name="family"/> gets programmatic dependent launch (kernels/Pdl.cs): the
+    /// small kernels between the matmuls do (their launch and scheduling overlap the previous kernel's tail: 8B
+    /// decode with every matmul left out ran 7-10 % faster, H100), the matmuls do not (with it the whole 8B step ran
+    /// 2-4 % slower; docs/benchmarks.md).</summary>
+    internal static bool PdlLaunch(string family, string mode) => mode switch
+    {
+        "0" => false,
+        "all" => true,
+        _ => !family.StartsWith("gemv", StringComparison.Ordinal) && !family.StartsWith("gemm", StringComparison.Ordinal),
+    };
+
+    /// <summary>Launch <paramref name="i"/> on the compute stream, with programmatic dependent launch where
+    /// <see cref="PdlLaunch"/> says so.</summary>
     private CuResult Launch(int i, LaunchShape s)
     {
-        if (!_pdl)
+        if (!_pdl[i])
             return cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
         CuLaunchAttribute attribute = default;
         attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
