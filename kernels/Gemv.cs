@@ -173,32 +173,23 @@ public static class Gemv
         long rowBytes = RowBytes<T>(cols);
         // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
         var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols));
-        var w0 = w.SubView(o0, rowBytes); var w1 = w.SubView(o1, rowBytes);
-        var w2 = w.SubView(o2, rowBytes); var w3 = w.SubView(o3, rowBytes);
+        // Each row's view starts at the 4-aligned byte at or before the row (lead = 0 or 2 bytes before its first block).
+        int l0 = (int)(o0 & 3), l1 = (int)(o1 & 3), l2 = (int)(o2 & 3), l3 = (int)(o3 & 3);
+        var w0 = w.SubView(o0 - l0, rowBytes + l0); var w1 = w.SubView(o1 - l1, rowBytes + l1);
+        var w2 = w.SubView(o2 - l2, rowBytes + l2); var w3 = w.SubView(o3 - l3, rowBytes + l3);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
         int g = lane;
-        // Small units (Q8_0, Q4_0: 8 weights) two per iteration, for loads in flight; the 32-weight K-quant units
-        // one per iteration: unrolled, their live activations pushed the kernels to 72-80 registers (37 %
-        // occupancy, latency-bound on the H100).
-        if (format.QLaneElements <= 8)
-            for (; g + lanes < units; g += 2 * lanes)
-            {
-                format.QLaneX(xRow, pairs, g, out var a);
-                format.QLaneX(xRow, pairs, g + lanes, out var b);
-                p0 += format.QLaneDot(w0, g, a) + format.QLaneDot(w0, g + lanes, b);
-                p1 += format.QLaneDot(w1, g, a) + format.QLaneDot(w1, g + lanes, b);
-                p2 += format.QLaneDot(w2, g, a) + format.QLaneDot(w2, g + lanes, b);
-                p3 += format.QLaneDot(w3, g, a) + format.QLaneDot(w3, g + lanes, b);
-            }
+        // One unit (32 weights of every format) per iteration: unrolled, the K-quants' live activations pushed the
+        // kernels to 72-80 registers (37 % occupancy, latency-bound on the H100).
         for (; g < units; g += lanes)
         {
             format.QLaneX(xRow, pairs, g, out var a);
-            p0 += format.QLaneDot(w0, g, a);
-            p1 += format.QLaneDot(w1, g, a);
-            p2 += format.QLaneDot(w2, g, a);
-            p3 += format.QLaneDot(w3, g, a);
+            p0 += format.QLaneDot(w0, l0, g, a);
+            p1 += format.QLaneDot(w1, l1, g, a);
+            p2 += format.QLaneDot(w2, l2, g, a);
+            p3 += format.QLaneDot(w3, l3, g, a);
         }
     }
 }

@@ -41,5 +41,5 @@ public struct BF16 : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => x = default;
 
     /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
-    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x) => 0f;
+    public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x) => 0f;
 }

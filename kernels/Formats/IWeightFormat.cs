@@ -55,8 +55,10 @@ public interface IWeightFormat
     /// token's row (a subview), <paramref name="pairs"/> the offset of its (d, Σq) pairs.</summary>
     void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x);
 
-    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of <paramref name="row"/> (a subview of one weight row).</summary>
-    float QLaneDot(ArrayView<byte> row, int g, XLane x);
+    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row: <paramref name="row"/> is a 4-byte
+    /// aligned subview and the row's first block starts <paramref name="lead"/> (0 or 2) bytes into it (rows of 2-byte
+    /// aligned blocks, e.g. an odd number of 34-byte Q8_0 blocks, alternate), so a format can use aligned 32-bit loads.</summary>
+    float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

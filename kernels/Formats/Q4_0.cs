@@ -54,25 +54,27 @@ public struct Q4_0 : IWeightFormat
 
     public readonly bool Int8Activations => true;
 
-    /// <summary>8 weights: unit g is qs word i = g % 4 of block g / 4, its low nibbles weights 4i..4i+3 and its high
-    /// nibbles 16+4i..16+4i+3.</summary>
-    public readonly int QLaneElements => 8;
+    /// <summary>A whole block: unit g is block g (32 weights); qs word i holds weights 4i..4i+3 (low nibbles) and
+    /// 16+4i..16+4i+3 (high nibbles).</summary>
+    public readonly int QLaneElements => 32;
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
-        int xb = 32 * (g >> 2) + 4 * (g & 3);
-        x.Q0 = Ld.U32(xq, xb);
-        x.Q1 = Ld.U32(xq, xb + 16);
-        Ld.ScaleSum(xq, pairs + 8 * (g >> 2), out x.D0, out int sum);
-        x.S0 = (g & 3) == 0 ? 8 * sum : 0;   // w = q − 8: the block's −8·Σq_x, taken once per block
+        Ld.U4(xq, 32 * g, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
+        Ld.U4(xq, 32 * g + 16, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        Ld.ScaleSum(xq, pairs + 8 * g, out x.D0, out int sum);
+        x.S0 = 8 * sum;   // w = q − 8: the block's −8·Σq_x
     }
 
-    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 2) * 18;
-        uint q = Ld.U16x2(row, block + 2 + 4 * (g & 3));
-        int dot = Ld.Dp4a(q & 0x0F0F0F0F, x.Q0, Ld.Dp4a((q >> 4) & 0x0F0F0F0F, x.Q1, -x.S0));
-        return Ld.Half((uint)Ld.U16(row, block)) * x.D0 * dot;
+        // As Q8_0: four aligned 32-bit loads and one 16-bit load per 18-byte block (Ld.Block2Aligned4).
+        Ld.Block2Aligned4(row, lead + 18 * g, out uint d, out uint q0, out uint q1, out uint q2, out uint q3);
+        const uint Low = 0x0F0F0F0F;
+        int dot = Ld.Dp4a(q0 & Low, x.Q0, Ld.Dp4a(q1 & Low, x.Q1, Ld.Dp4a(q2 & Low, x.Q2, Ld.Dp4a(q3 & Low, x.Q3,
+            Ld.Dp4a((q0 >> 4) & Low, x.Q4, Ld.Dp4a((q1 >> 4) & Low, x.Q5, Ld.Dp4a((q2 >> 4) & Low, x.Q6,
+            Ld.Dp4a((q3 >> 4) & Low, x.Q7, -x.S0))))))));
+        return Ld.Half(d) * x.D0 * dot;
     }
 }

@@ -96,9 +96,9 @@ public struct Q4_K : IWeightFormat
         x.S0 = 0; x.S1 = 0; x.S2 = 0; x.S3 = 0;
     }
 
-    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
+        int block = lead + (g >> 3) * 144, i = g & 7, j = i >> 1;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
         Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         const uint Low = 0x0F0F0F0F;

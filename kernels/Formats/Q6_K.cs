@@ -102,9 +102,9 @@ public struct Q6_K : IWeightFormat
         x.S3 = 32 * Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0));
     }
 
-    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
+        int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
         uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4);
         uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36);

@@ -49,20 +49,26 @@ public struct Q8_0 : IWeightFormat
 
     public readonly bool Int8Activations => true;
 
-    /// <summary>8 weights: unit g is bytes 8p..8p+7 (p = g % 4) of block g / 4; 4 lanes share a block.</summary>
-    public readonly int QLaneElements => 8;
+    /// <summary>A whole block: unit g is block g (32 weights), multiplied with its activation block.</summary>
+    public readonly int QLaneElements => 32;
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
-        Ld.U2(xq, 8 * g, out x.Q0, out x.Q1);
-        Ld.ScaleSum(xq, pairs + 8 * (g >> 2), out x.D0, out _);
+        Ld.U4(xq, 32 * g, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
+        Ld.U4(xq, 32 * g + 16, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        Ld.ScaleSum(xq, pairs + 8 * g, out x.D0, out _);
     }
 
-    public readonly float QLaneDot(ArrayView<byte> row, int g, XLane x)
+    public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 2) * 34, q = block + 2 + 8 * (g & 3);
-        int dot = Ld.Dp4a(Ld.U16x2(row, q), x.Q0, Ld.Dp4a(Ld.U16x2(row, q + 4), x.Q1, 0));
-        return Ld.Half((uint)Ld.U16(row, block)) * x.D0 * dot;
+        // Block g starts at a 4-aligned byte (its qs two bytes off) or 2 past one (d in the aligned word's high half,
+        // qs aligned): eight aligned 32-bit loads and one 16-bit load cover it either way (Ld.Block2Aligned), instead
+        // of the seventeen 16-bit loads the 2-byte alignment of 34-byte blocks would take.
+        Ld.Block2Aligned8(row, lead + 34 * g, out uint d, out uint q0, out uint q1, out uint q2, out uint q3,
+            out uint q4, out uint q5, out uint q6, out uint q7);
+        int dot = Ld.Dp4a(q0, x.Q0, Ld.Dp4a(q1, x.Q1, Ld.Dp4a(q2, x.Q2, Ld.Dp4a(q3, x.Q3,
+            Ld.Dp4a(q4, x.Q4, Ld.Dp4a(q5, x.Q5, Ld.Dp4a(q6, x.Q6, Ld.Dp4a(q7, x.Q7, 0))))))));
+        return Ld.Half(d) * x.D0 * dot;
     }
 }
