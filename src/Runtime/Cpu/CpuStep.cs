@@ -41,7 +41,8 @@ public unsafe struct CpuStep
     /// <summary>An epilogue step (after the last layer): it only feeds the logits, so it runs over the rows whose
     /// logits are wanted, or not at all in a pass whose logits nobody reads.</summary>
     public bool Epilogue;
-    /// <summary>Index of the plan instruction this step comes from (the first, when launches were fused).</summary>
+    /// <summary>Index of the plan instruction this step comes from (the first, when launches were fused); −1 for the
+    /// streaming steps.</summary>
     public int Instruction;
     /// <summary>Plan launches this step stands for (fused matmuls and the quantize launches folded into them).</summary>
     public int Launches;
