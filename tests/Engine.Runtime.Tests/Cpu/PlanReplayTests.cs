@@ -100,6 +100,82 @@ public sealed unsafe class PlanReplayTests
         Assert.True(Reference.Nmse(withLayers, expected) > 1e-3);
     }
 
+    [Theory]
+    [InlineData("stories260K")]
+    [InlineData("stories260K-pad256-Q4_K_M")]
+    public void Fused_launches_rewritten_as_their_unfused_ops_give_the_same_logits(string model)
+    {
+        // Every layer's o_proj and ffn_down (gemv_add) become gemv into xn (free at both points), then add into x; its ffn_gate_up (gemv_swiglu) becomes
+        // gemv gate → ffn_act, gemv up → the logits buffer (free until the epilogue), then swiglu → ffn_act: the
+        // spec's own fallbacks (docs/graph-spec.md "fused="). The CPU runs the same arithmetic in both, so the logits
+        // are bit for bit those of the fused stream; the rewritten stream exercises the add and swiglu families.
+        using var o = Open(model, batch: 4);
+        var plan = o.Plan;
+        int Buffer(string name) => plan.Buffers.Select((b, i) => (b, i)).First(p => p.b.Name == name && p.b.Layer < 0).i;
+        KernelArg Arg(Instruction x, string name)
+        {
+            var ps = Engine.Runtime.Generated.KernelTable.All[(int)x.KernelId].Params;
+            for (int j = 0; j < ps.Count; j++) if (ps[j].Name == name) return x.Arguments[j];
+            throw new InvalidOperationException(name);
+        }
+        Instruction Launch(string entry, Instruction like, string op, Dictionary<string, KernelArg> args)
+        {
+            var id = (Engine.Runtime.Generated.KernelId)Enum.Parse(typeof(Engine.Runtime.Generated.KernelId), entry);
+            var ps = Engine.Runtime.Generated.KernelTable.All[(int)id].Params;
+            return like with { KernelId = (uint)id, OpName = op, Args = ps.Select(p => args[p.Name]).ToArray() };
+        }
+        string Gemv(KernelArg weight) => "Gemv_" + plan.Tensors[(int)weight.Value].Type;
+        var noQuant = new KernelArg(ArgKind.None, 0);
+        var rewritten = new List<Instruction>();
+        int replaced = 0;
+        foreach (var x in plan.Instructions)
+        {
+            if (x.OpName is "o_proj" or "ffn_down")
+            {
+                var w = Arg(x, "w");
+                var xn = new KernelArg(ArgKind.Buffer, Buffer("xn"));
+                rewritten.Add(Launch(Gemv(w), x, x.OpName + "_gemv", new()
+                {
+                    ["w"] = w, ["x"] = Arg(x, "a"), ["xq"] = noQuant, ["y"] = xn, ["rows"] = Arg(x, "rows"), ["cols"] = Arg(x, "cols"),
+                    ["n_tokens"] = Arg(x, "n_tokens"),
+                }));
+                var n = new KernelArg(ArgKind.Tokens, Arg(x, "rows").Value);
+                rewritten.Add(Launch("Add", x, x.OpName + "_add", new() { ["extent"] = n, ["x"] = Arg(x, "y"), ["y"] = xn, ["n"] = n }));
+                replaced++;
+                continue;
+            }
+            if (x.OpName == "ffn_gate_up")
+            {
+                var t = new KernelArg(ArgKind.Buffer, Buffer("logits"));
+                foreach (var (w, y, name) in new[] { (Arg(x, "gate"), Arg(x, "y"), "gate"), (Arg(x, "up"), t, "up") })
+                    rewritten.Add(Launch(Gemv(w), x, "ffn_" + name, new()
+                    {
+                        ["w"] = w, ["x"] = Arg(x, "x"), ["xq"] = Arg(x, "xq"), ["y"] = y, ["rows"] = Arg(x, "rows"), ["cols"] = Arg(x, "cols"),
+                        ["n_tokens"] = Arg(x, "n_tokens"),
+                    }));
+                var n = new KernelArg(ArgKind.Tokens, Arg(x, "rows").Value);
+                rewritten.Add(Launch("SwiGlu", x, "ffn_swiglu", new() { ["extent"] = n, ["gate"] = Arg(x, "y"), ["up"] = t, ["y"] = Arg(x, "y"), ["n"] = n }));
+                replaced++;
+                continue;
+            }
+            rewritten.Add(x);
+        }
+        Assert.Equal(3 * plan.Config.LayerCount, replaced);
+
+        using var fused = o.Model();
+        using var unfused = o.Model(plan with { Instructions = rewritten });
+        Assert.Contains(unfused.Steps, s => s.Kind == CpuStepKind.Add);
+        Assert.Contains(unfused.Steps, s => s.Kind == CpuStepKind.SwiGlu);
+        Assert.DoesNotContain(unfused.Steps, s => s.Kind is CpuStepKind.MatMulAdd or CpuStepKind.MatMulSwiGlu);
+        int[] tokens = [1, 403, 407, 3, 99, 12, 250];
+        int vocab = plan.Config.VocabSize;
+        var expected = new float[tokens.Length * vocab];
+        var actual = new float[expected.Length];
+        fused.Forward(tokens, 0, expected);
+        unfused.Forward(tokens, 0, actual);
+        Assert.True(expected.AsSpan().SequenceEqual(actual), "the unfused stream's logits differ from the fused stream's");
+    }
+
     [Fact]
     public void A_pass_reads_the_weights_the_launch_names()
     {
