@@ -240,6 +240,8 @@ public sealed unsafe class CpuProgram : IDisposable
                         Equal("cols of up", step.W1.Columns, cols);
                         step.Matrices = 2;
                     }
+                    if (!Disjoint(step.Y0, (long)rows * batch, step.X, (long)cols * batch))
+                        throw new PlanException($"{where}: output y overlaps input {(add ? "a" : "x")} (a matmul reads its input while writing)");
                     if (swiglu || add) maxScratch = Math.Max(maxScratch, rows);
                     maxColumns = Math.Max(maxColumns, cols);
                     break;
@@ -311,7 +313,7 @@ public sealed unsafe class CpuProgram : IDisposable
                     throw new PlanException($"{where}: kernel family {family} has no cpu implementation");
             }
             folded = 0;
-            if (step.Kind == CpuStepKind.MatMul && steps.Count > 0 && CanJoin(steps[^1], step))
+            if (step.Kind == CpuStepKind.MatMul && steps.Count > 0 && CanJoin(steps[^1], step, batch))
             {
                 var last = steps[^1];
                 if (last.Matrices == 1) { last.W1 = step.W0; last.Y1 = step.Y0; }
@@ -336,12 +338,20 @@ public sealed unsafe class CpuProgram : IDisposable
         };
     }
 
-    /// <summary>Two gemv steps may run as one pool pass when they read the same input of the same width and write
-    /// distinct buffers none of which is that input (the second would otherwise depend on the first).</summary>
-    private static bool CanJoin(in CpuStep last, in CpuStep next) =>
-        last.Kind == CpuStepKind.MatMul && last.Matrices < 3 && last.Layer == next.Layer && last.Epilogue == next.Epilogue
-        && last.X == next.X && last.W0.Columns == next.W0.Columns
-        && next.Y0 != last.Y0 && next.Y0 != last.Y1 && next.Y0 != next.X && last.Y0 != next.X;
+    /// <summary>Two gemv steps may run as one pool pass when they read the same input of the same width and no output
+    /// overlaps the input or another output over n_batch rows (then the second never reads what the first writes, and
+    /// no two rows of the pass write the same float).</summary>
+    private static bool CanJoin(in CpuStep last, in CpuStep next, int batch)
+    {
+        if (last.Kind != CpuStepKind.MatMul || last.Matrices >= 3 || last.Layer != next.Layer || last.Epilogue != next.Epilogue
+            || last.X != next.X || last.W0.Columns != next.W0.Columns)
+            return false;
+        long input = (long)next.W0.Columns * batch, output = (long)next.W0.Rows * batch;
+        return Disjoint(next.Y0, output, next.X, input) && Disjoint(last.Y0, (long)last.W0.Rows * batch, next.Y0, output)
+            && (last.Matrices < 2 || Disjoint(last.Y1, (long)last.W1.Rows * batch, next.Y0, output));
+    }
+
+    private static bool Disjoint(float* a, long countA, float* b, long countB) => a + countA <= b || b + countB <= a;
 
     private nint[] _normCopies = [];   // native f32 copies of the norm vectors, one per tensor, shared by its steps
 
