@@ -44,7 +44,7 @@ public static class BackendSelector
     /// <paramref name="notices"/> (nothing is printed when no plan was given: there was no choice to make); Cuda
     /// throws <see cref="CudaPlanException"/> with the reason.
     /// The plan's hardware fingerprint is checked (<see cref="PlanCheck.AgainstHardware"/>) only when CUDA runs it:
-    /// the CPU backend builds its model from the GGUF and runs any plan's model.</summary>
+    /// the CPU backend emulates any plan's device in host memory and replays its instruction stream there.</summary>
     public static ILanguageModel Create(BackendKind kind, Plan? plan, string? planPath, string modelPath, Func<ILanguageModel> cpu, TextWriter notices)
     {
         if (kind == BackendKind.Cpu) return cpu();

@@ -12,8 +12,8 @@ namespace Engine.Runtime;
 /// model file, this engine and this machine (<see cref="PlanReader.LoadFor"/>), the GGUF mapped, the weights bound
 /// through the plan's tensor table, the tokenizer built from the plan's tokenizer section (the GGUF's metadata is
 /// never parsed again), the plan's arenas in host memory with the streaming engine when layers stream
-/// (<see cref="HostArenas"/>, <see cref="LayerStreamer"/>, docs/streaming.md), and the CPU model sized by the plan's
-/// inputs (n_ctx, n_batch). Open sessions on it:
+/// (<see cref="HostArenas"/>, <see cref="LayerStreamer"/>, docs/streaming.md), and the CPU model replaying the plan's
+/// instruction stream over a workspace laid out by its buffer table (<see cref="CpuProgram"/>). Open sessions on it:
 /// <c>using var p = LoadedPlan.Load("m.plan"); var s = p.OpenSession(new SamplerSettings { Temperature = 0 });</c></summary>
 public sealed class LoadedPlan : IDisposable
 {
@@ -65,12 +65,7 @@ public sealed class LoadedPlan : IDisposable
                 arenas = HostArenas.ForPlan(plan, map, length);
                 var weights = CpuWeights.FromPlan(plan, map, path, t => (nint)arenas.KernelAddress(t, map));
                 streamer = LayerStreamer.Start(plan, arenas, path, options.Streaming);
-                return new CpuModel(plan.Config, weights, new CpuModelOptions
-                {
-                    MaxContext = plan.Inputs.Ctx,
-                    MaxBatch = Math.Max(1, plan.Inputs.Batch),
-                    Threads = threads > 0 ? threads : Environment.ProcessorCount,
-                }, streamer);
+                return new CpuModel(plan, weights, new CpuModelOptions { Threads = threads > 0 ? threads : Environment.ProcessorCount }, streamer);
             }, options.Notices ?? Console.Error);
             if (model is not CpuModel && options.Streaming.From == StreamFrom.Mmap && plan.Layers.Any(l => l.Tier == Tier.C))
             {

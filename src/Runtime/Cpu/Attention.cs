@@ -16,6 +16,7 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
     private float* _q, _out;
     private Half* _keys, _values;
     private int _tokens, _startPos;
+    private float _scale;
 
     /// <summary>Buffers for <paramref name="maxContext"/> positions of a model with <paramref name="heads"/> query
     /// heads, <paramref name="kvHeads"/> KV heads (a divisor of heads) of <paramref name="headDim"/> values.</summary>
@@ -34,11 +35,12 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
     }
 
     /// <summary>q, output: [tokens, heads · headDim] f32; keys, values: this layer's f16 cache
-    /// [context, kvHeads · headDim], already holding positions 0 .. startPos + tokens - 1.</summary>
-    public void Run(WorkerPool pool, float* q, Half* keys, Half* values, float* output, int tokens, int startPos)
+    /// [context, kvHeads · headDim], already holding positions 0 .. startPos + tokens - 1; <paramref name="scale"/>
+    /// multiplies the scores (the plan's, 1/sqrt(head_dim) for Llama).</summary>
+    public void Run(WorkerPool pool, float* q, Half* keys, Half* values, float* output, int tokens, int startPos, float scale)
     {
         _q = q; _keys = keys; _values = values; _out = output;
-        _tokens = tokens; _startPos = startPos;
+        _tokens = tokens; _startPos = startPos; _scale = scale;
         pool.Run(this, 2L * tokens * _heads * _headDim * (startPos + tokens));
     }
 
@@ -46,7 +48,7 @@ public sealed unsafe class Attention : IParallelWork, IDisposable
     {
         var (start, end) = WorkerPool.Share(_tokens * _kvHeads, thread, threadCount);
         int hd = _headDim, kvDim = _kvHeads * hd, group = _group;
-        float scale = 1.0f / MathF.Sqrt(hd);
+        float scale = _scale;
         float* scores = _scores[thread], row = _row[thread];
         for (int item = start; item < end; item++)
         {

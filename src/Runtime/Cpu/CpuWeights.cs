@@ -41,6 +41,10 @@ public sealed unsafe class CpuWeights
     public required float[] OutputNorm { get; init; }            // [n_embd]
     public required WeightMatrix Output { get; init; }           // [n_vocab, n_embd]; token_embd when tied
     public float[]? RopeFreqs { get; init; }                     // [rope_dims / 2] (Llama 3.1)
+    /// <summary>Every bound matrix by tensor name (a plan's launch names its weights by tensor).</summary>
+    public required IReadOnlyDictionary<string, WeightMatrix> Matrices { get; init; }
+    /// <summary>Every bound vector (norm weights, rope_freqs) by tensor name, as f32.</summary>
+    public required IReadOnlyDictionary<string, float[]> Vectors { get; init; }
 
     /// <summary>Binds the weights through the plan's tensor table: each tensor where <paramref name="kernelAddress"/>
     /// puts it (the streaming engine: tier A in the map, tier H in the pinned arena, tiers B and C in their layer's
@@ -67,6 +71,8 @@ public sealed unsafe class CpuWeights
     public static CpuWeights Bind(ModelConfig config, string modelPath, Func<string, BoundTensor?> find)
     {
         int d = config.EmbeddingLength, ff = config.FeedForwardLength, vocab = config.VocabSize;
+        var matrices = new Dictionary<string, WeightMatrix>(StringComparer.Ordinal);
+        var vectors = new Dictionary<string, float[]>(StringComparer.Ordinal);
         BoundTensor Tensor(string name) =>
             find(name) ?? throw new GgufException(modelPath, 0, name, "(missing)", "required tensor not in the model");
         WeightMatrix Matrix(string name, int rows, int cols)
@@ -77,7 +83,7 @@ public sealed unsafe class CpuWeights
                     "unsupported by the CPU backend (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)");
             if (t.Dims.Length != 2 || t.Dims[0] != cols || t.Dims[1] != rows)
                 throw new GgufException(modelPath, t.FileOffset, name + ".shape", Shape(t.Dims), $"expected [{cols}, {rows}]");
-            return new WeightMatrix(t.Data, t.Type, rows, cols);
+            return matrices[name] = new WeightMatrix(t.Data, t.Type, rows, cols);
         }
         float[] Vector(string name, int length)
         {
@@ -91,7 +97,7 @@ public sealed unsafe class CpuWeights
             var m = new WeightMatrix(t.LoadData, t.Type, 1, length);
             var v = new float[length];
             fixed (float* p = v) m.DequantizeRow(0, p);
-            return v;
+            return vectors[name] = v;
         }
 
         var layers = new LayerWeights[config.LayerCount];
@@ -116,6 +122,8 @@ public sealed unsafe class CpuWeights
             OutputNorm = Vector(TensorNames.OutputNorm, d),
             Output = config.TiedOutput ? embedding : Matrix(TensorNames.Output, vocab, d),
             RopeFreqs = config.HasRopeFreqs ? Vector(TensorNames.RopeFreqs, config.RopeDimensions / 2) : null,
+            Matrices = matrices,
+            Vectors = vectors,
         };
     }
 

@@ -13,7 +13,8 @@ public sealed unsafe class Rope : IDisposable
 
     public int Dimensions { get; }
 
-    public Rope(int maxContext, int dimensions, float freqBase, ReadOnlySpan<float> freqFactors)
+    /// <param name="freqScale">Linear position scaling (θ · freq_scale, as ggml's rope and the CUDA kernel); 1 for Llama.</param>
+    public Rope(int maxContext, int dimensions, float freqBase, ReadOnlySpan<float> freqFactors, float freqScale = 1f)
     {
         Dimensions = dimensions;
         _pairs = dimensions / 2;
@@ -26,7 +27,7 @@ public sealed unsafe class Rope : IDisposable
             for (int i = 0; i < _pairs; i++)
             {
                 float ff = freqFactors.IsEmpty ? 1.0f : freqFactors[i];
-                float t = theta / ff;
+                float t = theta * freqScale / ff;
                 _cos[(long)p * _pairs + i] = MathF.Cos(t);
                 _sin[(long)p * _pairs + i] = MathF.Sin(t);
                 theta *= thetaScale;

@@ -8,7 +8,7 @@ namespace Engine.Runtime.Streaming;
 /// in the file, so kernels see the same alignment as in the map):
 /// <list type="bullet">
 /// <item>the device arena's <b>slots</b> only (the range from the first slot to the end of the last): the rest of the
-/// device arena is the workspace and KV cache, which <see cref="Cpu.CpuModel"/> allocates itself with the same sizes,
+/// device arena is the workspace and KV cache, which <see cref="Cpu.CpuProgram"/> allocates at the plan's offsets,
 /// and the tier-A weights, which stay in the read-only map of the GGUF (host memory already: copying them would double
 /// the resident set and the load time and change no number);</item>
 /// <item>the <b>pinned</b> arena, whole: tier-B layer images and tier-H globals (the token embedding), copied from the

@@ -86,7 +86,7 @@ public sealed unsafe class OpTests
         using var attention = new Attention(threads, ctx, heads, kvHeads, headDim);
         fixed (float* pq = q, po = o)
         fixed (Half* pk = k, pv = v)
-            attention.Run(pool, pq, pk, pv, po, tokens, start);
+            attention.Run(pool, pq, pk, pv, po, tokens, start, 1f / MathF.Sqrt(headDim));
         double nmse = Reference.Nmse(o, expected);
         Assert.True(nmse < 1e-10, $"NMSE {nmse:E2}");
     }
@@ -155,7 +155,7 @@ public sealed unsafe class OpTests
         var sum = a.Select((x, i) => (double)x + u[i]).ToArray();
         fixed (float* pg = g, pu = u, pa = a)
         {
-            SwiGlu.Apply(pg, pu, n);
+            SwiGlu.Apply(pg, pu, pg, n);
             Add.InPlace(pa, pu, n);
         }
         Assert.True(Reference.Nmse(g, swiglu) < 1e-12);

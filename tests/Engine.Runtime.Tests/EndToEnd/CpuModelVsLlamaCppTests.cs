@@ -22,14 +22,8 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
         "stories260K-pad256-Q5_K_M", "stories260K-pad256-Q6_K",
     };
 
-    /// <summary>The backend alone, bound by the GGUF's tensor infos: for batch sizes a plan does not choose.</summary>
-    internal static CpuModel Load(string model, out GgufFile file, int threads = 2, int maxBatch = 64)
-    {
-        file = GgufFile.Open(RepoPaths.Model(model + ".gguf"));
-        var config = ModelConfig.FromGguf(file);
-        return new CpuModel(config, CpuWeights.FromGguf(file, config),
-            new CpuModelOptions { MaxContext = 128, MaxBatch = maxBatch, Threads = threads });
-    }
+    /// <summary>The backend of a cpu-only plan of <paramref name="model"/> with passes of <paramref name="maxBatch"/> tokens.</summary>
+    internal static LoadedPlan Load(string model, int threads = 2, int maxBatch = 64) => TestPlans.Load(model, threads: threads, batch: maxBatch);
 
     [Theory]
     [MemberData(nameof(FloatModels))]
@@ -84,10 +78,9 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
         int[] sequence = [.. reference.PromptTokens, .. reference.GenTokens[..10]];
         float[] Run(int batch)
         {
-            using var cpu = Load("stories260K-pad256-Q4_K_M", out var file, threads: 3, maxBatch: batch);
-            using var _ = file;
-            var all = new float[sequence.Length * cpu.Config.VocabSize];
-            cpu.Forward(sequence, 0, all);
+            using var plan = Load("stories260K-pad256-Q4_K_M", threads: 3, maxBatch: batch);
+            var all = new float[sequence.Length * plan.Model.Config.VocabSize];
+            plan.Model.Forward(sequence, 0, all);
             return all;
         }
         float[] one = Run(1), three = Run(3), big = Run(64);
@@ -101,9 +94,8 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
     [Fact]
     public void Decoding_a_token_allocates_nothing()
     {
-        using var cpu = Load("stories260K-pad256-Q4_K_M", out var file);
-        using var _ = file;
-        var session = new Session(cpu, new SamplerSettings { Temperature = 0.8f, TopK = 40, TopP = 0.9f, MinP = 0.05f, RepeatPenalty = 1.1f, Seed = 7 });
+        using var plan = Load("stories260K-pad256-Q4_K_M");
+        var session = new Session(plan.Model, new SamplerSettings { Temperature = 0.8f, TopK = 40, TopP = 0.9f, MinP = 0.05f, RepeatPenalty = 1.1f, Seed = 7 });
         session.Feed([1, 403, 407]);
         session.Generate(4, _ => false, (_, _) => { });   // warm-up (JIT)
         long before = GC.GetAllocatedBytesForCurrentThread();

@@ -142,18 +142,25 @@ public sealed class StreamedPlanTests
     [Fact]
     public unsafe void A_prompt_batch_streams_each_layer_once()
     {
-        // The plan's n_batch is 1; the engine streams once per pass whatever the pass size, so a CPU model of batch 64
-        // over the same streamer runs a 40-token prompt in one pass, with the logits of the resident model of batch 64.
-        string path = PlanFor("B+C");
+        // A plan of n_batch 64 runs a 40-token prompt in one pass, and the engine streams each layer once per pass,
+        // with the logits of the same plan run resident (every weight read in place from the map).
+        string path = TestPlans.TempFile("stories260K.B_C_batch64.plan");
+        lock (Cases)
+            if (!File.Exists(path))
+                TestPlans.Make(RepoPaths.Model("stories260K.gguf"), path, "--hw", TinyGpu, "--vram-budget", "1000K", "--ram-budget", "800K",
+                    "--ctx", "128", "--batch", "64");
         var plan = PlanReader.LoadFor(path, null, null, EngineInfo.Version);
+        Assert.Equal(64, plan.Inputs.Batch);
+        Assert.True(plan.Layers.Count(l => l.Tier == Tier.B) > 0 && plan.Layers.Count(l => l.Tier == Tier.C) > 0,
+            string.Join(",", plan.Layers.Select(l => l.Tier)));
         string gguf = PlanModelPath.Resolve(plan, path)!;
         using var file = MappedModelFile.Open(gguf, plan.Fingerprints.ModelFileSize);
         using var arenas = HostArenas.ForPlan(plan, file.Base, file.Length);
         var weights = CpuWeights.FromPlan(plan, file.Base, gguf, t => (nint)arenas.KernelAddress(t, file.Base));
         using var streamer = LayerStreamer.Start(plan, arenas, gguf, new StreamingOptions { Notices = TextWriter.Null })!;
-        var options = new CpuModelOptions { MaxContext = 128, MaxBatch = 64, Threads = 2 };
-        using var streamed = new CpuModel(plan.Config, weights, options, streamer);
-        using var resident = new CpuModel(plan.Config, CpuWeights.FromPlan(plan, file.Base, gguf), options);
+        var options = new CpuModelOptions { Threads = 2 };
+        using var streamed = new CpuModel(plan, weights, options, streamer);
+        using var resident = new CpuModel(plan, CpuWeights.FromPlan(plan, file.Base, gguf), options);
 
         int[] prompt = Enumerable.Range(0, 40).Select(i => (i * 37 + 1) % plan.Config.VocabSize).ToArray();
         var expected = new float[prompt.Length * plan.Config.VocabSize];
