@@ -5,9 +5,9 @@ using ILGPU.Runtime.Cuda;
 namespace Engine.Kernels;
 
 /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] for many tokens at once (prefill): a tiled int8 matrix multiply on the
-/// tensor cores, as llama.cpp's mmq does (ggml-cuda/mmq.cuh). A group of <see cref="Threads"/> threads computes a
-/// tile of <see cref="RowsPerGroup"/> weight rows × <see cref="TokensPerGroup"/> tokens; per stage it unpacks
-/// <see cref="StageGroups"/> 32-weight groups of each row to int8 plus a scale (and min) into shared memory
+/// tensor cores, as llama.cpp's mmq does (ggml-cuda/mmq.cuh). A group (a warp per 32 × 32 of the tile) computes a
+/// tile of weight rows × 64 tokens (<see cref="IShape"/>: <see cref="Tile64"/>); per stage it unpacks
+/// the stage's 32-weight groups of each row to int8 plus a scale (and min) into shared memory
 /// (<see cref="IInt8Tiles"/>) and copies the same columns of the quantized activations (<see cref="Quantize"/>:
 /// int8, and a (d, Σq) pair per 32) next to them; each warp then multiplies its 32×32 part of the tile with
 /// <c>mma.sync.m16n8k32.s8</c> (PTX ISA "Warp-level matrix multiply-accumulate": A = 16 weight rows × 32, row-major,
@@ -21,16 +21,10 @@ namespace Engine.Kernels;
 /// Rows past the end read the last row (never stored); tokens and columns past the end are zeros.</summary>
 public static class Gemm
 {
-    public const int RowsPerGroup = 128;
+    /// <summary>Rows and tokens of the tiles the spec's gemm families use (<see cref="Tile64"/>; grid
+    /// ceil_div(rows, 64), ceil_div(n_tokens, 64) in llama.graph).</summary>
+    public const int RowsPerGroup = 64;
     public const int TokensPerGroup = 64;
-    public const int Threads = 256;
-
-    /// <summary>32-weight groups (k = 128) per shared-memory stage.</summary>
-    public const int StageGroups = 4;
-
-    /// <summary>Words per row (or token) in shared memory: 8 per group and 4 of padding, so the fragment loads of a
-    /// warp (rows g = 0..7 × words t = 0..3) hit 32 different banks: (36g + t) mod 32 = 4g + t.</summary>
-    private const int Stride = StageGroups * 8 + 4;
 
     private const int Bias = 0x4B400000;
     private const float BiasValue = 12582912f;
@@ -40,18 +34,18 @@ public static class Gemm
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = Tiles.Allocate();
-        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s);
-        Store(y, acc, rows, nTokens, accumulate: false);
+        var s = default(Tile64).Allocate();
+        var acc = Accumulate<T, Tile64>(w, xq, rows, cols, nTokens, s);
+        Store<Tile64>(y, acc, rows, nTokens, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
     public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = Tiles.Allocate();
-        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s);
-        Store(y, acc, rows, nTokens, accumulate: true);
+        var s = default(Tile64).Allocate();
+        var acc = Accumulate<T, Tile64>(w, aq, rows, cols, nTokens, s);
+        Store<Tile64>(y, acc, rows, nTokens, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -61,33 +55,88 @@ public static class Gemm
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = Tiles.Allocate();
-        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s);
-        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s);
-        Store(y, Glu(g, u), rows, nTokens, accumulate: false);
+        var s = default(Tile64).Allocate();
+        var g = Accumulate<T, Tile64>(gate, xq, rows, cols, nTokens, s);
+        var u = Accumulate<T, Tile64>(up, xq, rows, cols, nTokens, s);
+        Store<Tile64>(y, Glu(g, u), rows, nTokens, accumulate: false);
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
     public struct Tiles
     {
-        public ArrayView<int> W;          // [RowsPerGroup × Stride] int8 weights, 8 words per group
-        public ArrayView<int> X;          // [TokensPerGroup × Stride] int8 activations
-        public ArrayView<float> Scale;    // [RowsPerGroup × StageGroups] weight scale (first 16 weights for Q6_K)
+        public ArrayView<int> W;          // [Rows × Stride] int8 weights, 8 words per group
+        public ArrayView<int> X;          // [Tokens × Stride] int8 activations
+        public ArrayView<float> Scale;    // [Rows × StageGroups] weight scale (first 16 weights for Q6_K)
         public ArrayView<float> ScaleHi;  // … for weights 16..31 (Q6_K)
         public ArrayView<float> Min;      // … min (K-quants)
-        public ArrayView<float> XScale;   // [TokensPerGroup × StageGroups] d_x
+        public ArrayView<float> XScale;   // [Tokens × StageGroups] d_x
         public ArrayView<float> XSum;     // … d_x·Σq_x
+    }
 
-        public static Tiles Allocate() => new()
+    /// <summary>A tile shape: weight rows and tokens of a group (64 tokens in both shapes), threads (a warp per
+    /// 32 × 32), 32-weight groups per shared-memory stage. Static shared memory is at most 48 KB, so the tiles of
+    /// a stage must fit: (rows + tokens)·(8·stage + 4)·4 bytes plus the scales. <see cref="Stride"/>: words per row
+    /// (or token) in shared memory, 8 per group and 4 of padding, so the fragment loads of a warp (rows g = 0..7 ×
+    /// words t = 0..3) hit 32 different banks: (stride·g + t) mod 32 = 4g + t for a stride of 4 mod 32.</summary>
+    public interface IShape
+    {
+        int Rows { get; }
+        int Threads { get; }
+        int StageGroups { get; }
+        int Stride { get; }
+        Tiles Allocate();
+    }
+
+    /// <summary>64 rows × 64 tokens, 128 threads, k = 256 a stage (45 KB): the spec's gemm families. Against
+    /// <see cref="Tile128"/> a stage has twice the mma work per barrier and the groups are half the size, so more
+    /// of them share an SM (gpu-selftest's prefill table compares the two).</summary>
+    public struct Tile64 : IShape
+    {
+        public readonly int Rows => 64;
+        public readonly int Threads => 128;
+        public readonly int StageGroups => 8;
+        public readonly int Stride => 68;
+
+        public readonly Tiles Allocate() => new()
         {
-            W = SharedMemory.Allocate<int>(RowsPerGroup * Stride),
-            X = SharedMemory.Allocate<int>(TokensPerGroup * Stride),
-            Scale = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
-            ScaleHi = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
-            Min = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
-            XScale = SharedMemory.Allocate<float>(TokensPerGroup * StageGroups),
-            XSum = SharedMemory.Allocate<float>(TokensPerGroup * StageGroups),
+            W = SharedMemory.Allocate<int>(64 * 68),
+            X = SharedMemory.Allocate<int>(64 * 68),
+            Scale = SharedMemory.Allocate<float>(64 * 8),
+            ScaleHi = SharedMemory.Allocate<float>(64 * 8),
+            Min = SharedMemory.Allocate<float>(64 * 8),
+            XScale = SharedMemory.Allocate<float>(64 * 8),
+            XSum = SharedMemory.Allocate<float>(64 * 8),
         };
+    }
+
+    /// <summary>128 rows × 64 tokens, 256 threads, k = 128 a stage (36 KB): the first shape, kept for comparison
+    /// (family gemm_r128, used by no op).</summary>
+    public struct Tile128 : IShape
+    {
+        public readonly int Rows => 128;
+        public readonly int Threads => 256;
+        public readonly int StageGroups => 4;
+        public readonly int Stride => 36;
+
+        public readonly Tiles Allocate() => new()
+        {
+            W = SharedMemory.Allocate<int>(128 * 36),
+            X = SharedMemory.Allocate<int>(64 * 36),
+            Scale = SharedMemory.Allocate<float>(128 * 4),
+            ScaleHi = SharedMemory.Allocate<float>(128 * 4),
+            Min = SharedMemory.Allocate<float>(128 * 4),
+            XScale = SharedMemory.Allocate<float>(64 * 4),
+            XSum = SharedMemory.Allocate<float>(64 * 4),
+        };
+    }
+
+    /// <summary>gemm with <see cref="Tile128"/> (family gemm_r128).</summary>
+    public static void Run128<T>(ArrayView<byte> w, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        var s = default(Tile128).Allocate();
+        var acc = Accumulate<T, Tile128>(w, xq, rows, cols, nTokens, s);
+        Store<Tile128>(y, acc, rows, nTokens, accumulate: false);
     }
 
     /// <summary>Four f32 accumulators of an m16n8 fragment: (row g, token 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)
@@ -104,27 +153,31 @@ public static class Gemm
     }
 
     /// <summary>The warp's accumulated tile over all columns. All threads of the group must call it.</summary>
-    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s)
+    public static WarpTile Accumulate<T, TShape>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s)
         where T : struct, IWeightFormat, IInt8Tiles
+        where TShape : struct, IShape
     {
         var format = default(T);
+        var shape = default(TShape);
+        int tileRows = shape.Rows, threads = shape.Threads, stageGroups = shape.StageGroups, stride = shape.Stride;
+        int warpsAlongRows = tileRows / 32;
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = Grid.IdxX * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
+        int row0 = Grid.IdxX * tileRows, tok0 = Grid.IdxY * TokensPerGroup;
         int groups = cols / 32;
         long rowBytes = Gemv.RowBytes<T>(cols);
         long xRowBytes = Quantize.RowBytes(cols);
         int pairs = (int)Quantize.PairsOffset(cols);
-        // Warps: 4 along rows × 2 along tokens; lane = 4g + t.
-        int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
+        // Warps: tileRows / 32 along rows × 2 along tokens; lane = 4g + t.
+        int wr = 32 * (warp % warpsAlongRows), wt = 32 * (warp / warpsAlongRows), g = lane >> 2, t = lane & 3;
         var acc = default(WarpTile);
 
-        for (int k0 = 0; k0 < groups; k0 += StageGroups)
+        for (int k0 = 0; k0 < groups; k0 += stageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
-            // Weights: RowsPerGroup × StageGroups × 4 parts of 8; 16 consecutive threads read one row's stage.
-            for (int p = tid; p < RowsPerGroup * StageGroups * 4; p += Threads)
+            // Weights: rows × stageGroups × 4 parts of 8; 4·stageGroups consecutive threads read one row's stage.
+            for (int p = tid; p < tileRows * stageGroups * 4; p += threads)
             {
-                int part = p & 3, kg = (p >> 2) & (StageGroups - 1), r = p >> 4;
+                int part = p & 3, kg = (p >> 2) % stageGroups, r = p / (4 * stageGroups);
                 int group = k0 + kg;
                 uint lo = 0, hi = 0;
                 if (group < groups)
@@ -132,13 +185,13 @@ public static class Gemm
                     long row = IntrinsicMath.Min(row0 + r, rows - 1);
                     format.Weights8(w.SubView(row * rowBytes, rowBytes), group, part, out lo, out hi);
                 }
-                int at = r * Stride + kg * 8 + 2 * part;
+                int at = r * stride + kg * 8 + 2 * part;
                 s.W[at] = (int)lo;
                 s.W[at + 1] = (int)hi;
             }
-            for (int p = tid; p < RowsPerGroup * StageGroups; p += Threads)
+            for (int p = tid; p < tileRows * stageGroups; p += threads)
             {
-                int kg = p & (StageGroups - 1), r = p >> 2;
+                int kg = p % stageGroups, r = p / stageGroups;
                 int group = k0 + kg;
                 float scale = 0, scaleHi = 0, min = 0;
                 if (group < groups)
@@ -150,20 +203,20 @@ public static class Gemm
                 s.ScaleHi[p] = scaleHi;
                 s.Min[p] = min;
             }
-            // Activations: TokensPerGroup × StageGroups × 2 pieces of 16 bytes (a token's stage is contiguous).
-            for (int p = tid; p < TokensPerGroup * StageGroups * 2; p += Threads)
+            // Activations: TokensPerGroup × stageGroups × 2 pieces of 16 bytes (a token's stage is contiguous).
+            for (int p = tid; p < TokensPerGroup * stageGroups * 2; p += threads)
             {
-                int piece = p & (2 * StageGroups - 1), k = p >> 3;
+                int piece = p % (2 * stageGroups), k = p / (2 * stageGroups);
                 int tok = tok0 + k, group = k0 + (piece >> 1);
                 uint a = 0, b = 0, c = 0, d = 0;
                 if (tok < nTokens && group < groups)
                     Ld.U4(xq, tok * xRowBytes + 32L * k0 + 16 * piece, out a, out b, out c, out d);
-                int at = k * Stride + 4 * piece;
+                int at = k * stride + 4 * piece;
                 s.X[at] = (int)a; s.X[at + 1] = (int)b; s.X[at + 2] = (int)c; s.X[at + 3] = (int)d;
             }
-            for (int p = tid; p < TokensPerGroup * StageGroups; p += Threads)
+            for (int p = tid; p < TokensPerGroup * stageGroups; p += threads)
             {
-                int kg = p & (StageGroups - 1), k = p >> 2;
+                int kg = p % stageGroups, k = p / stageGroups;
                 int tok = tok0 + k, group = k0 + kg;
                 float d = 0, sum = 0;
                 if (tok < nTokens && group < groups)
@@ -176,24 +229,24 @@ public static class Gemm
             }
             Group.Barrier();
 
-            for (int kg = 0; kg < StageGroups; kg++)
+            for (int kg = 0; kg < stageGroups; kg++)
             {
-                int aw = (wr + g) * Stride + kg * 8 + t, bw = (wt + g) * Stride + kg * 8 + t;
-                Fragment a0 = Fragment.A(s.W, aw), a1 = Fragment.A(s.W, aw + 16 * Stride);
-                Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * Stride);
-                Fragment b2 = Fragment.B(s.X, bw + 16 * Stride), b3 = Fragment.B(s.X, bw + 24 * Stride);
-                var r0 = RowScales.Of(s, wr + g, kg);
-                var r1 = RowScales.Of(s, wr + 16 + g, kg);
-                TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg);
-                TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg);
-                acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw);
-                acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * Stride);
-                acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * Stride);
-                acc.M0N3 = Step(format, acc.M0N3, a0, b3, r0, c3, s, aw, bw + 24 * Stride);
-                acc.M1N0 = Step(format, acc.M1N0, a1, b0, r1, c0, s, aw + 16 * Stride, bw);
-                acc.M1N1 = Step(format, acc.M1N1, a1, b1, r1, c1, s, aw + 16 * Stride, bw + 8 * Stride);
-                acc.M1N2 = Step(format, acc.M1N2, a1, b2, r1, c2, s, aw + 16 * Stride, bw + 16 * Stride);
-                acc.M1N3 = Step(format, acc.M1N3, a1, b3, r1, c3, s, aw + 16 * Stride, bw + 24 * Stride);
+                int aw = (wr + g) * stride + kg * 8 + t, bw = (wt + g) * stride + kg * 8 + t;
+                Fragment a0 = Fragment.A(s.W, aw, stride), a1 = Fragment.A(s.W, aw + 16 * stride, stride);
+                Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * stride);
+                Fragment b2 = Fragment.B(s.X, bw + 16 * stride), b3 = Fragment.B(s.X, bw + 24 * stride);
+                var r0 = RowScales.Of(s, wr + g, kg, stageGroups);
+                var r1 = RowScales.Of(s, wr + 16 + g, kg, stageGroups);
+                TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg, stageGroups), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg, stageGroups);
+                TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg, stageGroups), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg, stageGroups);
+                acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw, stride);
+                acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * stride, stride);
+                acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * stride, stride);
+                acc.M0N3 = Step(format, acc.M0N3, a0, b3, r0, c3, s, aw, bw + 24 * stride, stride);
+                acc.M1N0 = Step(format, acc.M1N0, a1, b0, r1, c0, s, aw + 16 * stride, bw, stride);
+                acc.M1N1 = Step(format, acc.M1N1, a1, b1, r1, c1, s, aw + 16 * stride, bw + 8 * stride, stride);
+                acc.M1N2 = Step(format, acc.M1N2, a1, b2, r1, c2, s, aw + 16 * stride, bw + 16 * stride, stride);
+                acc.M1N3 = Step(format, acc.M1N3, a1, b3, r1, c3, s, aw + 16 * stride, bw + 24 * stride, stride);
             }
         }
         return acc;
@@ -206,9 +259,9 @@ public static class Gemm
     {
         public uint R0, R1, R2, R3;
 
-        public static Fragment A(ArrayView<int> tile, int at) => new()
+        public static Fragment A(ArrayView<int> tile, int at, int stride) => new()
         {
-            R0 = (uint)tile[at], R1 = (uint)tile[at + 8 * Stride], R2 = (uint)tile[at + 4], R3 = (uint)tile[at + 8 * Stride + 4],
+            R0 = (uint)tile[at], R1 = (uint)tile[at + 8 * stride], R2 = (uint)tile[at + 4], R3 = (uint)tile[at + 8 * stride + 4],
         };
 
         public static Fragment B(ArrayView<int> tile, int at) => new() { R0 = (uint)tile[at], R1 = (uint)tile[at + 4] };
@@ -219,9 +272,9 @@ public static class Gemm
     {
         public float Lo0, Lo1, Hi0, Hi1, Min0, Min1;
 
-        public static RowScales Of(Tiles s, int row, int kg)
+        public static RowScales Of(Tiles s, int row, int kg, int stageGroups)
         {
-            int i = row * StageGroups + kg, j = i + 8 * StageGroups;
+            int i = row * stageGroups + kg, j = i + 8 * stageGroups;
             return new RowScales
             {
                 Lo0 = s.Scale[i], Lo1 = s.Scale[j], Hi0 = s.ScaleHi[i], Hi1 = s.ScaleHi[j], Min0 = s.Min[i], Min1 = s.Min[j],
@@ -234,30 +287,30 @@ public static class Gemm
     {
         public float D0, D1, S0, S1;
 
-        public static TokenScales Of(Tiles s, int token, int kg)
+        public static TokenScales Of(Tiles s, int token, int kg, int stageGroups)
         {
-            int i = token * StageGroups + kg;
-            return new TokenScales { D0 = s.XScale[i], D1 = s.XScale[i + StageGroups], S0 = s.XSum[i], S1 = s.XSum[i + StageGroups] };
+            int i = token * stageGroups + kg;
+            return new TokenScales { D0 = s.XScale[i], D1 = s.XScale[i + stageGroups], S0 = s.XSum[i], S1 = s.XSum[i + stageGroups] };
         }
     }
 
     /// <summary>One group's product of an m16 × n8 tile into its accumulators. <paramref name="aw"/> and
     /// <paramref name="bw"/> are the lane's fragment words in the tiles (read by the managed path only).</summary>
-    private static Acc Step<T>(T format, Acc acc, Fragment a, Fragment b, RowScales r, TokenScales c, Tiles s, int aw, int bw)
+    private static Acc Step<T>(T format, Acc acc, Fragment a, Fragment b, RowScales r, TokenScales c, Tiles s, int aw, int bw, int stride)
         where T : struct, IInt8Tiles
     {
         if (format.SplitScales)
         {
             // Two k16 products: weights 0..15 are words 0..3 (R0, R1 of A; R0 of B), 16..31 words 4..7.
-            Mma16(a.R0, a.R1, b.R0, s, aw, bw, 0, out int l0, out int l1, out int l2, out int l3);
-            Mma16(a.R2, a.R3, b.R1, s, aw, bw, 4, out int h0, out int h1, out int h2, out int h3);
+            Mma16(a.R0, a.R1, b.R0, s, aw, bw, 0, stride, out int l0, out int l1, out int l2, out int l3);
+            Mma16(a.R2, a.R3, b.R1, s, aw, bw, 4, stride, out int h0, out int h1, out int h2, out int h3);
             acc.C0 += c.D0 * (r.Lo0 * Dot(l0) + r.Hi0 * Dot(h0));
             acc.C1 += c.D1 * (r.Lo0 * Dot(l1) + r.Hi0 * Dot(h1));
             acc.C2 += c.D0 * (r.Lo1 * Dot(l2) + r.Hi1 * Dot(h2));
             acc.C3 += c.D1 * (r.Lo1 * Dot(l3) + r.Hi1 * Dot(h3));
             return acc;
         }
-        Mma32(a, b, s, aw, bw, out int d0, out int d1, out int d2, out int d3);
+        Mma32(a, b, s, aw, bw, stride, out int d0, out int d1, out int d2, out int d3);
         acc.C0 += r.Lo0 * c.D0 * Dot(d0);
         acc.C1 += r.Lo0 * c.D1 * Dot(d1);
         acc.C2 += r.Lo1 * c.D0 * Dot(d2);
@@ -276,7 +329,7 @@ public static class Gemm
     private static float Dot(int biased) => Interop.IntAsFloat((uint)biased) - BiasValue;
 
     /// <summary>D = 0x4B400000 + A·B over k = 32 for one m16n8 tile.</summary>
-    private static void Mma32(Fragment a, Fragment b, Tiles s, int aw, int bw, out int d0, out int d1, out int d2, out int d3)
+    private static void Mma32(Fragment a, Fragment b, Tiles s, int aw, int bw, int stride, out int d0, out int d1, out int d2, out int d3)
     {
         if (CudaAsm.IsSupported)
         {
@@ -289,11 +342,11 @@ public static class Gemm
         }
         // Managed: the four elements this lane owns, from the tiles (rows aw, aw + 8·Stride; tokens bw, bw + Stride,
         // shifted from word t to the lane's token pair: token 2t, 2t + 1 of the n8 tile).
-        ManagedDots(s, aw, bw, 0, 8, out d0, out d1, out d2, out d3);
+        ManagedDots(s, aw, bw, 0, 8, stride, out d0, out d1, out d2, out d3);
     }
 
     /// <summary>D = 0x4B400000 + A·B over k = 16 (words <paramref name="word0"/>..+3 of the group).</summary>
-    private static void Mma16(uint a0, uint a1, uint b0, Tiles s, int aw, int bw, int word0, out int d0, out int d1, out int d2, out int d3)
+    private static void Mma16(uint a0, uint a1, uint b0, Tiles s, int aw, int bw, int word0, int stride, out int d0, out int d1, out int d2, out int d3)
     {
         if (CudaAsm.IsSupported)
         {
@@ -304,17 +357,17 @@ public static class Gemm
             d0 = o0.Value; d1 = o1.Value; d2 = o2.Value; d3 = o3.Value;
             return;
         }
-        ManagedDots(s, aw, bw, word0, 4, out d0, out d1, out d2, out d3);
+        ManagedDots(s, aw, bw, word0, 4, stride, out d0, out d1, out d2, out d3);
     }
 
     /// <summary>The lane's four D elements computed from the shared tiles: row words at aw − t (row g) and
     /// aw − t + 8·Stride (row g + 8), tokens 2t and 2t + 1 of the n8 tile whose token g starts at bw − t.</summary>
-    private static void ManagedDots(Tiles s, int aw, int bw, int word0, int words, out int d0, out int d1, out int d2, out int d3)
+    private static void ManagedDots(Tiles s, int aw, int bw, int word0, int words, int stride, out int d0, out int d1, out int d2, out int d3)
     {
         int t = Warp.LaneIdx & 3, g = Warp.LaneIdx >> 2;
-        int row0 = aw - t + word0, row1 = row0 + 8 * Stride;
-        int tile = bw - t - g * Stride;   // token 0 of the n8 tile
-        int tok0 = tile + 2 * t * Stride + word0, tok1 = tok0 + Stride;
+        int row0 = aw - t + word0, row1 = row0 + 8 * stride;
+        int tile = bw - t - g * stride;   // token 0 of the n8 tile
+        int tok0 = tile + 2 * t * stride + word0, tok1 = tok0 + stride;
         d0 = Bias; d1 = Bias; d2 = Bias; d3 = Bias;
         for (int i = 0; i < words; i++)
         {
@@ -338,11 +391,12 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, bool accumulate)
+    private static void Store<TShape>(ArrayView<float> y, WarpTile acc, int rows, int nTokens, bool accumulate)
+        where TShape : struct, IShape
     {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int r = Grid.IdxX * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
-        int k = Grid.IdxY * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warpsAlongRows = default(TShape).Rows / 32;
+        int r = Grid.IdxX * default(TShape).Rows + 32 * (warp % warpsAlongRows) + (lane >> 2);
+        int k = Grid.IdxY * TokensPerGroup + 32 * (warp / warpsAlongRows) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);
         Store(y, acc.M0N2, r, k + 16, rows, nTokens, accumulate);
@@ -382,4 +436,11 @@ public static class GemmSwiGlu
     public static void Run<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunSwiGlu<T>(gate, up, x, xq, y, rows, cols, nTokens);
+}
+
+/// <summary>gemm with the 128-row tile (<see cref="Gemm.Tile128"/>), for comparison in gpu-selftest; no op uses it.</summary>
+public static class GemmR128
+{
+    public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles => Gemm.Run128<T>(w, xq, y, rows, cols, nTokens);
 }

@@ -645,15 +645,17 @@ public static unsafe class Program
         PrefillMatmul();
     }
 
-    /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel) and by the GEMV
-    /// (4 tokens a group), µs by CUDA events (median of 9 after a warm-up) and effective TOPS (2·rows·cols·tokens / t).</summary>
+    /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel, 64-row tiles),
+    /// by its first 128-row shape (gemm_r128, where built for the format) and by the GEMV (4 tokens a group), µs by
+    /// CUDA events (median of 9 after a warm-up) and effective TOPS (2·rows·cols·tokens / t); regs: registers a
+    /// thread of the GEMM (cuFuncGetAttribute), which bound the groups an SM holds.</summary>
     private static void PrefillMatmul()
     {
         const int Tokens = 512;
         Console.WriteLine();
         Console.WriteLine($"prefill matmul, {Tokens} tokens:");
-        Console.WriteLine("| format | rows x cols   | gemm µs | gemm TOPS | gemv µs | gemv TOPS | speed-up |");
-        Console.WriteLine("| ---    | ---           |    ---: |      ---: |    ---: |      ---: |     ---: |");
+        Console.WriteLine("| format | rows x cols   | gemm µs | gemm TOPS | regs | r128 µs | r128 TOPS | regs | gemv µs | gemv TOPS | gemm vs gemv |");
+        Console.WriteLine("| ---    | ---           |    ---: |      ---: | ---: |    ---: |      ---: | ---: |    ---: |      ---: |         ---: |");
         IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
         foreach (var f in (s_benchFormats ?? Formats).Where(f => GgmlTypeInfo.BlockElements(f) > 1))
             foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
@@ -682,9 +684,17 @@ public static unsafe class Program
                     Array.Sort(us);
                     return us[us.Length / 2];
                 }
+                int Regs(string entry)
+                {
+                    int regs = 0;
+                    Check(cuFuncGetAttribute(&regs, CuFunctionAttribute.NumRegs, s_kernels[entry].Function), "cuFuncGetAttribute");
+                    return regs;
+                }
                 double gemm = Time("Gemm_" + f), gemv = Time("Gemv_" + f), ops = 2.0 * rows * cols * Tokens;
+                bool r128 = s_kernels.ContainsKey("GemmR128_" + f);
+                double old = r128 ? Time("GemmR128_" + f) : double.NaN;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {f,-6} | {rows,5} x {cols,-5} | {gemm,7:F1} | {ops / gemm / 1e6,9:F1} | {gemv,7:F1} | {ops / gemv / 1e6,9:F1} | {gemv / gemm,7:F1}x |"));
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {gemm,7:F1} | {ops / gemm / 1e6,9:F1} | {Regs("Gemm_" + f),4} | {old,7:F1} | {ops / old / 1e6,9:F1} | {(r128 ? Regs("GemmR128_" + f) : 0),4} | {gemv,7:F1} | {ops / gemv / 1e6,9:F1} | {gemv / gemm,11:F1}x |"));
             }
         cuEventDestroy(e0); cuEventDestroy(e1);
     }
