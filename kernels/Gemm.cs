@@ -6,7 +6,7 @@ namespace Engine.Kernels;
 
 /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] for many tokens at once (prefill): a tiled int8 matrix multiply on the
 /// tensor cores, as llama.cpp's mmq does (ggml-cuda/mmq.cuh). A group (a warp per 32 × 32 of the tile) computes a
-/// tile of weight rows × 64 tokens (<see cref="IShape"/>: <see cref="Tile64"/>); per stage it unpacks
+/// tile of weight rows × 64 tokens (<see cref="IShape"/>: <see cref="Tile128"/>); per stage it unpacks
 /// the stage's 32-weight groups of each row to int8 plus a scale (and min) into shared memory
 /// (<see cref="IInt8Tiles"/>) and copies the same columns of the quantized activations (<see cref="Quantize"/>:
 /// int8, and a (d, Σq) pair per 32) next to them; each warp then multiplies its 32×32 part of the tile with
@@ -21,9 +21,9 @@ namespace Engine.Kernels;
 /// Rows past the end read the last row (never stored); tokens and columns past the end are zeros.</summary>
 public static class Gemm
 {
-    /// <summary>Rows and tokens of the tiles the spec's gemm families use (<see cref="Tile64"/>; grid
-    /// ceil_div(rows, 64), ceil_div(n_tokens, 64) in llama.graph).</summary>
-    public const int RowsPerGroup = 64;
+    /// <summary>Rows and tokens of the tiles the spec's gemm families use (<see cref="Tile128"/>; grid
+    /// ceil_div(rows, 128), ceil_div(n_tokens, 64) in llama.graph).</summary>
+    public const int RowsPerGroup = 128;
     public const int TokensPerGroup = 64;
 
     private const int Bias = 0x4B400000;
@@ -34,18 +34,18 @@ public static class Gemm
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile64).Allocate();
-        var acc = Accumulate<T, Tile64>(w, xq, rows, cols, nTokens, s);
-        Store<Tile64>(y, acc, rows, nTokens, accumulate: false);
+        var s = default(Tile128).Allocate();
+        var acc = Accumulate<T, Tile128>(w, xq, rows, cols, nTokens, s);
+        Store<Tile128>(y, acc, rows, nTokens, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
     public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile64).Allocate();
-        var acc = Accumulate<T, Tile64>(w, aq, rows, cols, nTokens, s);
-        Store<Tile64>(y, acc, rows, nTokens, accumulate: true);
+        var s = default(Tile128).Allocate();
+        var acc = Accumulate<T, Tile128>(w, aq, rows, cols, nTokens, s);
+        Store<Tile128>(y, acc, rows, nTokens, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -55,10 +55,10 @@ public static class Gemm
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile64).Allocate();
-        var g = Accumulate<T, Tile64>(gate, xq, rows, cols, nTokens, s);
-        var u = Accumulate<T, Tile64>(up, xq, rows, cols, nTokens, s);
-        Store<Tile64>(y, Glu(g, u), rows, nTokens, accumulate: false);
+        var s = default(Tile128).Allocate();
+        var g = Accumulate<T, Tile128>(gate, xq, rows, cols, nTokens, s);
+        var u = Accumulate<T, Tile128>(up, xq, rows, cols, nTokens, s);
+        Store<Tile128>(y, Glu(g, u), rows, nTokens, accumulate: false);
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -87,9 +87,9 @@ public static class Gemm
         Tiles Allocate();
     }
 
-    /// <summary>64 rows × 64 tokens, 128 threads, k = 256 a stage (45 KB): the spec's gemm families. Against
-    /// <see cref="Tile128"/> a stage has twice the mma work per barrier and the groups are half the size, so more
-    /// of them share an SM (gpu-selftest's prefill table compares the two).</summary>
+    /// <summary>64 rows × 64 tokens, 128 threads, k = 256 a stage (44 KB): twice the mma work per barrier and groups
+    /// half the size of <see cref="Tile128"/>'s. Measured slower on the H100 (1079 against 941 µs for 4096 × 14336 ×
+    /// 512 tokens, Q8_0; docs/benchmarks.md), so only family gemm_r64 runs it, for gpu-selftest's comparison.</summary>
     public struct Tile64 : IShape
     {
         public readonly int Rows => 64;
@@ -109,8 +109,7 @@ public static class Gemm
         };
     }
 
-    /// <summary>128 rows × 64 tokens, 256 threads, k = 128 a stage (36 KB): the first shape, kept for comparison
-    /// (family gemm_r128, used by no op).</summary>
+    /// <summary>128 rows × 64 tokens, 256 threads, k = 128 a stage (35 KB): the spec's gemm families.</summary>
     public struct Tile128 : IShape
     {
         public readonly int Rows => 128;
@@ -130,13 +129,13 @@ public static class Gemm
         };
     }
 
-    /// <summary>gemm with <see cref="Tile128"/> (family gemm_r128).</summary>
-    public static void Run128<T>(ArrayView<byte> w, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
+    /// <summary>gemm with <see cref="Tile64"/> (family gemm_r64).</summary>
+    public static void Run64<T>(ArrayView<byte> w, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile128).Allocate();
-        var acc = Accumulate<T, Tile128>(w, xq, rows, cols, nTokens, s);
-        Store<Tile128>(y, acc, rows, nTokens, accumulate: false);
+        var s = default(Tile64).Allocate();
+        var acc = Accumulate<T, Tile64>(w, xq, rows, cols, nTokens, s);
+        Store<Tile64>(y, acc, rows, nTokens, accumulate: false);
     }
 
     /// <summary>Four f32 accumulators of an m16n8 fragment: (row g, token 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)
@@ -438,9 +437,9 @@ public static class GemmSwiGlu
         where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunSwiGlu<T>(gate, up, x, xq, y, rows, cols, nTokens);
 }
 
-/// <summary>gemm with the 128-row tile (<see cref="Gemm.Tile128"/>), for comparison in gpu-selftest; no op uses it.</summary>
-public static class GemmR128
+/// <summary>gemm with the 64-row tile (<see cref="Gemm.Tile64"/>), for comparison in gpu-selftest; no op uses it.</summary>
+public static class GemmR64
 {
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat, IInt8Tiles => Gemm.Run128<T>(w, xq, y, rows, cols, nTokens);
+        where T : struct, IWeightFormat, IInt8Tiles => Gemm.Run64<T>(w, xq, y, rows, cols, nTokens);
 }

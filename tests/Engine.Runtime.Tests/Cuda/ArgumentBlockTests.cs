@@ -128,7 +128,7 @@ public sealed class ArgumentBlockTests
     }
 
     /// <summary>The matmuls of a quantized plan name the tiled GEMM as their batch kernel, which reads the same packed
-    /// block: its launcher's grid for a prompt step tiles 64 rows × 64 tokens. Float weights have none (the GEMM has no
+    /// block: its launcher's grid for a prompt step tiles 128 rows × 64 tokens. Float weights have none (the GEMM has no
     /// float entries), and a batch kernel with another argument block is refused at load.</summary>
     [Fact]
     public void Quantized_matmuls_carry_a_batch_kernel_over_the_same_arguments()
@@ -149,7 +149,7 @@ public sealed class ArgumentBlockTests
             ArgumentBlocks.Pack(p, ins, Bases, 60, block);
             int rows = BitConverter.ToInt32(block, KernelTable.All[(int)ins.KernelId].Params.Single(x => x.Name == "rows").Offset);
             var s = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
-            Assert.Equal(((uint)((rows + 63) / 64), 1u, 128u), (s.GridX, s.GridY, s.BlockX));
+            Assert.Equal(((uint)((rows + 127) / 128), 1u, 256u), (s.GridX, s.GridY, s.BlockX));
         }
         Assert.All(PlanFor("stories260K.gguf").Instructions, i => Assert.False(i.HasBatchKernel));
 
