@@ -327,7 +327,9 @@ public static class Gemm
     /// <summary>The integer dot of a biased mma result (see the class summary): exact for |dot| &lt; 2^22.</summary>
     private static float Dot(int biased) => Interop.IntAsFloat((uint)biased) - BiasValue;
 
-    /// <summary>D = 0x4B400000 + A·B over k = 32 for one m16n8 tile.</summary>
+    /// <summary>D = 0x4B400000 + A·B over k = 32 for one m16n8 tile. ILGPU's <c>CudaAsm.Emit</c> has a single output,
+    /// so the four D registers go through <c>EmitRef</c> (Output/Input wrappers: ILGPU writes them to local variables
+    /// around the asm; ptxas removes the round trip: ptxas -v reports no stack frame).</summary>
     private static void Mma32(Fragment a, Fragment b, Tiles s, int aw, int bw, int stride, out int d0, out int d1, out int d2, out int d3)
     {
         if (CudaAsm.IsSupported)
