@@ -175,7 +175,8 @@ public sealed partial class LlamaGraphGenerator
                     sb.Append("            new GraphOp(OpKind.").Append(Parser.OpKinds[op.Kind]).Append(", ").Append(Literal(op.Name)).Append(", ")
                       .Append(Strings(op.Inputs)).Append(", ").Append(Strings(op.Outputs)).Append(", ").Append(Literal(op.Weight)).Append(")\n");
                     sb.Append("                { Kernel = ").Append(Literal(op.Kernel)).Append(", Fuses = new OpKind[] { ")
-                      .Append(string.Join(", ", op.Fuses.Select(f => "OpKind." + Parser.OpKinds[f]))).Append(op.Fuses.Count > 0 ? " }" : "}").Append(" },\n");
+                      .Append(string.Join(", ", op.Fuses.Select(f => "OpKind." + Parser.OpKinds[f]))).Append(op.Fuses.Count > 0 ? " }" : "}")
+                      .Append(op.Batch == null ? "" : ", Batch = " + Literal(op.Batch)).Append(" },\n");
                 }
                 sb.Append(section == "epilogue" ? "        })\n" : "        },\n");
             }

@@ -265,6 +265,7 @@ public sealed partial class LlamaGraphGenerator
             public Token Kind;
             public List<Token> Inputs = new(), Outputs = new();
             public Token? Kernel;
+            public Token? Batch;
             public List<Token> Fuses = new();
         }
 
@@ -479,6 +480,7 @@ public sealed partial class LlamaGraphGenerator
                     switch (attr.Text)
                     {
                         case "kernel": op.Kernel = c.Ident("a kernel family"); break;
+                        case "batch": op.Batch = c.Ident("a kernel family"); break;
                         case "fused":
                             do
                             {
@@ -488,7 +490,7 @@ public sealed partial class LlamaGraphGenerator
                             }
                             while (c.Accept("+"));
                             break;
-                        default: c.Fail(attr, $"unknown op attribute '{attr.Text}' (expected kernel, fused)"); break;
+                        default: c.Fail(attr, $"unknown op attribute '{attr.Text}' (expected kernel, batch, fused)"); break;
                     }
                 }
                 if (op.Kernel == null) c.Fail(op.Name, $"op '{op.Name.Text}' needs kernel=FAMILY");
@@ -536,6 +538,18 @@ public sealed partial class LlamaGraphGenerator
                                 $"op '{op.Name.Text}' runs kernel '{kt.Text}', which is specialised per format, but has no weight input of type any");
                     }
                     weights[op] = weight;
+                    if (op.Batch is not Token bt) continue;
+                    if (!kernelByName.TryGetValue(bt.Text, out var batch))
+                    {
+                        Error(Diagnostics.UnknownKernel, bt, $"'{bt.Text}' is not a declared kernel family");
+                        continue;
+                    }
+                    // The runtime swaps the function for many-token steps and keeps the argument block: same arguments.
+                    bool sameArgs = batch.Args.Count == kernel.Args.Count
+                        && batch.Args.Zip(kernel.Args, (a, b) => a.Name == b.Name && a.Type == b.Type).All(x => x);
+                    if (!sameArgs || batch.Implicit != kernel.Implicit || batch.Formats.Count == 0 || batch.Formats.Any(f => !kernel.Formats.Contains(f)))
+                        Error(Diagnostics.BatchMismatch, bt,
+                            $"batch kernel '{bt.Text}' of op '{op.Name.Text}' must take the arguments of '{kt.Text}' in order, group the same way and be specialised for some of its formats");
                 }
 
                 // Lifetimes: first and last op (program order) that reads or writes each tensor.
@@ -566,7 +580,7 @@ public sealed partial class LlamaGraphGenerator
                         first.TryGetValue(t.Name.Text, out var f) ? f : -1, last.TryGetValue(t.Name.Text, out var l) ? l : -1)).ToEquatableArray(),
                     ordered.Select(o => new OpSpec(o.Name.Text, o.Section, o.Kind.Text, o.Inputs.Select(t => t.Text).ToEquatableArray(),
                         o.Outputs.Select(t => t.Text).ToEquatableArray(), o.Kernel!.Value.Text, weights[o],
-                        o.Fuses.Select(t => t.Text).ToEquatableArray())).ToEquatableArray());
+                        o.Fuses.Select(t => t.Text).ToEquatableArray(), o.Batch?.Text)).ToEquatableArray());
                 return new ParseResult(spec, diagnostics.ToEquatableArray());
             }
         }

@@ -2,7 +2,7 @@ namespace Engine.Generators.Model;
 
 /// <summary>An op in program order: section (prologue, layer, epilogue), kind, tensors in and out, the kernel family,
 /// the weight that picks the family's format (null for format-free families) and, for a fused op, the kinds it
-/// replaces.</summary>
+/// replaces, and the kernel family for steps of many tokens (batch=, null when none).</summary>
 public sealed record OpSpec(
     string Name,
     string Section,
@@ -11,4 +11,5 @@ public sealed record OpSpec(
     EquatableArray<string> Outputs,
     string Kernel,
     string? Weight,
-    EquatableArray<string> Fuses);
+    EquatableArray<string> Fuses,
+    string? Batch = null);

@@ -4,7 +4,7 @@ namespace Engine.Kernels.Formats;
 
 /// <summary>Q4_0 (block_q4_0, 18 bytes): f16 d, qs[16]; weight j (low nibble of qs[j]) and j+16 (high nibble);
 /// w = d·(q − 8). A unit is 4 bytes of qs: weights 4u..4u+3 and 4u+16..4u+19.</summary>
-public struct Q4_0 : IWeightFormat
+public partial struct Q4_0 : IWeightFormat
 {
     public readonly int BlockElements => 32;
     public readonly int BlockBytes => 18;

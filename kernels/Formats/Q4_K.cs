@@ -5,7 +5,7 @@ namespace Engine.Kernels.Formats;
 /// <summary>Q4_K (block_q4_K, 144 bytes): f16 d, f16 dmin, scales[12] (8 × 6-bit scale/min), qs[128]. Weights come
 /// in 4 chunks of 64: chunk j uses qs[32j..32j+31], low nibbles are weights 64j+l (sub-block 2j), high nibbles
 /// 64j+32+l (sub-block 2j+1); w = d·sc·q − dmin·m (dequantize_row_q4_K). A unit is 8 bytes of qs (16 weights).</summary>
-public struct Q4_K : IWeightFormat
+public partial struct Q4_K : IWeightFormat
 {
     public readonly int BlockElements => 256;
     public readonly int BlockBytes => 144;

@@ -4,7 +4,7 @@ namespace Engine.Kernels.Formats;
 
 /// <summary>Q5_K (block_q5_K, 176 bytes): as Q4_K (d, dmin, scales[12]) with qh[32] at 16 and qs[128] at 48; the
 /// fifth bit of weight 64j+l is bit 2j of qh[l], of 64j+32+l bit 2j+1 (dequantize_row_q5_K). Unit: 16 weights.</summary>
-public struct Q5_K : IWeightFormat
+public partial struct Q5_K : IWeightFormat
 {
     public readonly int BlockElements => 256;
     public readonly int BlockBytes => 176;

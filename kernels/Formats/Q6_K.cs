@@ -6,7 +6,7 @@ namespace Engine.Kernels.Formats;
 /// Two halves of 128 weights; in half n, for l in 0..31 (is = l/16): weights 128n+l, +32, +64, +96 take low/high
 /// nibbles of ql[64n+l] and ql[64n+l+32] and bit pairs 0,2,4,6 of qh[32n+l], scales 8n+is+0,2,4,6;
 /// w = d·sc·(q − 32) (dequantize_row_q6_K). A unit is 4 values of l (16 weights).</summary>
-public struct Q6_K : IWeightFormat
+public partial struct Q6_K : IWeightFormat
 {
     public readonly int BlockElements => 256;
     public readonly int BlockBytes => 210;

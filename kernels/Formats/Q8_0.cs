@@ -3,7 +3,7 @@ using ILGPU;
 namespace Engine.Kernels.Formats;
 
 /// <summary>Q8_0 (ggml-common.h block_q8_0, 34 bytes): f16 d, int8 qs[32]; w = d·q. A unit is 8 weights, read as four 16-bit loads.</summary>
-public struct Q8_0 : IWeightFormat
+public partial struct Q8_0 : IWeightFormat
 {
     public readonly int BlockElements => 32;
     public readonly int BlockBytes => 34;

@@ -9,7 +9,7 @@ using static Engine.Runtime.Cuda.CudaDriver;
 
 namespace Engine.GpuSelfTest;
 
-/// <summary>gpu-selftest [--no-bench] [--bench-only]: on the GPU machine, loads every embedded PTX module for the
+/// <summary>gpu-selftest [--no-bench] [--bench-only] [--formats F,…] [--shape RxC]: on the GPU machine, loads every embedded PTX module for the
 /// device's architecture through the driver API, runs every kernel family × format on seeded random inputs (outputs
 /// poisoned with NaN first) against the float64 reference (WeightFormat's dequantisers, scalar references here),
 /// scored by NMSE with per-op limits as in llama.cpp's test-backend-ops, then measures GEMV bandwidth per format at
@@ -237,6 +237,11 @@ public static unsafe class Program
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
             Embedding(f, 300, colsCases[1], 5);
+            if (be > 1)
+                foreach (int cols in colsCases)
+                    foreach (var (rows, tokens) in new[] { (1029, 70), (200, 512) })
+                        foreach (var mode in new[] { "Gemm_", "GemmAdd_", "GemmSwiGlu_" })
+                            Gemm(f, mode, rows, cols, tokens);
         }
         Quantize(4096, 3);
         Quantize(14336, 1);
@@ -402,6 +407,35 @@ public static unsafe class Program
             for (int t = 0; t < tokens; t++) expected[t * rows + r] = Silu(Dot(gr, xs, t * cols)) * Dot(ur, xs, t * cols);
         }
         Row("GemvSwiGlu_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+    }
+
+    /// <summary>The tiled tensor-core GEMM (gemm, gemm_add, gemm_swiglu: <paramref name="mode"/> is the entry
+    /// prefix) against the float64 reference: on the GPU this checks the mma fragment layout the CPU-accelerator tests
+    /// cannot (they compute the fragments' elements from the shared tiles).</summary>
+    private static void Gemm(GgmlType f, string mode, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7927 + cols * 41 + tokens + (int)f + mode.Length);
+        bool swiglu = mode == "GemmSwiGlu_", add = mode == "GemmAdd_";
+        byte[] w = RandomWeights(f, rows, cols, rng), u = swiglu ? RandomWeights(f, rows, cols, rng) : [];
+        float[] x = Gaussians(rng, (long)cols * tokens);
+        float[] y0 = add ? Gaussians(rng, (long)rows * tokens) : new float[rows * tokens];
+        using var wb = Upload<byte>(w);
+        using var ub = Upload<byte>(swiglu ? u : [0]);
+        using var xb = Upload<float>(x);
+        using var qb = Quantized(xb, cols, tokens);
+        using var yb = add ? Upload<float>(y0) : Poisoned((long)rows * tokens * 4);
+        if (swiglu) Launch(mode + f, wb, ub, xb, qb, yb, rows, cols, tokens);
+        else Launch(mode + f, wb, xb, qb, yb, rows, cols, tokens);
+        double[] xs = Activations(f, x, cols);
+        var expected = new double[rows * tokens];
+        Parallel.For(0, rows, r =>
+        {
+            var wr = DequantizedRow(f, w, r, cols);
+            var ur = swiglu ? DequantizedRow(f, u, r, cols) : null;
+            for (int t = 0; t < tokens; t++)
+                expected[t * rows + r] = swiglu ? Silu(Dot(wr, xs, t * cols)) * Dot(ur!, xs, t * cols) : y0[t * rows + r] + Dot(wr, xs, t * cols);
+        });
+        Row(mode + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
     }
 
     private static void Embedding(GgmlType f, int vocab, int cols, int tokens)
@@ -631,6 +665,61 @@ public static unsafe class Program
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {pdlUs,6:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} | {pdlGbs / probe.DeviceCopyGBs,11:P0} |"));
                 foreach (var b in weights) b.Dispose();
+            }
+        cuEventDestroy(e0); cuEventDestroy(e1);
+        PrefillMatmul();
+    }
+
+    /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel, 128-row tiles),
+    /// by its 64-row shape (gemm_r64, where built for the format) and by the GEMV (4 tokens a group), µs by
+    /// CUDA events (median of 9 after a warm-up) and effective TOPS (2·rows·cols·tokens / t); regs: registers a
+    /// thread of the GEMM (cuFuncGetAttribute), which bound the groups an SM holds.</summary>
+    private static void PrefillMatmul()
+    {
+        const int Tokens = 512;
+        Console.WriteLine();
+        Console.WriteLine($"prefill matmul, {Tokens} tokens:");
+        Console.WriteLine("| format | rows x cols   | gemm µs | gemm TOPS | regs | r64 µs | r64 TOPS | regs | gemv µs | gemv TOPS | gemm vs gemv |");
+        Console.WriteLine("| ---    | ---           |    ---: |      ---: | ---: |   ---: |     ---: | ---: |    ---: |      ---: |         ---: |");
+        IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
+        foreach (var f in (s_benchFormats ?? Formats).Where(f => GgmlTypeInfo.BlockElements(f) > 1))
+            foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
+            {
+                if (s_benchShape is not null && s_benchShape != $"{rows}x{cols}") continue;
+                var rng = new Random(rows + cols);
+                using var wb = Upload<byte>(RandomWeights(f, rows, cols, rng));
+                using var xb = Upload<float>(Gaussians(rng, (long)cols * Tokens));
+                using var qb = Quantized(xb, cols, Tokens);
+                using var yb = Poisoned((long)rows * Tokens * 4);
+                double Time(string entry)
+                {
+                    Span<byte> block = stackalloc byte[ArgumentBlocks.Stride];
+                    Pack(entry, block, [wb, xb, qb, yb, rows, cols, Tokens]);
+                    nuint size = s_sizeOverride != 0 ? s_sizeOverride : (nuint)KernelTable.All[s_kernels[entry].Index].ArgumentBytes;
+                    var us = new double[9];
+                    for (int rep = -1; rep < us.Length; rep++)
+                    {
+                        Check(cuEventRecord(e0, s_stream), "cuEventRecord");
+                        var r = TryLaunch(entry, block, size);
+                        if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({entry})", r);
+                        Check(cuEventRecord(e1, s_stream), "cuEventRecord");
+                        Check(cuEventSynchronize(e1), "cuEventSynchronize");
+                        if (rep >= 0) us[rep] = CudaContext.ElapsedMs(e0, e1) * 1e3;
+                    }
+                    Array.Sort(us);
+                    return us[us.Length / 2];
+                }
+                int Regs(string entry)
+                {
+                    int regs = 0;
+                    Check(cuFuncGetAttribute(&regs, CuFunctionAttribute.NumRegs, s_kernels[entry].Function), "cuFuncGetAttribute");
+                    return regs;
+                }
+                double gemm = Time("Gemm_" + f), gemv = Time("Gemv_" + f), ops = 2.0 * rows * cols * Tokens;
+                bool r64 = s_kernels.ContainsKey("GemmR64_" + f);
+                double other = r64 ? Time("GemmR64_" + f) : double.NaN;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {gemm,7:F1} | {ops / gemm / 1e6,9:F1} | {Regs("Gemm_" + f),4} | {other,6:F1} | {ops / other / 1e6,8:F1} | {(r64 ? Regs("GemmR64_" + f) : 0),4} | {gemv,7:F1} | {ops / gemv / 1e6,9:F1} | {gemv / gemm,11:F1}x |"));
             }
         cuEventDestroy(e0); cuEventDestroy(e1);
     }

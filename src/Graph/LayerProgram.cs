@@ -62,6 +62,11 @@ public sealed record GraphOp(OpKind Kind, string Name, IReadOnlyList<string> Inp
     /// <summary>For a fused op, the op kinds it stands for, in order (empty otherwise). The planner falls back to
     /// those ops when the fused kernel cannot be used (e.g. gate and up weights of different formats).</summary>
     public IReadOnlyList<OpKind> Fuses { get; init; } = [];
+
+    /// <summary>Kernel family that runs this op in steps of many tokens (prefill) where it has an entry point for the
+    /// weight's format (null: <see cref="Kernel"/> always). Same arguments as <see cref="Kernel"/>, so the runtime
+    /// swaps the function and the grid, not the argument block (docs/graph-spec.md "batch").</summary>
+    public string? Batch { get; init; }
 }
 
 /// <summary>A kernel family: one generic ILGPU body (class <see cref="Body"/> in kernels/) specialised for each of

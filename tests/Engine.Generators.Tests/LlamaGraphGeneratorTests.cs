@@ -106,6 +106,9 @@ public class LlamaGraphGeneratorTests
         { "graph g\nparam n\ntensor t scratch [n] f32\nkernel u(x: view<f32>, n: i32) body=U implicit formats=none block=32 extent=n\nlayer\nop use = add(t) -> t kernel=u\n", "ENG010", 2, "scratch" },
         { "graph g\nparam n\ntensor t activation [n] f32\n", "ENG011", 2, "t" },
         { "graph g\nparam n\nkernel k(x: view<f32>, n: i32) body=K explicit formats=none block=32 grid=ceil_div(rows, 4)\n", "ENG002", 2, "rows" },
+        // A batch kernel must take the op kernel's arguments (the runtime keeps the argument block).
+        { "graph g\nformat F32\nparam n\ntensor w weight [n] any\ntensor t activation [n] f32\nkernel k(w: view<u8>, x: view<f32>, n: i32) body=K explicit formats=all block=32 grid=n\nkernel b(w: view<u8>, n: i32) body=B explicit formats=all block=32 grid=n\nlayer\nop a = matmul(w, t) -> t kernel=k batch=b\n", "ENG012", 8, "b" },
+        { "graph g\nformat F32\nparam n\ntensor w weight [n] any\ntensor t activation [n] f32\nkernel k(w: view<u8>, x: view<f32>, n: i32) body=K explicit formats=all block=32 grid=n\nlayer\nop a = matmul(w, t) -> t kernel=k batch=nope\n", "ENG005", 7, "nope" },
     };
 
     [Theory]

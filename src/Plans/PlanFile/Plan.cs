@@ -7,13 +7,15 @@ namespace Engine.Plans.PlanFile;
 
 public static class PlanFormat
 {
-    public const uint Version = 3;
+    public const uint Version = 4;
     public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
     public const int SectionAlignment = 4096;
     public const int MaxSections = 64;
     public const int MaxString = 1 << 20;
     /// <summary>Kernel-table weight type of an op that reads no weight.</summary>
     public const uint NoWeightType = 255;
+    /// <summary>Instruction batch_kernel_id of a launch without a batch kernel.</summary>
+    public const uint NoBatchKernel = uint.MaxValue;
 }
 
 public enum SectionKind : uint
@@ -84,9 +86,14 @@ public readonly record struct KernelArg(ArgKind Kind, long Value);
 
 public readonly record struct LaunchShape(uint GridX, uint GridY, uint GridZ, uint BlockX, uint BlockY, uint BlockZ, uint SharedBytes);
 
+/// <summary>An instruction; a launch may name a batch kernel (<see cref="BatchKernelId"/>, else
+/// <see cref="PlanFormat.NoBatchKernel"/>) with the same arguments, which the CUDA runtime runs instead for steps of
+/// many tokens (docs/plan-format.md "instructions").</summary>
 public sealed record Instruction(Opcode Opcode, int Layer, uint KernelId = 0, string OpName = "", LaunchShape Shape = default,
-    KernelArg[]? Args = null)
+    KernelArg[]? Args = null, uint BatchKernelId = PlanFormat.NoBatchKernel)
 {
+    public bool HasBatchKernel => BatchKernelId != PlanFormat.NoBatchKernel;
+
     public KernelArg[] Arguments => Args ?? [];
 }
 

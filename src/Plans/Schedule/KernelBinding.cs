@@ -104,7 +104,25 @@ public sealed class KernelBinding
             if (family.Grid.Count > 1) gy = (uint)Evaluate(family.Grid[1], scalars, 1);
             if (family.Grid.Count > 2) gz = (uint)Evaluate(family.Grid[2], scalars, 1);
         }
-        return new Instruction(Opcode.Launch, layer, e.Id, op.Name, new LaunchShape(gx, gy, gz, (uint)family.Block, 1, 1, 0), args.ToArray());
+        return new Instruction(Opcode.Launch, layer, e.Id, op.Name, new LaunchShape(gx, gy, gz, (uint)family.Block, 1, 1, 0), args.ToArray(),
+            BatchKernel(op, format, weight, e.Entry, where));
+    }
+
+    /// <summary>The op's batch kernel for this format (the spec's batch=), registered in the kernel table; none when the
+    /// op has no batch family or the family has no entry point for the format (the float formats). Its argument block
+    /// must be the launch kernel's, byte for byte: the runtime swaps only the function and the grid.</summary>
+    private uint BatchKernel(GraphOp op, string? format, BoundOperand? weight, KernelEntryPoint main, string where)
+    {
+        if (op.Batch is null || format is null) return PlanFormat.NoBatchKernel;
+        var batch = _program.Kernel(op.Batch);
+        if (!batch.Formats.Contains(format)) return PlanFormat.NoBatchKernel;
+        string entryName = batch.EntryPoint(format);
+        if (!_entries.TryGetValue(entryName, out var b)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
+        bool same = b.Entry.ArgumentBytes == main.ArgumentBytes && b.Entry.Params.Count == main.Params.Count
+            && b.Entry.Params.Zip(main.Params).All(p => p.First.Offset == p.Second.Offset && p.First.Type == p.Second.Type);
+        if (!same) throw new PlanException($"{where}: batch kernel {entryName} does not take the arguments of {main.Name}");
+        _used.TryAdd(b.Id, new KernelInfo(b.Id, batch.Name, weight?.WeightType is { } t ? (uint)t : PlanFormat.NoWeightType, entryName, (uint)b.Entry.ArgumentBytes));
+        return b.Id;
     }
 
     private KernelArg Scalar(KernelArgument a, BoundOperand firstView, string where, string family)

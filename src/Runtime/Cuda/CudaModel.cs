@@ -17,7 +17,8 @@ namespace Engine.Runtime.Cuda;
 /// launches in order on one stream and copies the logits out. The decode step (one token) is captured once as a
 /// CUDA graph and replayed: everything that changes per token lives in device buffers the kernels read (positions
 /// drive rope, the KV-cache row and the attention length), so the graph needs no update. Steps of several tokens
-/// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules.
+/// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules; a
+/// launch with a batch kernel (the tiled GEMM of the matmuls) runs it instead from <see cref="BatchMinTokens"/> tokens.
 /// Streamed layers (tiers B, C) go through the plan's slots on a transfer stream ordered by events
 /// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
 /// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.</summary>
@@ -45,12 +46,19 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly int _launchCount;
     private readonly Instruction[] _launches;
     private readonly IntPtr[] _functions;
+    private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
+    private readonly IntPtr[] _batchFunctions;       // the batch kernel of each launch (Zero: none)
     private readonly LaunchShape[] _oneTokenShapes;  // from the plan (checked against the launchers at load)
     private readonly LaunchShape[] _stepShapes;      // for the current multi-token step
     private readonly byte* _blocks;                  // [launch × Stride] argument blocks
     private readonly nuint* _sizes;                  // [launch] CU_LAUNCH_PARAM_BUFFER_SIZE values
     private readonly void** _extra;                  // [launch × 5] cuLaunchKernel extra arrays
     private int _packedTokens;
+
+    /// <summary>Steps of at least this many tokens run a launch's batch kernel (the tensor-core GEMM) instead of its
+    /// GEMV: from 16 tokens the GEMM's 64-token tiles beat reading every weight once per 4 tokens (docs/kernels.md
+    /// "Tiled GEMM"). ENGINE_GEMM_MIN_TOKENS overrides it (0 or less: never), for measuring both.</summary>
+    public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
 
     // Step I/O: pinned host staging and the plan's input/output buffers.
     private readonly int* _hostTokens, _hostPositions;   // [n_batch]
@@ -118,6 +126,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
         _launchCount = _launches.Length;
         _functions = new IntPtr[_launchCount];
+        _stepFunctions = new IntPtr[_launchCount];
+        _batchFunctions = new IntPtr[_launchCount];
         _oneTokenShapes = new LaunchShape[_launchCount];
         _stepShapes = new LaunchShape[_launchCount];
         _pdl = new bool[_launchCount];
@@ -137,6 +147,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             _oneTokenShapes[i] = shape;
             _functions[i] = functions[ins.KernelId];
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, _pdlMode);
+            _stepFunctions[i] = _functions[i];
+            if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
             _sizes[i] = (nuint)KernelTable.All[(int)ins.KernelId].ArgumentBytes;
             void** x = _extra + 5 * i;
             x[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; x[1] = _blocks + (long)i * stride;
@@ -257,8 +269,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             int i = step.Index;
             var s = shapes[i];
             if (s.IsEmpty) continue;
-            var r = Launch(i, s);
-            if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)_launches[i].KernelId].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
+            var r = Launch(i, s, n == 1 ? _functions[i] : _stepFunctions[i]);
+            if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)(n > 1 && _stepFunctions[i] == _batchFunctions[i] ? _launches[i].BatchKernelId : _launches[i].KernelId)].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
         }
         if (rows > 0)
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
@@ -275,12 +287,12 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _ => !family.StartsWith("gemv", StringComparison.Ordinal) && !family.StartsWith("gemm", StringComparison.Ordinal),
     };
 
-    /// <summary>Launch <paramref name="i"/> on the compute stream, with programmatic dependent launch where
+    /// <summary>Launch <paramref name="i"/> (its decode or batch <paramref name="function"/>) on the compute stream, with programmatic dependent launch where
     /// <see cref="PdlLaunch"/> says so.</summary>
-    private CuResult Launch(int i, LaunchShape s)
+    private CuResult Launch(int i, LaunchShape s, IntPtr function)
     {
         if (!_pdl[i])
-            return cuLaunchKernel(_functions[i], s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
+            return cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
         CuLaunchAttribute attribute = default;
         attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attribute.Value = 1;
@@ -289,7 +301,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             GridDimX = s.GridX, GridDimY = s.GridY, GridDimZ = s.GridZ, BlockDimX = s.BlockX, BlockDimY = 1, BlockDimZ = 1,
             SharedMemBytes = _launches[i].Shape.SharedBytes, Stream = _stream, Attrs = &attribute, NumAttrs = 1,
         };
-        return cuLaunchKernelEx(&config, _functions[i], null, _extra + 5 * i);
+        return cuLaunchKernelEx(&config, function, null, _extra + 5 * i);
     }
 
     /// <summary>Patches the n_tokens arguments of every block for a step of n tokens and derives its grids.</summary>
@@ -301,7 +313,10 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             {
                 var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
                 ArgumentBlocks.PatchTokens(_launches[i], n, block);
-                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : Launchers.ShapeOf((KernelId)_launches[i].KernelId, block);
+                var ins = _launches[i];
+                bool batch = n >= BatchMinTokens && ins.HasBatchKernel;
+                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : Launchers.ShapeOf((KernelId)(batch ? ins.BatchKernelId : ins.KernelId), block);
+                _stepFunctions[i] = batch ? _batchFunctions[i] : _functions[i];
             }
             _packedTokens = n;
         }

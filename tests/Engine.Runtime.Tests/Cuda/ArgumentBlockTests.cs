@@ -126,4 +126,44 @@ public sealed class ArgumentBlockTests
         var fewer = p with { Instructions = p.Instructions.Select(i => i == ins ? i with { Args = i.Arguments[..^1] } : i).ToList() };
         Assert.Contains("arguments for the", ArgumentBlocks.Verify(fewer));
     }
+
+    /// <summary>The matmuls of a quantized plan name the tiled GEMM as their batch kernel, which reads the same packed
+    /// block: its launcher's grid for a prompt step tiles 128 rows × 64 tokens. Float weights have none (the GEMM has no
+    /// float entries), and a batch kernel with another argument block is refused at load.</summary>
+    [Fact]
+    public void Quantized_matmuls_carry_a_batch_kernel_over_the_same_arguments()
+    {
+        var p = PlanFor("stories260K-pad256-Q4_K_M.gguf", batch: 64);
+        Assert.Null(ArgumentBlocks.Verify(p));
+        var launches = p.Instructions.Where(i => i.Opcode == Opcode.Launch).ToList();
+        var matmuls = launches.Where(i => i.OpName is "q_proj" or "k_proj" or "v_proj" or "o_proj" or "ffn_gate_up" or "ffn_down" or "lm_head").ToList();
+        Assert.NotEmpty(matmuls);
+        Assert.All(matmuls, i => Assert.True(i.HasBatchKernel, i.OpName));
+        Assert.All(launches.Except(matmuls), i => Assert.False(i.HasBatchKernel, i.OpName));
+        foreach (var ins in matmuls)
+        {
+            var batch = KernelTable.All[(int)ins.BatchKernelId];
+            Assert.StartsWith("Gemm", batch.Name);
+            Assert.Contains(p.Kernels, k => k.Id == ins.BatchKernelId);
+            var block = new byte[ArgumentBlocks.Stride];
+            ArgumentBlocks.Pack(p, ins, Bases, 60, block);
+            int rows = BitConverter.ToInt32(block, KernelTable.All[(int)ins.KernelId].Params.Single(x => x.Name == "rows").Offset);
+            var s = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
+            Assert.Equal(((uint)((rows + 127) / 128), 1u, 256u), (s.GridX, s.GridY, s.BlockX));
+        }
+        Assert.All(PlanFor("stories260K.gguf").Instructions, i => Assert.False(i.HasBatchKernel));
+
+        var q = matmuls[0];
+        var other = (uint)KernelTable.All.Select((e, i) => (e, i)).First(x => x.e.Name == "RmsNorm").i;
+        var wrong = p with
+        {
+            Instructions = p.Instructions.Select(i => i == q ? i with { BatchKernelId = other } : i).ToList(),
+            Kernels = p.Kernels.Append(new KernelInfo(other, "rms_norm", PlanFormat.NoWeightType, "RmsNorm", (uint)KernelTable.All[(int)other].ArgumentBytes))
+                .DistinctBy(k => k.Id).ToList(),
+        };
+        string? why = ArgumentBlocks.Verify(wrong);
+        Assert.NotNull(why);
+        Assert.Contains("batch kernel RmsNorm", why);
+        Assert.DoesNotContain('\n', why);
+    }
 }

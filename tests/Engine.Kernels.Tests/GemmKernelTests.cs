@@ -1,0 +1,152 @@
+using Engine.Kernels.Tests.Reference;
+using ILGPU;
+using ILGPU.Runtime;
+using Xunit;
+
+namespace Engine.Kernels.Tests;
+
+/// <summary>The tiled int8 GEMM (kernels/Gemm.cs: gemm, gemm_add, gemm_swiglu) for every quantized format against the
+/// float64 reference on the same quantized activations, on ILGPU's CPU accelerator (the managed mma path: tiling,
+/// unpacking, scales, min terms and guards; the fragment layout is checked on the GPU by gpu-selftest). Rows and
+/// tokens are not multiples of the 128 × 64 tile, and some column counts are not multiples of the 128-column stage.</summary>
+public class GemmKernelTests
+{
+    public static readonly string[] Quantized = ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"];
+
+    /// <summary>(format, rows, cols, tokens).</summary>
+    public static TheoryData<string, int, int, int> GemmCases()
+    {
+        var data = new TheoryData<string, int, int, int>();
+        foreach (var f in Quantized)
+        {
+            foreach (var (rows, cols, tokens) in new[] { (80, 256, 1), (80, 256, 70), (200, 512, 17), (200, 256, 40) })
+                data.Add(f, rows, cols, tokens);
+            if (ReferenceFormats.BlockElements(f) == 32)
+                data.Add(f, 33, 32 * 5, 3);   // a stage with one 32-group of the row left: columns past the end
+        }
+        return data;
+    }
+
+    public static TheoryData<string> Formats() => new(Quantized);
+
+    [Theory]
+    [MemberData(nameof(GemmCases))]
+    public void Gemm_matches_reference(string format, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 7919 + cols * 31 + tokens + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var yb = h.Allocate<float>((long)rows * tokens);
+        var shape = h.Launch("Gemm_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        Assert.Equal((uint)((rows + Gemm.RowsPerGroup - 1) / Gemm.RowsPerGroup), shape.GridX);
+        Assert.Equal((uint)((tokens + Gemm.TokensPerGroup - 1) / Gemm.TokensPerGroup), shape.GridY);
+        Nmse.Check($"gemm {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), Products(format, w, x, rows, cols, tokens), WeightKernelTests.GemvLimit);
+    }
+
+    /// <summary>gemm_r64, the second tile shape (64 rows, k = 256 a stage) that gpu-selftest compares with the spec's.</summary>
+    [Theory]
+    [InlineData("Q8_0", 200, 160, 70)]
+    [InlineData("Q4_K", 130, 512, 17)]
+    public void GemmR64_matches_reference(string format, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 31 + cols + tokens);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var yb = h.Allocate<float>((long)rows * tokens);
+        h.Launch("GemmR64_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        Nmse.Check($"gemm_r64 {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), Products(format, w, x, rows, cols, tokens), WeightKernelTests.GemvLimit);
+    }
+
+    /// <summary>gemm_add adds to y in place; elements outside the rows × tokens result stay as they were.</summary>
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void GemmAdd_adds_the_products_to_y(string format)
+    {
+        int rows = 130, cols = 256, tokens = 20;
+        var rng = new Random(cols * 19 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), y0 = ReferenceFormats.Gaussian(rng, rows * tokens + 5);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var yb = h.Upload(y0);
+        h.Launch("GemmAdd_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        double[] p = Products(format, w, x, rows, cols, tokens);
+        var expected = y0.Select((v, i) => i < p.Length ? v + p[i] : v).ToArray();
+        Nmse.Check($"gemm_add {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, WeightKernelTests.GemvLimit);
+        Assert.Equal(y0[^5..], yb.GetAsArray1D()[^5..]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void GemmSwiGlu_matches_reference(string format)
+    {
+        int rows = 80, cols = 256, tokens = 17;
+        var rng = new Random(rows * 104729 + cols * 17 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] gate = ReferenceFormats.Random(format, rows, cols, rng), up = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
+        using var gb = h.Upload(gate);
+        using var ub = h.Upload(up);
+        using var xb = h.Upload(x);
+        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var yb = h.Allocate<float>((long)rows * tokens);
+        h.Launch("GemmSwiGlu_" + format, gb.View, ub.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        double[] g = Products(format, gate, x, rows, cols, tokens), u = Products(format, up, x, rows, cols, tokens);
+        var expected = g.Select((a, i) => a / (1 + Math.Exp(-a)) * u[i]).ToArray();
+        Nmse.Check($"gemm_swiglu {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, WeightKernelTests.GemvLimit);
+    }
+
+    /// <summary>The unpacked int8 weights times the scales (minus the mins) are the ggml dequantization: every group
+    /// of a random row through the format's <see cref="Formats.IInt8Tiles"/> members, on the host.</summary>
+    [Theory]
+    [MemberData(nameof(Formats))]
+    public void Int8_tiles_dequantize_as_ggml(string format)
+    {
+        int cols = 512;
+        byte[] w = ReferenceFormats.Random(format, 1, cols, new Random(format.Length * 3));
+        double[] expected = ReferenceFormats.DequantizeRow(format, w, 0, cols);
+        var type = typeof(Formats.IInt8Tiles).Assembly.GetType("Engine.Kernels.Formats." + format)!;
+        var tiles = (Formats.IInt8Tiles)Activator.CreateInstance(type)!;
+        using var buffer = KernelHarness.Shared.Upload(w);
+        var row = buffer.View.BaseView;
+        for (int group = 0; group < cols / 32; group++)
+        {
+            tiles.Scales(row, group, out float scale, out float scaleHi, out float min);
+            for (int part = 0; part < 4; part++)
+            {
+                tiles.Weights8(row, group, part, out uint lo, out uint hi);
+                for (int i = 0; i < 8; i++)
+                {
+                    int q = (sbyte)(((i < 4 ? lo : hi) >> (8 * (i & 3))) & 0xFF);
+                    int index = 32 * group + 8 * part + i;
+                    double value = (8 * part + i < 16 ? scale : scaleHi) * (double)q - min;
+                    Assert.True(Math.Abs(value - expected[index]) <= 1e-6 * Math.Max(1, Math.Abs(expected[index])),
+                        $"{format} weight {index}: {value} from the tiles, {expected[index]} from ggml");
+                }
+            }
+        }
+    }
+
+    /// <summary>y[t, r] = Σ w·x in float64 over the dequantized weights and the dequantized 8-bit activations.</summary>
+    internal static double[] Products(string format, byte[] w, float[] x, int rows, int cols, int tokens)
+    {
+        double[] xs = WeightKernelTests.Activations(format, x, cols);
+        var y = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+            for (int t = 0; t < tokens; t++) y[t * rows + r] = WeightKernelTests.Dot(wr, xs, t * cols);
+        }
+        return y;
+    }
+}
