@@ -122,7 +122,9 @@ public sealed unsafe class PlanReplayTests
         {
             var id = (Engine.Runtime.Generated.KernelId)Enum.Parse(typeof(Engine.Runtime.Generated.KernelId), entry);
             var ps = Engine.Runtime.Generated.KernelTable.All[(int)id].Params;
-            return like with { KernelId = (uint)id, OpName = op, Args = ps.Select(p => args[p.Name]).ToArray() };
+            // No batch kernel: the fused launch's (e.g. GemmAdd) does not take the unfused op's arguments, and the CPU
+            // backend runs none.
+            return like with { KernelId = (uint)id, OpName = op, Args = ps.Select(p => args[p.Name]).ToArray(), BatchKernelId = PlanFormat.NoBatchKernel };
         }
         string Gemv(KernelArg weight) => "Gemv_" + plan.Tensors[(int)weight.Value].Type;
         var noQuant = new KernelArg(ArgKind.None, 0);
