@@ -173,8 +173,10 @@ public static class Gemv
         long rowBytes = RowBytes<T>(cols);
         // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
         var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols));
-        // Each row's view starts at the 4-aligned byte at or before the row (lead = 0 or 2 bytes before its first block).
-        int l0 = (int)(o0 & 3), l1 = (int)(o1 & 3), l2 = (int)(o2 & 3), l3 = (int)(o3 & 3);
+        // Formats that read 2-aligned blocks by aligned words get views from the 4-aligned byte at or before each row
+        // (lead = 0 or 2 bytes before its first block); for the others the lead is the constant 0.
+        long leadMask = format.QLaneAlignedRows ? 3 : 0;
+        int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
         var w0 = w.SubView(o0 - l0, rowBytes + l0); var w1 = w.SubView(o1 - l1, rowBytes + l1);
         var w2 = w.SubView(o2 - l2, rowBytes + l2); var w3 = w.SubView(o3 - l3, rowBytes + l3);
         int pairs = (int)Quantize.PairsOffset(cols);

@@ -37,6 +37,8 @@ public struct F16 : IWeightFormat
     public readonly bool Int8Activations => false;
     public readonly int QLaneElements => 1;
 
+    public readonly bool QLaneAlignedRows => false;
+
     /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => x = default;
 

@@ -51,13 +51,19 @@ public interface IWeightFormat
     /// consecutive bytes of the row (coalesced).</summary>
     int QLaneElements { get; }
 
+    /// <summary>True when <see cref="QLaneDot"/> wants 4-byte aligned row views (its rows' blocks are only 2-byte
+    /// aligned, and it reads them by aligned 32-bit loads given the lead); false keeps the view at the row's first byte
+    /// (lead 0), so the format's offsets need no runtime lead.</summary>
+    bool QLaneAlignedRows { get; }
+
     /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xq"/> is the
     /// token's row (a subview), <paramref name="pairs"/> the offset of its (d, Σq) pairs.</summary>
     void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x);
 
-    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row: <paramref name="row"/> is a 4-byte
-    /// aligned subview and the row's first block starts <paramref name="lead"/> (0 or 2) bytes into it (rows of 2-byte
-    /// aligned blocks, e.g. an odd number of 34-byte Q8_0 blocks, alternate), so a format can use aligned 32-bit loads.</summary>
+    /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row (a subview). With
+    /// <see cref="QLaneAlignedRows"/> the view is 4-byte aligned and the row's first block starts
+    /// <paramref name="lead"/> (0 or 2) bytes into it (rows of 2-byte aligned blocks, e.g. an odd number of 34-byte
+    /// Q8_0 blocks, alternate), so the format can use aligned 32-bit loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 }
 

@@ -58,6 +58,8 @@ public partial struct Q4_0 : IWeightFormat
     /// 16+4i..16+4i+3 (high nibbles).</summary>
     public readonly int QLaneElements => 32;
 
+    public readonly bool QLaneAlignedRows => true;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;

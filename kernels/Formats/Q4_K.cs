@@ -81,6 +81,8 @@ public partial struct Q4_K : IWeightFormat
     /// 16(i % 2): low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1.</summary>
     public readonly int QLaneElements => 32;
 
+    public readonly bool QLaneAlignedRows => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;
@@ -98,7 +100,7 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = lead + (g >> 3) * 144, i = g & 7, j = i >> 1;
+        int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
         Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         const uint Low = 0x0F0F0F0F;

@@ -84,12 +84,14 @@ public partial struct Q5_K : IWeightFormat
     /// qh bytes 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles), j = i / 2.</summary>
     public readonly int QLaneElements => 32;
 
+    public readonly bool QLaneAlignedRows => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
         default(Q4_K).QLaneX(xq, pairs, g, out x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = lead + (g >> 3) * 176, i = g & 7, j = i >> 1;
+        int block = (g >> 3) * 176, i = g & 7, j = i >> 1;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
         Ld.U4(row, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         Ld.U4(row, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);

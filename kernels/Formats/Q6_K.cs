@@ -81,6 +81,8 @@ public partial struct Q6_K : IWeightFormat
     /// 128n + 32k + l for k = 0..3 (scale 8n + 2k + l/16 each).</summary>
     public readonly int QLaneElements => 32;
 
+    public readonly bool QLaneAlignedRows => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, n = i >> 2;
@@ -104,7 +106,7 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
+        int block = (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
         uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4);
         uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36);
