@@ -31,7 +31,9 @@ membw="$root/scripts/bench-membw/bin/Release/net10.0/bench-membw"
 # ntrun benchmarks a prompt as long as --prompt-ids (ids are replaced by random ones); -p 0 keeps a 1-token
 # prompt and drops its row.
 if [ "$prompt" -gt 0 ]; then ids=$(seq -s ' ' 1 "$prompt"); else ids=1; fi
-rate() { awk -F'|' -v t="$1" '$0 ~ "\\| " t " *\\|" { split($(NF-1), a, " "); print a[1] }'; }
+# t/s of the row of test $1: the column headed "t/s" (ntrun's rows go on with predicted and measured/predicted).
+rate() { awk -F'|' -v t="$1" '/\| *t\/s *\|/ { for (i = 1; i <= NF; i++) if ($i ~ /^ *t\/s *$/) c = i }
+  c && $0 ~ "\\| " t " *\\|" { split($c, a, " "); print a[1] }'; }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$membw" -t "$threads"
