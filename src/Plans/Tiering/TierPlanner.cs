@@ -65,7 +65,7 @@ public static class TierPlanner
             }
             deviceTooSmall = false;
             var optional = L.Where(l => l.Size <= S).ToList();
-            var resident = Knapsack(optional.Select(l => l.PackedBytes).ToList(), cap);
+            var resident = Spread(optional.Select(l => l.PackedBytes).ToList(), Knapsack(optional.Select(l => l.PackedBytes).ToList(), cap));
             var streamed = new List<LayerImage>();
             for (int i = 0; i < optional.Count; i++)
             {
@@ -117,6 +117,27 @@ public static class TierPlanner
 
     /// <summary>0/1 knapsack maximising packed bytes within <paramref name="capacity"/>. Sizes are rounded up to a
     /// granule (≥ 4 KiB, at most 16384 granules) so a chosen set always fits; ties prefer lower layers.</summary>
+    /// <summary>Among layers of one size, which of them stay resident does not change the bytes streamed, but it
+    /// changes what a streamed layer's copy overlaps: spread evenly (resident, streamed, resident, … for half and
+    /// half) each copy runs while the resident layers before it compute, where the knapsack's lowest-indexed choice
+    /// put the copies back to back after them (70B-40L prefill, docs/benchmarks.md). So the knapsack's count of each
+    /// size is kept and spread over that size's layers (a quantizer's mix, e.g. Q4_K_M's Q6_K layers, gives a few
+    /// sizes).</summary>
+    public static bool[] Spread(IReadOnlyList<long> sizes, bool[] take)
+    {
+        var spread = new bool[take.Length];
+        foreach (var size in sizes.Distinct())
+        {
+            var same = Enumerable.Range(0, sizes.Count).Where(i => sizes[i] == size).ToArray();
+            int n = same.Length, k = same.Count(i => take[i]);
+            // The j-th layer of the size is resident when ceil((j + 1)·k / n) > ceil(j·k / n): k of n, evenly, the
+            // first one resident.
+            for (int j = 0; j < n; j++)
+                spread[same[j]] = ((long)(j + 1) * k + n - 1) / n > ((long)j * k + n - 1) / n;
+        }
+        return spread;
+    }
+
     public static bool[] Knapsack(IReadOnlyList<long> sizes, long capacity)
     {
         int n = sizes.Count;
