@@ -183,8 +183,18 @@ public static class Gemv
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
         int g = lane;
-        // One unit (32 weights of every format) per iteration: unrolled, the K-quants' live activations pushed the
-        // kernels to 72-80 registers (37 % occupancy, latency-bound on the H100).
+        // One unit an iteration, or two where the format says so (QLanePairs): the extra live activations and weights
+        // cost registers, which pays only for the lightest unit (Q4_0).
+        if (format.QLanePairs)
+            for (; g + lanes < units; g += 2 * lanes)
+            {
+                format.QLaneX(xRow, pairs, g, out var a);
+                format.QLaneX(xRow, pairs, g + lanes, out var b);
+                p0 += format.QLaneDot(w0, l0, g, a) + format.QLaneDot(w0, l0, g + lanes, b);
+                p1 += format.QLaneDot(w1, l1, g, a) + format.QLaneDot(w1, l1, g + lanes, b);
+                p2 += format.QLaneDot(w2, l2, g, a) + format.QLaneDot(w2, l2, g + lanes, b);
+                p3 += format.QLaneDot(w3, l3, g, a) + format.QLaneDot(w3, l3, g + lanes, b);
+            }
         for (; g < units; g += lanes)
         {
             format.QLaneX(xRow, pairs, g, out var a);

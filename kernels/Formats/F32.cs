@@ -35,6 +35,8 @@ public struct F32 : IWeightFormat
 
     public readonly bool QLaneAlignedRows => false;
 
+    public readonly bool QLanePairs => false;
+
     /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => x = default;
 

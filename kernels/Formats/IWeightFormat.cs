@@ -56,6 +56,10 @@ public interface IWeightFormat
     /// (lead 0), so the format's offsets need no runtime lead.</summary>
     bool QLaneAlignedRows { get; }
 
+    /// <summary>True when the GEMV should take two lane units an iteration (more loads in flight; measured per format:
+    /// Q4_0 gains 10-15 %, Q8_0 and Q4_K lose 7-10 % to the registers it costs, docs/benchmarks.md).</summary>
+    bool QLanePairs { get; }
+
     /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xq"/> is the
     /// token's row (a subview), <paramref name="pairs"/> the offset of its (d, Σq) pairs.</summary>
     void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x);

@@ -60,6 +60,8 @@ public partial struct Q4_0 : IWeightFormat
 
     public readonly bool QLaneAlignedRows => true;
 
+    public readonly bool QLanePairs => true;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;

@@ -83,6 +83,8 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly bool QLaneAlignedRows => false;
 
+    public readonly bool QLanePairs => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;

@@ -83,6 +83,8 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly bool QLaneAlignedRows => false;
 
+    public readonly bool QLanePairs => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, n = i >> 2;
