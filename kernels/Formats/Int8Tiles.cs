@@ -105,11 +105,8 @@ public partial struct Q4_K : IInt8Tiles
 
     public readonly void Scales(ArrayView<byte> row, int group, out float scale, out float scaleHi, out float min)
     {
-        Ld.U4(row, (group >> 3) * 144, out uint dm, out uint s0, out uint s1, out uint s2);
-        KQuants.ScaleMin(s0, s1, s2, group & 7, out int sc, out int m);
-        scale = Ld.Half(dm) * sc;
+        KQuants.GroupScaleMin(row, (group >> 3) * 144, group & 7, out scale, out min);
         scaleHi = scale;
-        min = Ld.Half(dm >> 16) * m;
     }
 }
 
@@ -131,11 +128,8 @@ public partial struct Q5_K : IInt8Tiles
 
     public readonly void Scales(ArrayView<byte> row, int group, out float scale, out float scaleHi, out float min)
     {
-        Ld.U4(row, (group >> 3) * 176, out uint dm, out uint s0, out uint s1, out uint s2);
-        KQuants.ScaleMin(s0, s1, s2, group & 7, out int sc, out int m);
-        scale = Ld.Half(dm) * sc;
+        KQuants.GroupScaleMin(row, (group >> 3) * 176, group & 7, out scale, out min);
         scaleHi = scale;
-        min = Ld.Half(dm >> 16) * m;
     }
 }
 

@@ -21,6 +21,16 @@ public static class KQuants
         }
     }
 
+    /// <summary>Sub-block <paramref name="j"/>'s scale d·sc and min dmin·m as floats, from the header (f16 d, f16 dmin,
+    /// 12 scale bytes) of the Q4_K/Q5_K block at byte <paramref name="block"/> of a 16-byte aligned row.</summary>
+    public static void GroupScaleMin(ArrayView<byte> row, int block, int j, out float scale, out float min)
+    {
+        Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        ScaleMin(s0, s1, s2, j, out int sc, out int m);
+        scale = Ld.Half(dm) * sc;
+        min = Ld.Half(dm >> 16) * m;
+    }
+
     /// <summary>get_scale_min_k4 on the 12 scale bytes already loaded as three little-endian words.</summary>
     public static void ScaleMin(uint s0, uint s1, uint s2, int j, out int scale, out int min)
     {

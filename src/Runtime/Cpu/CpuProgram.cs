@@ -186,6 +186,13 @@ public sealed unsafe class CpuProgram : IDisposable
                 }
                 return (float*)p;
             }
+            // Rope and attention take the model's head counts and head size.
+            void HeadsOfTheModel()
+            {
+                Equal("n_head", I32("n_head"), c.HeadCount);
+                Equal("n_head_kv", I32("n_head_kv"), c.HeadCountKv);
+                Equal("head_dim", I32("head_dim"), c.HeadDim);
+            }
             void OneTokenPerRow() => Equal("n_tokens (per token)", PerToken("n_tokens"), 1);
 
             var family = Launchers.CpuKeys[(int)ins.KernelId].Family;
@@ -248,9 +255,7 @@ public sealed unsafe class CpuProgram : IDisposable
                 }
                 case KernelFamilyId.Rope:
                 {
-                    Equal("n_head", I32("n_head"), c.HeadCount);
-                    Equal("n_head_kv", I32("n_head_kv"), c.HeadCountKv);
-                    Equal("head_dim", I32("head_dim"), c.HeadDim);
+                    HeadsOfTheModel();
                     OneTokenPerRow();
                     step.Kind = CpuStepKind.Rope;
                     step.X = Floats("q", c.QDim);
@@ -278,9 +283,7 @@ public sealed unsafe class CpuProgram : IDisposable
                     step.Cols = c.KvDim;
                     break;
                 case KernelFamilyId.Attention:
-                    Equal("n_head", I32("n_head"), c.HeadCount);
-                    Equal("n_head_kv", I32("n_head_kv"), c.HeadCountKv);
-                    Equal("head_dim", I32("head_dim"), c.HeadDim);
+                    HeadsOfTheModel();
                     OneTokenPerRow();
                     step.Kind = CpuStepKind.Attention;
                     step.X = Floats("q", c.QDim);
