@@ -153,17 +153,10 @@ public static unsafe class Program
             extra[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; extra[1] = pb;
             extra[2] = (void*)CU_LAUNCH_PARAM_BUFFER_SIZE; extra[3] = &size;
             extra[4] = (void*)CU_LAUNCH_PARAM_END;
-            if (!pdl) return cuLaunchKernel(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, 0, s_stream, null, extra);
-            // As ntrun launches on sm_90: programmatic dependent launch (kernels/Pdl.cs).
-            CuLaunchAttribute attribute = default;
-            attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            attribute.Value = 1;
-            var config = new CuLaunchConfig
-            {
-                GridDimX = s.GridX, GridDimY = s.GridY, GridDimZ = s.GridZ, BlockDimX = s.BlockX, BlockDimY = 1, BlockDimZ = 1,
-                Stream = s_stream, Attrs = &attribute, NumAttrs = 1,
-            };
-            return cuLaunchKernelEx(&config, fn, null, extra);
+            // pdl: as ntrun launches on sm_90 (programmatic dependent launch, kernels/Pdl.cs).
+            return pdl
+                ? LaunchProgrammatic(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 0, s_stream, extra)
+                : cuLaunchKernel(fn, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, 0, s_stream, null, extra);
         }
     }
 

@@ -88,6 +88,23 @@ public static unsafe partial class CudaDriver
     /// launch on sm_90 (<see cref="CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION"/>).</summary>
     [LibraryImport(Lib)] public static partial CuResult cuLaunchKernelEx(CuLaunchConfig* config, IntPtr f, void** kernelParams, void** extra);
 
+    /// <summary>cuLaunchKernel (1-D blocks, arguments in <paramref name="extra"/>) with programmatic dependent launch:
+    /// the kernel may start before the previous kernel in the stream completes and orders itself with
+    /// griddepcontrol.wait (kernels/Pdl.cs).</summary>
+    public static CuResult LaunchProgrammatic(IntPtr f, uint gridX, uint gridY, uint gridZ, uint blockX, uint sharedMemBytes,
+        IntPtr stream, void** extra)
+    {
+        CuLaunchAttribute attribute = default;
+        attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attribute.Value = 1;
+        var config = new CuLaunchConfig
+        {
+            GridDimX = gridX, GridDimY = gridY, GridDimZ = gridZ, BlockDimX = blockX, BlockDimY = 1, BlockDimZ = 1,
+            SharedMemBytes = sharedMemBytes, Stream = stream, Attrs = &attribute, NumAttrs = 1,
+        };
+        return cuLaunchKernelEx(&config, f, null, extra);
+    }
+
     [LibraryImport(Lib)] public static partial CuResult cuStreamCreate(IntPtr* stream, uint flags);
     [LibraryImport(Lib, EntryPoint = "cuStreamDestroy_v2")] public static partial CuResult cuStreamDestroy(IntPtr stream);
     [LibraryImport(Lib)] public static partial CuResult cuStreamSynchronize(IntPtr stream);

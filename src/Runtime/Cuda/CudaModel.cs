@@ -68,7 +68,6 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
     private IntPtr _decodeGraph;
     private readonly bool _useGraph;
-    private readonly string _pdlMode;
     private readonly bool[] _pdl;                     // [launch] launched with programmatic dependent launch
     private bool _disposed, _ownsContext;
 
@@ -87,7 +86,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         // Programmatic dependent launch on Hopper for resident plans (a streamed plan's kernels also wait on transfer
         // events; they keep the plain stream order): see PdlLaunch. ENGINE_CUDA_PDL=0 turns it off, =all puts it on
         // the matmuls too (for comparisons).
-        _pdlMode = cu.Sm >= 90 && plan.Layers.All(l => l.Tier == Tier.A) ? Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") ?? "" : "0";
+        string pdlMode = cu.Sm >= 90 && plan.Layers.All(l => l.Tier == Tier.A) ? Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") ?? "" : "0";
 
         // Modules: one per kernel, for this device's architecture.
         string? arch = Engine.Kernels.Ptx.PtxModules.ArchitectureFor(cu.Sm / 10, cu.Sm % 10);
@@ -148,7 +147,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
                 throw new CudaPlanException($"instruction {ins.OpName} (layer {ins.Layer}): the plan's launch shape {s.GridX}x{s.GridY}x{s.GridZ}/{s.BlockX} differs from the launcher's {shape.GridX}x{shape.GridY}x{shape.GridZ}/{shape.BlockX}: re-run ntc plan");
             _oneTokenShapes[i] = shape;
             _functions[i] = functions[ins.KernelId];
-            _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, _pdlMode);
+            _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
             if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
             _sizes[i] = (nuint)KernelTable.All[(int)ins.KernelId].ArgumentBytes;
@@ -293,17 +292,10 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     /// <see cref="PdlLaunch"/> says so.</summary>
     private CuResult Launch(int i, LaunchShape s, IntPtr function)
     {
-        if (!_pdl[i])
-            return cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, _launches[i].Shape.SharedBytes, _stream, null, _extra + 5 * i);
-        CuLaunchAttribute attribute = default;
-        attribute.Id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attribute.Value = 1;
-        var config = new CuLaunchConfig
-        {
-            GridDimX = s.GridX, GridDimY = s.GridY, GridDimZ = s.GridZ, BlockDimX = s.BlockX, BlockDimY = 1, BlockDimZ = 1,
-            SharedMemBytes = _launches[i].Shape.SharedBytes, Stream = _stream, Attrs = &attribute, NumAttrs = 1,
-        };
-        return cuLaunchKernelEx(&config, function, null, _extra + 5 * i);
+        uint shared = _launches[i].Shape.SharedBytes;
+        return _pdl[i]
+            ? LaunchProgrammatic(function, s.GridX, s.GridY, s.GridZ, s.BlockX, shared, _stream, _extra + 5 * i)
+            : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, _extra + 5 * i);
     }
 
     /// <summary>Patches the n_tokens arguments of every block for a step of n tokens and derives its grids.</summary>
