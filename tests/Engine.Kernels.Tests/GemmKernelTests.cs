@@ -33,18 +33,9 @@ public class GemmKernelTests
     [MemberData(nameof(GemmCases))]
     public void Gemm_matches_reference(string format, int rows, int cols, int tokens)
     {
-        var rng = new Random(rows * 7919 + cols * 31 + tokens + format.Length);
-        var h = KernelHarness.Shared;
-        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
-        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
-        using var wb = h.Upload(w);
-        using var xb = h.Upload(x);
-        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
-        using var yb = h.Allocate<float>((long)rows * tokens);
-        var shape = h.Launch("Gemm_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        var shape = MatchesReference("Gemm_", "gemm", format, rows, cols, tokens, new Random(rows * 7919 + cols * 31 + tokens + format.Length));
         Assert.Equal((uint)((rows + Gemm.RowsPerGroup - 1) / Gemm.RowsPerGroup), shape.GridX);
         Assert.Equal((uint)((tokens + Gemm.TokensPerGroup - 1) / Gemm.TokensPerGroup), shape.GridY);
-        Nmse.Check($"gemm {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), Products(format, w, x, rows, cols, tokens), WeightKernelTests.GemvLimit);
     }
 
     /// <summary>gemm_r64, the second tile shape (64 rows, k = 256 a stage) that gpu-selftest compares with the spec's.</summary>
@@ -53,7 +44,13 @@ public class GemmKernelTests
     [InlineData("Q4_K", 130, 512, 17)]
     public void GemmR64_matches_reference(string format, int rows, int cols, int tokens)
     {
-        var rng = new Random(rows * 31 + cols + tokens);
+        MatchesReference("GemmR64_", "gemm_r64", format, rows, cols, tokens, new Random(rows * 31 + cols + tokens));
+    }
+
+    /// <summary>Runs a plain GEMM entry (<paramref name="entry"/> + format) on random weights and activations and checks
+    /// y against the float64 reference; returns the launch shape.</summary>
+    private static Engine.Runtime.Generated.LaunchShape MatchesReference(string entry, string name, string format, int rows, int cols, int tokens, Random rng)
+    {
         var h = KernelHarness.Shared;
         byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
         float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
@@ -61,8 +58,9 @@ public class GemmKernelTests
         using var xb = h.Upload(x);
         using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
         using var yb = h.Allocate<float>((long)rows * tokens);
-        h.Launch("GemmR64_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
-        Nmse.Check($"gemm_r64 {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), Products(format, w, x, rows, cols, tokens), WeightKernelTests.GemvLimit);
+        var shape = h.Launch(entry + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        Nmse.Check($"{name} {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), Products(format, w, x, rows, cols, tokens), WeightKernelTests.GemvLimit);
+        return shape;
     }
 
     /// <summary>gemm_add adds to y in place; elements outside the rows × tokens result stay as they were.</summary>
