@@ -6,7 +6,7 @@ namespace Engine.Kernels;
 
 /// <summary>y[t, r] = Σ_c W[r, c]·x[t, c] for many tokens at once (prefill): a tiled int8 matrix multiply on the
 /// tensor cores, as llama.cpp's mmq does (ggml-cuda/mmq.cuh). A group (a warp per 32 × 32 of the tile) computes a
-/// tile of weight rows × 64 tokens (<see cref="IShape"/>: <see cref="Tile128"/>); per stage it unpacks
+/// tile of 128 weight rows × 64 tokens (<see cref="Allocate"/>); per stage (<see cref="StageGroups"/>) it unpacks
 /// the stage's 32-weight groups of each row to int8 plus a scale (and min) into shared memory
 /// (<see cref="IInt8Tiles"/>) and copies the same columns of the quantized activations (<see cref="Quantize"/>:
 /// int8, and a (d, Σq) pair per 32) next to them; each warp then multiplies its 32×32 part of the tile with
@@ -21,7 +21,7 @@ namespace Engine.Kernels;
 /// Rows past the end read the last row (never stored); tokens and columns past the end are zeros.</summary>
 public static class Gemm
 {
-    /// <summary>Rows and tokens of the tiles the spec's gemm families use (<see cref="Tile128"/>; grid
+    /// <summary>Rows and tokens of a group's tile (grid
     /// ceil_div(rows, 128), ceil_div(n_tokens, 64) in llama.graph).</summary>
     public const int RowsPerGroup = 128;
     public const int TokensPerGroup = 64;
@@ -34,18 +34,18 @@ public static class Gemm
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile128).Allocate();
-        var acc = Accumulate<T, Tile128>(w, xq, rows, cols, nTokens, s);
-        Store<Tile128>(y, acc, rows, nTokens, accumulate: false);
+        var s = Allocate();
+        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s);
+        Store(y, acc, rows, nTokens, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
     public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile128).Allocate();
-        var acc = Accumulate<T, Tile128>(w, aq, rows, cols, nTokens, s);
-        Store<Tile128>(y, acc, rows, nTokens, accumulate: true);
+        var s = Allocate();
+        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s);
+        Store(y, acc, rows, nTokens, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -55,10 +55,10 @@ public static class Gemm
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        var s = default(Tile128).Allocate();
-        var g = Accumulate<T, Tile128>(gate, xq, rows, cols, nTokens, s);
-        var u = Accumulate<T, Tile128>(up, xq, rows, cols, nTokens, s);
-        Store<Tile128>(y, Glu(g, u), rows, nTokens, accumulate: false);
+        var s = Allocate();
+        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s);
+        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s);
+        Store(y, Glu(g, u), rows, nTokens, accumulate: false);
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -73,70 +73,25 @@ public static class Gemm
         public ArrayView<float> XSum;     // … d_x·Σq_x
     }
 
-    /// <summary>A tile shape: weight rows and tokens of a group (64 tokens in both shapes), threads (a warp per
-    /// 32 × 32), 32-weight groups per shared-memory stage. Static shared memory is at most 48 KB, so the tiles of
-    /// a stage must fit: (rows + tokens)·(8·stage + 4)·4 bytes plus the scales. <see cref="Stride"/>: words per row
-    /// (or token) in shared memory, 8 per group and 4 of padding, so the fragment loads of a warp (rows g = 0..7 ×
-    /// words t = 0..3) hit 32 different banks: (stride·g + t) mod 32 = 4g + t for a stride of 4 mod 32.</summary>
-    public interface IShape
+    /// <summary>Words per row (or token) in shared memory: 8 per group and 4 of padding, so the fragment loads of a
+    /// warp (rows g = 0..7 × words t = 0..3) hit 32 different banks: (36·g + t) mod 32 = 4g + t.</summary>
+    public const int Stride = 36;
+
+    /// <summary>32-weight groups per shared-memory stage (k = 128). Static shared memory is at most 48 KB: the tiles of
+    /// a stage take (128 + 64)·36·4 bytes plus the scales, 35 KB.</summary>
+    public const int StageGroups = 4;
+
+    /// <summary>The tiles of a group: 128 rows × 64 tokens, 256 threads (a warp per 32 × 32).</summary>
+    public static Tiles Allocate() => new()
     {
-        int Rows { get; }
-        int Threads { get; }
-        int StageGroups { get; }
-        int Stride { get; }
-        Tiles Allocate();
-    }
-
-    /// <summary>64 rows × 64 tokens, 128 threads, k = 256 a stage (44 KB): twice the mma work per barrier and groups
-    /// half the size of <see cref="Tile128"/>'s. Measured slower on the H100 (1079 against 941 µs for 4096 × 14336 ×
-    /// 512 tokens, Q8_0; docs/benchmarks.md), so only family gemm_r64 runs it, for gpu-selftest's comparison.</summary>
-    public struct Tile64 : IShape
-    {
-        public readonly int Rows => 64;
-        public readonly int Threads => 128;
-        public readonly int StageGroups => 8;
-        public readonly int Stride => 68;
-
-        public readonly Tiles Allocate() => new()
-        {
-            W = SharedMemory.Allocate<int>(64 * 68),
-            X = SharedMemory.Allocate<int>(64 * 68),
-            Scale = SharedMemory.Allocate<float>(64 * 8),
-            ScaleHi = SharedMemory.Allocate<float>(64 * 8),
-            Min = SharedMemory.Allocate<float>(64 * 8),
-            XScale = SharedMemory.Allocate<float>(64 * 8),
-            XSum = SharedMemory.Allocate<float>(64 * 8),
-        };
-    }
-
-    /// <summary>128 rows × 64 tokens, 256 threads, k = 128 a stage (35 KB): the spec's gemm families.</summary>
-    public struct Tile128 : IShape
-    {
-        public readonly int Rows => 128;
-        public readonly int Threads => 256;
-        public readonly int StageGroups => 4;
-        public readonly int Stride => 36;
-
-        public readonly Tiles Allocate() => new()
-        {
-            W = SharedMemory.Allocate<int>(128 * 36),
-            X = SharedMemory.Allocate<int>(64 * 36),
-            Scale = SharedMemory.Allocate<float>(128 * 4),
-            ScaleHi = SharedMemory.Allocate<float>(128 * 4),
-            Min = SharedMemory.Allocate<float>(128 * 4),
-            XScale = SharedMemory.Allocate<float>(64 * 4),
-            XSum = SharedMemory.Allocate<float>(64 * 4),
-        };
-    }
-
-    /// <summary>gemm with <see cref="Tile64"/> (family gemm_r64).</summary>
-    public static void Run64<T>(ArrayView<byte> w, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat, IInt8Tiles
-    {
-        var s = default(Tile64).Allocate();
-        var acc = Accumulate<T, Tile64>(w, xq, rows, cols, nTokens, s);
-        Store<Tile64>(y, acc, rows, nTokens, accumulate: false);
-    }
+        W = SharedMemory.Allocate<int>(RowsPerGroup * Stride),
+        X = SharedMemory.Allocate<int>(TokensPerGroup * Stride),
+        Scale = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
+        ScaleHi = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
+        Min = SharedMemory.Allocate<float>(RowsPerGroup * StageGroups),
+        XScale = SharedMemory.Allocate<float>(TokensPerGroup * StageGroups),
+        XSum = SharedMemory.Allocate<float>(TokensPerGroup * StageGroups),
+    };
 
     /// <summary>Four f32 accumulators of an m16n8 fragment: (row g, token 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)
     /// for lane 4g + t (PTX ISA "Matrix Fragments for mma.m16n8k32", C/D).</summary>
@@ -151,103 +106,159 @@ public static class Gemm
         public Acc M0N0, M0N1, M0N2, M0N3, M1N0, M1N1, M1N2, M1N3;
     }
 
-    /// <summary>The warp's accumulated tile over all columns. All threads of the group must call it.</summary>
-    public static WarpTile Accumulate<T, TShape>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s)
+    /// <summary>One thread's share of a stage, loaded from global memory one stage ahead (<see cref="Accumulate{T}"/>):
+    /// weight parts (row tid/16 + 16i, group tid/4 % 4, part tid % 4) for i = 0..7, the scales of rows tid/4 + 64i,
+    /// group tid % 4 for i = 0, 1, activation pieces (token tid/8 + 32i, piece tid % 8) for i = 0, 1, and the scale
+    /// pair of token tid/4, group tid % 4.</summary>
+    public struct Staged
+    {
+        public uint W0, W1, W2, W3, W4, W5, W6, W7, W8, W9, W10, W11, W12, W13, W14, W15;
+        public float S0, S1, H0, H1, M0, M1;
+        public uint X0, X1, X2, X3, X4, X5, X6, X7;
+        public float D, Sum;
+    }
+
+    /// <summary>Two words of a weight part.</summary>
+    public struct Part
+    {
+        public uint Lo, Hi;
+    }
+
+    /// <summary>The warp's tile accumulated over all columns (all threads of the group call it), software-pipelined:
+    /// the global loads of stage k + 1 are issued before the products of stage k, into registers
+    /// (<see cref="Staged"/>), and stored to shared memory after them, so their latency is covered by the products
+    /// even with one group on an SM (a 70B projection at 128 tokens has 16–128 groups for 132 SMs). The loads are
+    /// straight-line code with clamped indices and selects (no branch between a load and the products), and the four
+    /// groups of a stage are written out, not looped, so the compiler schedules the products between the loads and
+    /// their unpacking. It costs registers (ptxas gives the Q8_0 kernel 248 a thread: one group an SM) and pays:
+    /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
+    /// (docs/benchmarks.md).</summary>
+    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s)
         where T : struct, IWeightFormat, IInt8Tiles
-        where TShape : struct, IShape
     {
         var format = default(T);
-        var shape = default(TShape);
-        int tileRows = shape.Rows, threads = shape.Threads, stageGroups = shape.StageGroups, stride = shape.Stride;
-        int warpsAlongRows = tileRows / 32;
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = Grid.IdxX * tileRows, tok0 = Grid.IdxY * TokensPerGroup;
+        int row0 = Grid.IdxX * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
         int groups = cols / 32;
-        long rowBytes = Gemv.RowBytes<T>(cols);
-        long xRowBytes = Quantize.RowBytes(cols);
-        int pairs = (int)Quantize.PairsOffset(cols);
-        // Warps: tileRows / 32 along rows × 2 along tokens; lane = 4g + t.
-        int wr = 32 * (warp % warpsAlongRows), wt = 32 * (warp / warpsAlongRows), g = lane >> 2, t = lane & 3;
+        int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var acc = default(WarpTile);
-
-        for (int k0 = 0; k0 < groups; k0 += stageGroups)
+        var next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, 0, tid);
+        for (int k0 = 0; k0 < groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
-            // Weights: rows × stageGroups × 4 parts of 8; 4·stageGroups consecutive threads read one row's stage.
-            for (int p = tid; p < tileRows * stageGroups * 4; p += threads)
-            {
-                int part = p & 3, kg = (p >> 2) % stageGroups, r = p / (4 * stageGroups);
-                int group = k0 + kg;
-                uint lo = 0, hi = 0;
-                if (group < groups)
-                {
-                    long row = IntrinsicMath.Min(row0 + r, rows - 1);
-                    format.Weights8(w.SubView(row * rowBytes, rowBytes), group, part, out lo, out hi);
-                }
-                int at = r * stride + kg * 8 + 2 * part;
-                s.W[at] = (int)lo;
-                s.W[at + 1] = (int)hi;
-            }
-            for (int p = tid; p < tileRows * stageGroups; p += threads)
-            {
-                int kg = p % stageGroups, r = p / stageGroups;
-                int group = k0 + kg;
-                float scale = 0, scaleHi = 0, min = 0;
-                if (group < groups)
-                {
-                    long row = IntrinsicMath.Min(row0 + r, rows - 1);
-                    format.Scales(w.SubView(row * rowBytes, rowBytes), group, out scale, out scaleHi, out min);
-                }
-                s.Scale[p] = scale;
-                s.ScaleHi[p] = scaleHi;
-                s.Min[p] = min;
-            }
-            // Activations: TokensPerGroup × stageGroups × 2 pieces of 16 bytes (a token's stage is contiguous).
-            for (int p = tid; p < TokensPerGroup * stageGroups * 2; p += threads)
-            {
-                int piece = p % (2 * stageGroups), k = p / (2 * stageGroups);
-                int tok = tok0 + k, group = k0 + (piece >> 1);
-                uint a = 0, b = 0, c = 0, d = 0;
-                if (tok < nTokens && group < groups)
-                    Ld.U4(xq, tok * xRowBytes + 32L * k0 + 16 * piece, out a, out b, out c, out d);
-                int at = k * stride + 4 * piece;
-                s.X[at] = (int)a; s.X[at + 1] = (int)b; s.X[at + 2] = (int)c; s.X[at + 3] = (int)d;
-            }
-            for (int p = tid; p < TokensPerGroup * stageGroups; p += threads)
-            {
-                int kg = p % stageGroups, k = p / stageGroups;
-                int tok = tok0 + k, group = k0 + kg;
-                float d = 0, sum = 0;
-                if (tok < nTokens && group < groups)
-                {
-                    Ld.ScaleSum(xq.SubView(tok * xRowBytes, xRowBytes), pairs + 8 * group, out d, out int q);
-                    sum = d * q;
-                }
-                s.XScale[p] = d;
-                s.XSum[p] = sum;
-            }
+            Store(s, next, tid);
             Group.Barrier();
-
-            for (int kg = 0; kg < stageGroups; kg++)
-            {
-                int aw = (wr + g) * stride + kg * 8 + t, bw = (wt + g) * stride + kg * 8 + t;
-                Fragment a0 = Fragment.A(s.W, aw, stride), a1 = Fragment.A(s.W, aw + 16 * stride, stride);
-                Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * stride);
-                Fragment b2 = Fragment.B(s.X, bw + 16 * stride), b3 = Fragment.B(s.X, bw + 24 * stride);
-                var r0 = RowScales.Of(s, wr + g, kg, stageGroups);
-                var r1 = RowScales.Of(s, wr + 16 + g, kg, stageGroups);
-                TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg, stageGroups), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg, stageGroups);
-                TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg, stageGroups), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg, stageGroups);
-                acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw, stride);
-                acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * stride, stride);
-                acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * stride, stride);
-                acc.M0N3 = Step(format, acc.M0N3, a0, b3, r0, c3, s, aw, bw + 24 * stride, stride);
-                acc.M1N0 = Step(format, acc.M1N0, a1, b0, r1, c0, s, aw + 16 * stride, bw, stride);
-                acc.M1N1 = Step(format, acc.M1N1, a1, b1, r1, c1, s, aw + 16 * stride, bw + 8 * stride, stride);
-                acc.M1N2 = Step(format, acc.M1N2, a1, b2, r1, c2, s, aw + 16 * stride, bw + 16 * stride, stride);
-                acc.M1N3 = Step(format, acc.M1N3, a1, b3, r1, c3, s, aw + 16 * stride, bw + 24 * stride, stride);
-            }
+            next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, k0 + StageGroups, tid);
+            acc = Products(format, acc, s, wr, wt, g, t, 0);
+            acc = Products(format, acc, s, wr, wt, g, t, 1);
+            acc = Products(format, acc, s, wr, wt, g, t, 2);
+            acc = Products(format, acc, s, wr, wt, g, t, 3);
         }
+        return acc;
+    }
+
+    /// <summary>The thread's <see cref="Staged"/> share of the stage at group <paramref name="k0"/>; groups past the
+    /// end (the stage after the last) and tokens past the end load clamped addresses and keep zeros.</summary>
+    private static Staged Load<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0,
+        int k0, int tid)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        int groups = cols / 32, lastRow = rows - 1;
+        long rowBytes = Gemv.RowBytes<T>(cols);
+        Staged st;
+        // Weights: part tid % 4 of group k0 + tid/4 % 4, rows tid/16 + 16i.
+        int wGroup = k0 + ((tid >> 2) & 3), wPart = tid & 3, wRow = row0 + (tid >> 4);
+        bool wValid = wGroup < groups;
+        int wSafe = IntrinsicMath.Min(wGroup, groups - 1);
+        Part p0 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow, lastRow), wSafe, wPart, wValid);
+        Part p1 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 16, lastRow), wSafe, wPart, wValid);
+        Part p2 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 32, lastRow), wSafe, wPart, wValid);
+        Part p3 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 48, lastRow), wSafe, wPart, wValid);
+        Part p4 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 64, lastRow), wSafe, wPart, wValid);
+        Part p5 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 80, lastRow), wSafe, wPart, wValid);
+        Part p6 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 96, lastRow), wSafe, wPart, wValid);
+        Part p7 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 112, lastRow), wSafe, wPart, wValid);
+        st.W0 = p0.Lo; st.W1 = p0.Hi; st.W2 = p1.Lo; st.W3 = p1.Hi; st.W4 = p2.Lo; st.W5 = p2.Hi; st.W6 = p3.Lo; st.W7 = p3.Hi;
+        st.W8 = p4.Lo; st.W9 = p4.Hi; st.W10 = p5.Lo; st.W11 = p5.Hi; st.W12 = p6.Lo; st.W13 = p6.Hi; st.W14 = p7.Lo; st.W15 = p7.Hi;
+        // Scales: group k0 + tid % 4, rows tid/4 and tid/4 + 64.
+        int sGroup = k0 + (tid & 3), sRow = row0 + (tid >> 2);
+        bool sValid = sGroup < groups;
+        int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
+        format.Scales(w.SubView(IntrinsicMath.Min(sRow, lastRow) * rowBytes, rowBytes), sSafe, out float sc0, out float hi0, out float min0);
+        format.Scales(w.SubView(IntrinsicMath.Min(sRow + 64, lastRow) * rowBytes, rowBytes), sSafe, out float sc1, out float hi1, out float min1);
+        st.S0 = sValid ? sc0 : 0f; st.H0 = sValid ? hi0 : 0f; st.M0 = sValid ? min0 : 0f;
+        st.S1 = sValid ? sc1 : 0f; st.H1 = sValid ? hi1 : 0f; st.M1 = sValid ? min1 : 0f;
+        // Activations: piece tid % 8 (group k0 + piece/2, half piece % 2), tokens tid/8 and tid/8 + 32.
+        long xRowBytes = Quantize.RowBytes(cols);
+        int xGroup = k0 + ((tid & 7) >> 1), xTok = tok0 + (tid >> 3), lastToken = nTokens - 1;
+        long xAt = 32L * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
+        Ld.U4(xq, IntrinsicMath.Min(xTok, lastToken) * xRowBytes + xAt, out uint a0, out uint b0, out uint c0, out uint d0);
+        Ld.U4(xq, IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes + xAt, out uint a1, out uint b1, out uint c1, out uint d1);
+        bool x0 = xGroup < groups && xTok < nTokens, x1 = xGroup < groups && xTok + 32 < nTokens;
+        st.X0 = x0 ? a0 : 0; st.X1 = x0 ? b0 : 0; st.X2 = x0 ? c0 : 0; st.X3 = x0 ? d0 : 0;
+        st.X4 = x1 ? a1 : 0; st.X5 = x1 ? b1 : 0; st.X6 = x1 ? c1 : 0; st.X7 = x1 ? d1 : 0;
+        // The token scale pair: group k0 + tid % 4, token tid / 4.
+        int dGroup = k0 + (tid & 3), dTok = tok0 + (tid >> 2);
+        Ld.ScaleSum(xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes),
+            (int)Quantize.PairsOffset(cols) + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
+        bool dValid = dGroup < groups && dTok < nTokens;
+        st.D = dValid ? d : 0f;
+        st.Sum = dValid ? d * q : 0f;
+        return st;
+    }
+
+    private static Part WeightPart<T>(T format, ArrayView<byte> w, long rowBytes, int row, int group, int part, bool valid)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        format.Weights8(w.SubView(row * rowBytes, rowBytes), group, part, out uint lo, out uint hi);
+        return new Part { Lo = valid ? lo : 0, Hi = valid ? hi : 0 };
+    }
+
+    /// <summary>Writes the thread's <see cref="Staged"/> share into the stage's tiles: weights [row × Stride] with
+    /// 8 words per group, scales [row × StageGroups + group], activations [token × Stride], token scales
+    /// [token × StageGroups + group].</summary>
+    private static void Store(Tiles s, Staged st, int tid)
+    {
+        int at = (tid >> 4) * Stride + ((tid >> 2) & 3) * 8 + 2 * (tid & 3);
+        s.W[at] = (int)st.W0; s.W[at + 1] = (int)st.W1;
+        s.W[at + 16 * Stride] = (int)st.W2; s.W[at + 16 * Stride + 1] = (int)st.W3;
+        s.W[at + 32 * Stride] = (int)st.W4; s.W[at + 32 * Stride + 1] = (int)st.W5;
+        s.W[at + 48 * Stride] = (int)st.W6; s.W[at + 48 * Stride + 1] = (int)st.W7;
+        s.W[at + 64 * Stride] = (int)st.W8; s.W[at + 64 * Stride + 1] = (int)st.W9;
+        s.W[at + 80 * Stride] = (int)st.W10; s.W[at + 80 * Stride + 1] = (int)st.W11;
+        s.W[at + 96 * Stride] = (int)st.W12; s.W[at + 96 * Stride + 1] = (int)st.W13;
+        s.W[at + 112 * Stride] = (int)st.W14; s.W[at + 112 * Stride + 1] = (int)st.W15;
+        // Scales: index row·4 + group, rows tid/4 and tid/4 + 64 (tid and tid + 256).
+        s.Scale[tid] = st.S0; s.ScaleHi[tid] = st.H0; s.Min[tid] = st.M0;
+        s.Scale[tid + 256] = st.S1; s.ScaleHi[tid + 256] = st.H1; s.Min[tid + 256] = st.M1;
+        int xAt = (tid >> 3) * Stride + 4 * (tid & 7);
+        s.X[xAt] = (int)st.X0; s.X[xAt + 1] = (int)st.X1; s.X[xAt + 2] = (int)st.X2; s.X[xAt + 3] = (int)st.X3;
+        xAt += 32 * Stride;
+        s.X[xAt] = (int)st.X4; s.X[xAt + 1] = (int)st.X5; s.X[xAt + 2] = (int)st.X6; s.X[xAt + 3] = (int)st.X7;
+        s.XScale[tid] = st.D;
+        s.XSum[tid] = st.Sum;
+    }
+
+    /// <summary>The warp's products of group <paramref name="kg"/> of the stage in the tiles.</summary>
+    private static WarpTile Products<T>(T format, WarpTile acc, Tiles s, int wr, int wt, int g, int t, int kg)
+        where T : struct, IInt8Tiles
+    {
+        int aw = (wr + g) * Stride + kg * 8 + t, bw = (wt + g) * Stride + kg * 8 + t;
+        Fragment a0 = Fragment.A(s.W, aw, Stride), a1 = Fragment.A(s.W, aw + 16 * Stride, Stride);
+        Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * Stride);
+        Fragment b2 = Fragment.B(s.X, bw + 16 * Stride), b3 = Fragment.B(s.X, bw + 24 * Stride);
+        var r0 = RowScales.Of(s, wr + g, kg, StageGroups);
+        var r1 = RowScales.Of(s, wr + 16 + g, kg, StageGroups);
+        TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg, StageGroups), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg, StageGroups);
+        TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg, StageGroups), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg, StageGroups);
+        acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw, Stride);
+        acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * Stride, Stride);
+        acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * Stride, Stride);
+        acc.M0N3 = Step(format, acc.M0N3, a0, b3, r0, c3, s, aw, bw + 24 * Stride, Stride);
+        acc.M1N0 = Step(format, acc.M1N0, a1, b0, r1, c0, s, aw + 16 * Stride, bw, Stride);
+        acc.M1N1 = Step(format, acc.M1N1, a1, b1, r1, c1, s, aw + 16 * Stride, bw + 8 * Stride, Stride);
+        acc.M1N2 = Step(format, acc.M1N2, a1, b2, r1, c2, s, aw + 16 * Stride, bw + 16 * Stride, Stride);
+        acc.M1N3 = Step(format, acc.M1N3, a1, b3, r1, c3, s, aw + 16 * Stride, bw + 24 * Stride, Stride);
         return acc;
     }
 
@@ -392,12 +403,11 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store<TShape>(ArrayView<float> y, WarpTile acc, int rows, int nTokens, bool accumulate)
-        where TShape : struct, IShape
+    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, bool accumulate)
     {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warpsAlongRows = default(TShape).Rows / 32;
-        int r = Grid.IdxX * default(TShape).Rows + 32 * (warp % warpsAlongRows) + (lane >> 2);
-        int k = Grid.IdxY * TokensPerGroup + 32 * (warp / warpsAlongRows) + 2 * (lane & 3);
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        int r = Grid.IdxX * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
+        int k = Grid.IdxY * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);
         Store(y, acc.M0N2, r, k + 16, rows, nTokens, accumulate);
@@ -437,11 +447,4 @@ public static class GemmSwiGlu
     public static void Run<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunSwiGlu<T>(gate, up, x, xq, y, rows, cols, nTokens);
-}
-
-/// <summary>gemm with the 64-row tile (<see cref="Gemm.Tile64"/>), for comparison in gpu-selftest; no op uses it.</summary>
-public static class GemmR64
-{
-    public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat, IInt8Tiles => Gemm.Run64<T>(w, xq, y, rows, cols, nTokens);
 }

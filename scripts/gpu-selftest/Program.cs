@@ -664,7 +664,7 @@ public static unsafe class Program
     }
 
     /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel, 128-row tiles),
-    /// by its 64-row shape (gemm_r64, where built for the format) and by the GEMV (4 tokens a group), µs by
+    /// and by the GEMV (4 tokens a group), µs by
     /// CUDA events (median of 9 after a warm-up) and effective TOPS (2·rows·cols·tokens / t); regs: registers a
     /// thread of the GEMM (cuFuncGetAttribute), which bound the groups an SM holds.</summary>
     private static void PrefillMatmul()
@@ -672,8 +672,8 @@ public static unsafe class Program
         const int Tokens = 512;
         Console.WriteLine();
         Console.WriteLine($"prefill matmul, {Tokens} tokens:");
-        Console.WriteLine("| format | rows x cols   | gemm µs | gemm TOPS | regs | r64 µs | r64 TOPS | regs | gemv µs | gemv TOPS | gemm vs gemv |");
-        Console.WriteLine("| ---    | ---           |    ---: |      ---: | ---: |   ---: |     ---: | ---: |    ---: |      ---: |         ---: |");
+        Console.WriteLine("| format | rows x cols   | gemm µs | gemm TOPS | regs | gemv µs | gemv TOPS | gemm vs gemv |");
+        Console.WriteLine("| ---    | ---           |    ---: |      ---: | ---: |    ---: |      ---: |         ---: |");
         IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
         foreach (var f in (s_benchFormats ?? Formats).Where(f => GgmlTypeInfo.BlockElements(f) > 1))
             foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
@@ -709,10 +709,8 @@ public static unsafe class Program
                     return regs;
                 }
                 double gemm = Time("Gemm_" + f), gemv = Time("Gemv_" + f), ops = 2.0 * rows * cols * Tokens;
-                bool r64 = s_kernels.ContainsKey("GemmR64_" + f);
-                double other = r64 ? Time("GemmR64_" + f) : double.NaN;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {f,-6} | {rows,5} x {cols,-5} | {gemm,7:F1} | {ops / gemm / 1e6,9:F1} | {Regs("Gemm_" + f),4} | {other,6:F1} | {ops / other / 1e6,8:F1} | {(r64 ? Regs("GemmR64_" + f) : 0),4} | {gemv,7:F1} | {ops / gemv / 1e6,9:F1} | {gemv / gemm,11:F1}x |"));
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {gemm,7:F1} | {ops / gemm / 1e6,9:F1} | {Regs("Gemm_" + f),4} | {gemv,7:F1} | {ops / gemv / 1e6,9:F1} | {gemv / gemm,11:F1}x |"));
             }
         cuEventDestroy(e0); cuEventDestroy(e1);
     }

@@ -38,15 +38,6 @@ public class GemmKernelTests
         Assert.Equal((uint)((tokens + Gemm.TokensPerGroup - 1) / Gemm.TokensPerGroup), shape.GridY);
     }
 
-    /// <summary>gemm_r64, the second tile shape (64 rows, k = 256 a stage) that gpu-selftest compares with the spec's.</summary>
-    [Theory]
-    [InlineData("Q8_0", 200, 160, 70)]
-    [InlineData("Q4_K", 130, 512, 17)]
-    public void GemmR64_matches_reference(string format, int rows, int cols, int tokens)
-    {
-        MatchesReference("GemmR64_", "gemm_r64", format, rows, cols, tokens, new Random(rows * 31 + cols + tokens));
-    }
-
     /// <summary>Runs a plain GEMM entry (<paramref name="entry"/> + format) on random weights and activations and checks
     /// y against the float64 reference; returns the launch shape.</summary>
     private static Engine.Runtime.Generated.LaunchShape MatchesReference(string entry, string name, string format, int rows, int cols, int tokens, Random rng)
