@@ -31,8 +31,9 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("/// <summary>Weight formats an entry point is specialised for; None for format-free families.</summary>\npublic enum KernelFormat\n{\n    None,\n");
             foreach (var f in spec.Formats) sb.Append("    ").Append(f).Append(",\n");
             sb.Append("}\n\n");
-            sb.Append("/// <summary>What the CPU backend switches on to run the same op.</summary>\n");
-            sb.Append("public readonly record struct CpuDispatchKey(KernelFamilyId Family, KernelFormat Format);\n\n");
+            sb.Append("/// <summary>What the CPU backend switches on to run the same op; F32Activations: the f32act variant (the matmul\n");
+            sb.Append("/// reads f32 activations where the format's own entry reads int8 ones).</summary>\n");
+            sb.Append("public readonly record struct CpuDispatchKey(KernelFamilyId Family, KernelFormat Format, bool F32Activations = false);\n\n");
             sb.Append("/// <summary>Every entry point, in KernelTable order.</summary>\npublic enum KernelId\n{\n");
             foreach (var e in entries) sb.Append("    ").Append(e.Name).Append(",\n");
             sb.Append("}\n\n");
@@ -42,7 +43,8 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("    public static global::System.ReadOnlySpan<CpuDispatchKey> CpuKeys => s_cpuKeys;\n\n");
             sb.Append("    private static readonly CpuDispatchKey[] s_cpuKeys =\n    [\n");
             foreach (var e in entries)
-                sb.Append("        new(KernelFamilyId.").Append(Pascal(e.Kernel.Name)).Append(", KernelFormat.").Append(e.Format ?? "None").Append("),\n");
+                sb.Append("        new(KernelFamilyId.").Append(Pascal(e.Kernel.Name)).Append(", KernelFormat.").Append(e.Format ?? "None")
+                  .Append(e.F32Activations ? ", F32Activations: true" : "").Append("),\n");
             sb.Append("    ];\n\n");
             sb.Append("    /// <summary>The launch shape of an argument block packed by parameter offsets (as the runtime packs a plan's\n");
             sb.Append("    /// arguments): the block read as the entry's struct, its grid rule applied. The span holds at least the struct's size.</summary>\n");
@@ -60,6 +62,7 @@ public sealed partial class LlamaGraphGenerator
             var k = e.Kernel;
             sb.Append('\n');
             sb.Append("    /// <summary>").Append(e.PtxEntry).Append(": ").Append(k.Name).Append(e.Format == null ? "" : " for " + e.Format)
+              .Append(e.F32Activations ? " with f32 activations" : "")
               .Append(", block ").Append(Literal(k.Block)).Append(k.Implicit ? ", grid ceil_div(extent, block), extent " + k.Extent : ", grid (" + string.Join(", ", k.Grid) + ")")
               .Append(".</summary>\n");
             sb.Append("    [StructLayout(LayoutKind.Explicit, Size = ").Append(Literal(e.StructBytes)).Append(")]\n");
@@ -69,7 +72,7 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("        public const int Size = ").Append(Literal(e.ArgumentBytes)).Append(";\n");
             sb.Append("        public const int BlockSize = ").Append(Literal(k.Block)).Append(";\n");
             sb.Append("        public static CpuDispatchKey CpuKey => new(KernelFamilyId.").Append(Pascal(k.Name)).Append(", KernelFormat.")
-              .Append(e.Format ?? "None").Append(");\n\n");
+              .Append(e.Format ?? "None").Append(e.F32Activations ? ", F32Activations: true" : "").Append(");\n\n");
             foreach (var p in e.Params)
                 sb.Append("        [FieldOffset(").Append(Literal(p.Offset)).Append(")] public ").Append(LaunchType(p.Type)).Append(' ')
                   .Append(Pascal(p.Name)).Append(";\n");

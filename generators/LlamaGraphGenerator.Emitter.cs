@@ -26,14 +26,16 @@ public sealed partial class LlamaGraphGenerator
 
         // ---------------------------------------------------------------- entry points and their ABI
 
-        /// <summary>One concrete entry point: a family specialised for a format (null: format-free).</summary>
+        /// <summary>One concrete entry point: a family specialised for a format (null: format-free), reading the
+        /// format's own activations or, with <see cref="F32Activations"/>, f32 ones (the f32act variant).</summary>
         internal sealed class EntryPoint
         {
-            public EntryPoint(KernelSpec kernel, string? format)
+            public EntryPoint(KernelSpec kernel, string? format, bool f32Activations = false)
             {
                 Kernel = kernel;
                 Format = format;
-                Name = format == null ? kernel.Body : kernel.Body + "_" + format;
+                F32Activations = f32Activations;
+                Name = format == null ? kernel.Body : kernel.Body + "_" + format + (f32Activations ? "_F32Act" : "");
                 Params = Layout(kernel);
                 ArgumentBytes = Params.Count == 0 ? 0 : Params[Params.Count - 1].Offset + Params[Params.Count - 1].Size;
                 StructBytes = AlignUp(ArgumentBytes, Params.Count == 0 ? 1 : Params.Max(p => p.Alignment));
@@ -41,7 +43,13 @@ public sealed partial class LlamaGraphGenerator
 
             public KernelSpec Kernel { get; }
             public string? Format { get; }
+            public bool F32Activations { get; }
             public string Name { get; }
+
+            /// <summary>The format struct the family's generic body is instantiated with.</summary>
+            public string? FormatType => Format == null ? null
+                : F32Activations ? "global::Engine.Kernels.Formats.F32Act<global::Engine.Kernels.Formats." + Format + ">"
+                : "global::Engine.Kernels.Formats." + Format;
 
             /// <summary>ILGPU names a compiled kernel's PTX entry Kernel_ + the method name.</summary>
             public string PtxEntry => "Kernel_" + Name;
@@ -67,10 +75,13 @@ public sealed partial class LlamaGraphGenerator
             public int Alignment { get; }
         }
 
+        /// <summary>Spec order: every family × format, then the f32act variants (family and format order), so adding
+        /// f32act formats leaves the other entries' ids (KernelTable index = KernelId) where they were.</summary>
         internal static IReadOnlyList<EntryPoint> EntryPointsOf(GraphSpec spec) =>
             spec.Kernels.SelectMany(k => k.Formats.Count == 0
-                ? new[] { new EntryPoint(k, null) }
-                : k.Formats.Select(f => new EntryPoint(k, f))).ToList();
+                    ? new[] { new EntryPoint(k, null) }
+                    : k.Formats.Select(f => new EntryPoint(k, f)))
+                .Concat(spec.Kernels.SelectMany(k => k.F32ActFormats.Select(f => new EntryPoint(k, f, true)))).ToList();
 
         private static IReadOnlyList<Param> Layout(KernelSpec kernel)
         {
@@ -189,7 +200,8 @@ public sealed partial class LlamaGraphGenerator
                   .Append("                { Args = new KernelArgument[] { ")
                   .Append(string.Join(", ", k.Args.Select(a => "new(" + Literal(a.Name) + ", " + Literal(a.Type) + ")")))
                   .Append(" }, Block = ").Append(Literal(k.Block)).Append(", Grid = ").Append(Strings(k.Grid))
-                  .Append(", Extent = ").Append(Literal(k.Extent)).Append(" },\n");
+                  .Append(", Extent = ").Append(Literal(k.Extent))
+                  .Append(k.F32ActFormats.Count > 0 ? ", F32ActFormats = " + Strings(k.F32ActFormats) : "").Append(" },\n");
             sb.Append("        },\n    };\n}\n");
             return sb.ToString();
         }
@@ -212,8 +224,9 @@ public sealed partial class LlamaGraphGenerator
                 var parameters = k.Args.Select(a => Csharp(a) + " " + Camel(a.Name)).ToList();
                 var arguments = k.Args.Select(a => Camel(a.Name)).ToList();
                 if (k.Implicit) { parameters.Insert(0, "global::ILGPU.Index1D index"); arguments.Insert(0, "index"); }
-                string generic = e.Format == null ? "" : "<global::Engine.Kernels.Formats." + e.Format + ">";
+                string generic = e.FormatType == null ? "" : "<" + e.FormatType + ">";
                 sb.Append("    /// <summary>").Append(k.Name).Append(e.Format == null ? "" : " for " + e.Format)
+                  .Append(e.F32Activations ? " with f32 activations" : "")
                   .Append(k.Implicit ? " (implicitly grouped)" : " (explicitly grouped)").Append(".</summary>\n");
                 sb.Append("    public static void ").Append(e.Name).Append("(").Append(string.Join(", ", parameters)).Append(")\n    {\n");
                 sb.Append("        global::Engine.Kernels.Pdl.Trigger();\n");
@@ -234,9 +247,10 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("/// the packed argument block, size and alignment.</summary>\n");
             sb.Append("public sealed record KernelParam(string Name, string Type, int Offset, int Size, int Alignment);\n\n");
             sb.Append("/// <summary>A compiled entry point: method name, PTX entry name, family, format (null: format-free), grouping,\n");
-            sb.Append("/// block size, bytes of the packed argument block and the parameters in order.</summary>\n");
+            sb.Append("/// block size, bytes of the packed argument block, the parameters in order, and whether it reads f32 activations\n");
+            sb.Append("/// in place of its format's int8 ones (an f32act variant).</summary>\n");
             sb.Append("public sealed record KernelEntryPoint(string Name, string PtxEntry, string Family, string? Format, bool Implicit,\n");
-            sb.Append("    int BlockSize, int ArgumentBytes, global::System.Collections.Generic.IReadOnlyList<KernelParam> Params);\n\n");
+            sb.Append("    int BlockSize, int ArgumentBytes, global::System.Collections.Generic.IReadOnlyList<KernelParam> Params, bool F32Activations = false);\n\n");
             sb.Append("/// <summary>Every entry point the layer-graph spec declares, in spec order.</summary>\n");
             sb.Append("public static class KernelTable\n{\n");
             sb.Append("    public static global::System.Collections.Generic.IReadOnlyList<KernelEntryPoint> All { get; } = new KernelEntryPoint[]\n    {\n");
@@ -248,7 +262,7 @@ public sealed partial class LlamaGraphGenerator
                 foreach (var p in e.Params)
                     sb.Append("            new KernelParam(").Append(Literal(p.Name)).Append(", ").Append(Literal(p.Type)).Append(", ")
                       .Append(Literal(p.Offset)).Append(", ").Append(Literal(p.Size)).Append(", ").Append(Literal(p.Alignment)).Append("),\n");
-                sb.Append("        }),\n");
+                sb.Append(e.F32Activations ? "        }, F32Activations: true),\n" : "        }),\n");
             }
             sb.Append("    };\n\n");
             sb.Append("    /// <summary>The entry point named <paramref name=\"name\"/>, or null.</summary>\n");

@@ -242,6 +242,7 @@ public sealed partial class LlamaGraphGenerator
             public string Body = "";
             public bool? Implicit;
             public List<string> Formats = new();
+            public List<Token> F32Act = new();
             public List<ArgSpec> Args = new();
             public int Block;
             public List<List<Token>> Grid = new();
@@ -394,12 +395,15 @@ public sealed partial class LlamaGraphGenerator
                             }
                             while (c.Accept(","));
                             break;
+                        case "f32act":
+                            do k.F32Act.Add(c.Ident("a format name")); while (c.Accept(","));
+                            break;
                         case "grid":
                             do k.Grid.Add(c.Expression()); while (c.Accept(","));
                             if (k.Grid.Count > 3) c.Fail(attr, "grid has at most 3 dimensions");
                             break;
                         case "extent": k.Extent = c.Expression(); break;
-                        default: c.Fail(attr, $"unknown kernel attribute '{attr.Text}' (expected body, explicit, implicit, formats, block, grid, extent)"); break;
+                        default: c.Fail(attr, $"unknown kernel attribute '{attr.Text}' (expected body, explicit, implicit, formats, f32act, block, grid, extent)"); break;
                     }
                 }
                 if (k.Body.Length == 0) c.Fail(k.Name, $"kernel '{k.Name.Text}' needs body=CLASS");
@@ -407,6 +411,11 @@ public sealed partial class LlamaGraphGenerator
                 if (k.Block == 0) c.Fail(k.Name, $"kernel '{k.Name.Text}' needs block=N");
                 if (k.Implicit == true && (k.Extent == null || k.Grid.Count > 0)) c.Fail(k.Name, $"implicit kernel '{k.Name.Text}' needs extent=EXPR and no grid");
                 if (k.Implicit == false && (k.Grid.Count == 0 || k.Extent != null)) c.Fail(k.Name, $"explicit kernel '{k.Name.Text}' needs grid=EXPR[, EXPR…] and no extent");
+                // f32act: formats that also get an entry point reading f32 activations (a quantized format's int8 path
+                // swapped for its f32 one, Engine.Kernels.Formats.F32Act); a subset of the kernel's formats.
+                foreach (var f in k.F32Act)
+                    if (!k.Formats.Contains(f.Text))
+                        Error(Diagnostics.UnknownFormat, f, $"f32act format '{f.Text}' is not one of kernel '{k.Name.Text}''s formats");
                 var scalars = new HashSet<string>(k.Args.Where(a => a.Type == "i32").Select(a => a.Name));
                 foreach (var e in k.Grid.Concat(k.Extent == null ? Enumerable.Empty<List<Token>>() : new[] { k.Extent }))
                     CheckNames(e, scalars, $"an i32 argument of kernel '{k.Name.Text}'");
@@ -574,7 +583,8 @@ public sealed partial class LlamaGraphGenerator
                     formats.Select(f => f.Text).ToEquatableArray(),
                     kernels.Select(k => new KernelSpec(k.Name.Text, k.Body, k.Implicit == true, k.Formats.ToEquatableArray(),
                         k.Args.ToEquatableArray(), k.Block, k.Grid.Select(Normalize).ToEquatableArray(),
-                        k.Extent == null ? null : Normalize(k.Extent))).ToEquatableArray(),
+                        k.Extent == null ? null : Normalize(k.Extent))
+                    { F32ActFormats = k.F32Act.Select(f => f.Text).ToEquatableArray() }).ToEquatableArray(),
                     tensors.Select(t => new TensorSpec(t.Name.Text, t.Role, t.Shape.Select(Normalize).ToEquatableArray(), t.Type,
                         t.PerLayer, t.Optional, t.Fallback?.Text,
                         first.TryGetValue(t.Name.Text, out var f) ? f : -1, last.TryGetValue(t.Name.Text, out var l) ? l : -1)).ToEquatableArray(),

@@ -13,8 +13,8 @@ namespace Engine.Kernels;
 /// activations xq by dp4a (<see cref="Int8Partials"/>; docs/kernels.md "Quantized activations"). The float formats
 /// read f32 x: weights and x by 16-byte loads (<see cref="IWeightFormat.LaneDot"/>), two lane units × 4 rows of
 /// independent loads per iteration; rows whose alignment does not allow it take the per-unit path
-/// (<see cref="IWeightFormat.DotUnit"/>). The quantized formats still implement the f32 members (the generic body
-/// compiles both paths for every format); the GEMV no longer reaches them for those formats.</summary>
+/// (<see cref="IWeightFormat.DotUnit"/>). The quantized formats implement the f32 members too: the GEMV reaches them
+/// through <see cref="Formats.F32Act{T}"/> (the f32act entry points of the plan's f32 activation mode).</summary>
 public static class Gemv
 {
     public const int TokensPerGroup = 4;

@@ -11,7 +11,12 @@ public sealed record KernelSpec(
     EquatableArray<ArgSpec> Args,
     int Block,
     EquatableArray<string> Grid,
-    string? Extent);
+    string? Extent)
+{
+    /// <summary>Formats (a subset of <see cref="Formats"/>) that get a second entry point reading f32 activations
+    /// (spec attribute f32act=; named Body_Format_F32Act, generic over Engine.Kernels.Formats.F32Act&lt;Format&gt;).</summary>
+    public EquatableArray<string> F32ActFormats { get; init; } = EquatableArray<string>.Empty;
+}
 
 /// <summary>A kernel argument: view&lt;u8|i32|f32|f16&gt; or a scalar i32/f32.</summary>
 public sealed record ArgSpec(string Name, string Type)

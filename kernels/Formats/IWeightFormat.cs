@@ -44,7 +44,7 @@ public interface IWeightFormat
     /// <summary>True for the quantized formats: the GEMV multiplies their integer weights with the 8-bit activations
     /// of <see cref="Quantize"/> by dp4a (<see cref="QLaneX"/>, <see cref="QLaneDot"/>), as llama.cpp's mmvq does; the
     /// float formats (false) read f32 activations through <see cref="LaneX"/>/<see cref="LaneDot"/> and never reach
-    /// the int8 members.</summary>
+    /// the int8 members; so does a quantized format wrapped in <see cref="F32Act{T}"/> (f32 activations).</summary>
     bool Int8Activations { get; }
 
     /// <summary>Weights one int8 lane unit covers; a row has cols / QLaneElements units, consecutive units are

@@ -86,11 +86,17 @@ public sealed record KernelFamily(string Name, string Body, bool Implicit, IRead
     /// ceil_div(extent, block) and the kernel bounds-checks itself.</summary>
     public string? Extent { get; init; }
 
-    /// <summary>The entry point of this family for a weight format (ggml type name), or the format-free one.</summary>
-    public string EntryPoint(string? format) =>
+    /// <summary>Formats (a subset of <see cref="Formats"/>) with a second entry point that reads f32 activations where
+    /// the format's own reads int8 ones (spec attribute f32act=; the plan's f32 activation mode).</summary>
+    public IReadOnlyList<string> F32ActFormats { get; init; } = [];
+
+    /// <summary>The entry point of this family for a weight format (ggml type name), or the format-free one;
+    /// <paramref name="f32Activations"/> names the f32act variant (Body_Format_F32Act).</summary>
+    public string EntryPoint(string? format, bool f32Activations = false) =>
         Formats.Count == 0 ? Body
-        : format != null && Formats.Contains(format) ? Body + "_" + format
-        : throw new ArgumentException("kernel family " + Name + " has no entry point for format " + (format ?? "(none)"));
+        : format != null && Formats.Contains(format) && !f32Activations ? Body + "_" + format
+        : format != null && F32ActFormats.Contains(format) && f32Activations ? Body + "_" + format + "_F32Act"
+        : throw new ArgumentException("kernel family " + Name + " has no " + (f32Activations ? "f32-activation " : "") + "entry point for format " + (format ?? "(none)"));
 }
 
 /// <summary>A kernel-family argument: <see cref="Type"/> is view&lt;u8|i32|f32|f16&gt;, i32 or f32 as the spec writes it.</summary>

@@ -27,6 +27,8 @@ public sealed record PlanOptions
     public IReadOnlyList<PtxModule>? Ptx { get; init; }
     /// <summary>Tokens one step may process (the workspace is sized for it); decode steps use one.</summary>
     public int Batch { get; init; } = 1;
+    /// <summary>What the quantized formats' matmuls read (<see cref="ActivationPrecision"/>; --activations).</summary>
+    public ActivationPrecision Activations { get; init; } = ActivationPrecision.Int8;
     public string EngineVersion { get; init; } = EngineInfo.Version;
 }
 
@@ -244,14 +246,25 @@ public static class Planner
             var dims = gt.Shape.Select(d => tokenShapes.Evaluate(d)).ToArray();
             return new BoundOperand(new KernelArg(ArgKind.Buffer, index), null, dims, tokenShapes.Elements(gt.Shape), gt.ElementType);
         }
-        var binding = new KernelBinding(program, shapes.Parameters, config.RmsEpsilon, config.RopeFreqBase);
-        var instructions = InstructionStream.Build(program, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
+        var binding = new KernelBinding(program, shapes.Parameters, config.RmsEpsilon, config.RopeFreqBase, o.Activations);
+        // f32 activations: no matmul reads the quantize ops' output, so they are not launched (rms_norm still writes
+        // its 8-bit output: one kernel writes both, and the extra write is a few KiB a token).
+        var launched = o.Activations == ActivationPrecision.F32
+            ? program with
+            {
+                Prologue = [.. program.Prologue.Where(op => op.Kind != OpKind.Quantize)],
+                Layer = [.. program.Layer.Where(op => op.Kind != OpKind.Quantize)],
+                Epilogue = [.. program.Epilogue.Where(op => op.Kind != OpKind.Quantize)],
+            }
+            : program;
+        var instructions = InstructionStream.Build(launched, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
 
         var prediction = Predict(planTensors, layers, images, workspace, config, cost, gguf);
         var fp = new Fingerprints(o.EngineVersion, gguf.FileSize, HeaderHash(o.ModelPath, gguf.DataOffset), gguf.DataOffset, file,
             hw.Name, hw.Backend, hw.GpuName, hw.Sm, hw.VramBytes, hw.PcieGen, hw.PcieWidth, hw.Driver);
         var inputs = new PlanInputs(ctx, o.Batch, decision.Slots, hw.IsCpu ? 0 : budgets.Vram, budgets.Ram, budgets.VramMargin, budgets.RamMargin,
-            source.Mode, source.Device, source.LbaBase, source.BlockSize, source.MaxTransfer, cost.H2dBandwidth, cost.DeviceBandwidth, cost.NvmeBandwidth);
+            source.Mode, source.Device, source.LbaBase, source.BlockSize, source.MaxTransfer, cost.H2dBandwidth, cost.DeviceBandwidth, cost.NvmeBandwidth,
+            o.Activations);
         var kernels = binding.Kernels;
         var ptx = (o.Ptx ?? PtxFor(hw, kernels)).OrderBy(p => p.Sm).ThenBy(p => p.Name, StringComparer.Ordinal).ToList();
         return new Plan(fp, inputs, config, tokenizer, planTensors, layers, arenas, buffers, kernels, instructions, io, ptx, prediction);

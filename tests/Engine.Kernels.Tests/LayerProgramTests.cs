@@ -30,6 +30,7 @@ public class LayerProgramTests
             {
                 Assert.NotNull(op.Weight);
                 foreach (var f in family.Formats) Assert.Contains(family.EntryPoint(f), entries);
+                foreach (var f in family.F32ActFormats) Assert.Contains(family.EntryPoint(f, f32Activations: true), entries);
             }
         }
     }

@@ -77,6 +77,10 @@ public partial class PtxAbiTests
         Assert.Equal(new CpuDispatchKey(KernelFamilyId.RmsNorm, KernelFormat.None), Launchers.RmsNorm.CpuKey);
         Assert.Equal(Enum.GetValues<KernelId>().Length, Launchers.CpuKeys.Length);
         Assert.Equal(Launchers.Gemv_Q8_0.CpuKey, Launchers.CpuKeys[(int)KernelId.Gemv_Q8_0]);
+        // The f32act variant: same family and format, f32 activations (the CPU matmul's dequantize-and-dot path).
+        Assert.Equal(new CpuDispatchKey(KernelFamilyId.GemvAdd, KernelFormat.Q6_K, F32Activations: true), Launchers.GemvAdd_Q6_K_F32Act.CpuKey);
+        Assert.Equal(Launchers.GemvSwiGlu_Q4_0_F32Act.CpuKey, Launchers.CpuKeys[(int)KernelId.GemvSwiGlu_Q4_0_F32Act]);
+        Assert.False(Launchers.CpuKeys[(int)KernelId.Gemv_Q4_0].F32Activations);
     }
 
     [Fact]

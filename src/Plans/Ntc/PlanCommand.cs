@@ -7,10 +7,10 @@ using Engine.Plans.PlanFile;
 namespace Engine.Plans.Cli;
 
 /// <summary><c>ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE]
-/// [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N]</c></summary>
+/// [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N] [--activations int8|f32]</c></summary>
 public static class PlanCommand
 {
-    public const string Usage = "usage: ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE] [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N]";
+    public const string Usage = "usage: ntc plan MODEL.gguf [-o PLAN] [--hw auto|NAME|FILE.json] [--ctx N] [--vram-budget SIZE] [--ram-budget SIZE] [--nvme DEVICE --lba BASE] [--slots N] [--batch N] [--activations int8|f32]";
 
     public static int Run(string[] args) => Run(args, Engine.Graph.Generated.LlamaProgram.Program);
 
@@ -37,6 +37,7 @@ public static class PlanCommand
     {
         string? model = null, output = null, hw = "auto", nvme = null;
         int? ctx = null; int slots = 2, batch = 1; long? vram = null, ram = null, lba = null;
+        var activations = ActivationPrecision.Int8;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -50,6 +51,14 @@ public static class PlanCommand
                 case "--batch": batch = Int(a, Value()); break;
                 case "--vram-budget": vram = Size(a, Value()); break;
                 case "--ram-budget": ram = Size(a, Value()); break;
+                case "--activations":
+                    activations = Value() switch
+                    {
+                        "int8" => ActivationPrecision.Int8,
+                        "f32" => ActivationPrecision.F32,
+                        var v => throw new PlanException($"--activations {v}: must be int8 (8-bit matmul inputs, the default) or f32"),
+                    };
+                    break;
                 case "--nvme": nvme = Value(); break;
                 case "--lba": lba = long.TryParse(Value(), NumberStyles.None, CultureInfo.InvariantCulture, out long b) ? b : throw new PlanException($"--lba {args[i]}: must be a non-negative integer"); break;
                 default:
@@ -61,7 +70,7 @@ public static class PlanCommand
         if ((nvme == null) != (lba == null)) throw new PlanException("--nvme DEVICE and --lba BASE go together (the GGUF written to DEVICE from LBA BASE)");
         var profile = HardwareProfiles.Resolve(hw, model);
         output ??= Path.ChangeExtension(model, ".plan");
-        return (new PlanOptions { ModelPath = model, Hardware = profile, Ctx = ctx, Slots = slots, Batch = batch, VramBudget = vram, RamBudget = ram, NvmeDevice = nvme, LbaBase = lba ?? 0 }, output);
+        return (new PlanOptions { ModelPath = model, Hardware = profile, Ctx = ctx, Slots = slots, Batch = batch, Activations = activations, VramBudget = vram, RamBudget = ram, NvmeDevice = nvme, LbaBase = lba ?? 0 }, output);
     }
 
     private static int Int(string flag, string v) =>

@@ -7,7 +7,7 @@ namespace Engine.Plans.PlanFile;
 
 public static class PlanFormat
 {
-    public const uint Version = 4;
+    public const uint Version = 5;
     public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
     public const int SectionAlignment = 4096;
     public const int MaxSections = 64;
@@ -28,6 +28,12 @@ public enum SectionKind : uint
 public enum Tier : byte { A = 0, B = 1, C = 2, H = 3 }
 
 public enum NvmeMode : byte { None = 0, File = 1, Device = 2 }
+
+/// <summary>What the quantized formats' matmuls multiply their weights with (inputs.activations,
+/// <c>ntc plan --activations</c>): Int8, the activations quantized to 8 bits per block of 32 (llama.cpp's mmvq/mmq and
+/// ggml-cpu's vec_dot_q8; the fast path, the default); F32, the f32 activations themselves (the f32act entry points, no
+/// batch GEMM): slower, and CUDA and the CPU backend then agree to f32 rounding. The float formats read f32 either way.</summary>
+public enum ActivationPrecision : byte { Int8 = 0, F32 = 1 }
 
 public enum ArenaKind : byte { Device = 0, PinnedMapped = 1, Staging = 2, HostAsDevice = 3 }
 
@@ -68,7 +74,7 @@ public static class PlanModelPath
 
 public sealed record PlanInputs(int Ctx, int Batch, int Slots, long VramBudget, long RamBudget, long VramMargin, long RamMargin,
     NvmeMode NvmeMode, string NvmeDevice, long LbaBase, int NvmeBlockSize, int NvmeMaxTransfer, double H2dBandwidth,
-    double DeviceBandwidth, double NvmeBandwidth);
+    double DeviceBandwidth, double NvmeBandwidth, ActivationPrecision Activations = ActivationPrecision.Int8);
 
 public sealed record PlanTensor(string Name, GgmlType Type, long[] Dims, long FileOffset, long Size, int Layer, Tier Tier,
     int HomeArena, long HomeOffset, int DeviceArena, long DeviceOffset);

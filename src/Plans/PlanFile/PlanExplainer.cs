@@ -38,6 +38,9 @@ public static class PlanExplainer
             ? $"budgets: RAM {B(i.RamBudget)} (margin {B(i.RamMargin)})"
             : $"budgets: VRAM {B(i.VramBudget)} (margin {B(i.VramMargin)}), RAM {B(i.RamBudget)} (margin {B(i.RamMargin)})");
         L($"context: {i.Ctx} tokens, batch {i.Batch}, {(i.Slots == 0 ? "no streaming slots" : $"{i.Slots} streaming slot(s)")}");
+        L(i.Activations == ActivationPrecision.F32
+            ? "activations: f32 (every matmul reads f32 activations: the quantized formats' f32act kernels, no batch GEMM)"
+            : "activations: int8 (the quantized formats' matmuls read 8-bit activations, as llama.cpp; --activations f32 to agree across backends)");
 
         var kv = p.Buffers.Where(b => b.Role == BufferRole.KvCache).ToList();
         var work = p.Buffers.Where(b => b.Role is BufferRole.Activation or BufferRole.Input or BufferRole.Output).ToList();
@@ -132,6 +135,7 @@ public static class PlanExplainer
             w.WriteNumber("vram_budget", i.VramBudget); w.WriteNumber("ram_budget", i.RamBudget);
             w.WriteString("nvme_mode", i.NvmeMode.ToString().ToLowerInvariant()); w.WriteNumber("lba_base", i.LbaBase);
             w.WriteNumber("h2d_bw", i.H2dBandwidth); w.WriteNumber("device_bw", i.DeviceBandwidth); w.WriteNumber("nvme_bw", i.NvmeBandwidth);
+            w.WriteString("activations", i.Activations.ToString().ToLowerInvariant());
             w.WriteEndObject();
             w.WriteStartObject("model");
             w.WriteString("architecture", c.Architecture); w.WriteNumber("n_layer", c.LayerCount); w.WriteNumber("n_embd", c.EmbeddingLength);

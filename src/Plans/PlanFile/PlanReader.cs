@@ -124,7 +124,8 @@ public static class PlanReader
     {
         var i = new PlanInputs(c.I32("n_ctx"), c.I32("n_batch"), c.I32("slots"), c.Size("vram_budget"), c.Size("ram_budget"),
             c.Size("vram_margin"), c.Size("ram_margin"), c.Enum<NvmeMode>("nvme_mode", 2), c.Str("nvme_device"), c.Size("lba_base"),
-            (int)c.U32("nvme_block_size"), (int)c.U32("nvme_max_transfer"), c.F64("h2d_bw"), c.F64("device_bw"), c.F64("nvme_bw"));
+            (int)c.U32("nvme_block_size"), (int)c.U32("nvme_max_transfer"), c.F64("h2d_bw"), c.F64("device_bw"), c.F64("nvme_bw"),
+            c.Enum<ActivationPrecision>("activations", 1));
         c.End();
         return i;
     }

@@ -95,7 +95,19 @@ public static class PlanValidator
         {
             if (!kernelIds.Add(k.Id)) throw Bad($"kernel {k.Entry}.id", k.Id, "duplicate");
             if (k.ArgumentBytes == 0 || k.ArgumentBytes > 4096) throw Bad($"kernel {k.Entry}.argument_bytes", k.ArgumentBytes, "must be 1..4096");
+            // The recorded activation precision is what the kernels do: f32act entries exactly where the mode is f32
+            // and the family has one for the format (a reader that trusts inputs.activations trusts the kernels too).
+            if (Engine.Kernels.Ptx.Generated.KernelTable.Find(k.Entry) is { } e)
+            {
+                bool hasF32Act = Engine.Kernels.Ptx.Generated.KernelTable.All.Any(x => x.Family == e.Family && x.Format == e.Format && x.F32Activations);
+                bool wantF32Act = p.Inputs.Activations == ActivationPrecision.F32 && hasF32Act;
+                if (e.F32Activations != wantF32Act)
+                    throw Bad($"kernel {k.Entry}", e.F32Activations ? "f32 activations" : "int8 activations",
+                        $"the plan records activations {p.Inputs.Activations.ToString().ToLowerInvariant()}");
+            }
         }
+        if (p.Inputs.Activations == ActivationPrecision.F32 && p.Instructions.FirstOrDefault(x => x.Opcode == Opcode.Launch && x.HasBatchKernel) is { } batched)
+            throw Bad($"instruction {batched.OpName} (layer {batched.Layer}).batch_kernel_id", batched.BatchKernelId, "f32 activations run no batch kernel (the int8 GEMM)");
         for (int i = 0; i < p.Instructions.Count; i++)
         {
             var ins = p.Instructions[i];
@@ -170,6 +182,7 @@ public static class PlanCheck
         var i = p.Inputs;
         var s = new List<string> { "ntc plan", ggufPath ?? p.Fingerprints.ModelFileName, "-o", planPath, "--hw", hw ?? p.Fingerprints.HwProfile,
             "--ctx", i.Ctx.ToString(CultureInfo.InvariantCulture) };
+        if (i.Activations == ActivationPrecision.F32) s.AddRange(["--activations", "f32"]);
         if (i.NvmeMode == NvmeMode.Device) s.AddRange(["--nvme", i.NvmeDevice, "--lba", i.LbaBase.ToString(CultureInfo.InvariantCulture)]);
         return string.Join(' ', s);
     }

@@ -106,7 +106,7 @@ public static class PlanWriter
         w.Write(i.Ctx); w.Write(i.Batch); w.Write(i.Slots); w.Write((ulong)i.VramBudget); w.Write((ulong)i.RamBudget);
         w.Write((ulong)i.VramMargin); w.Write((ulong)i.RamMargin); w.Write((byte)i.NvmeMode); Str(w, i.NvmeDevice);
         w.Write((ulong)i.LbaBase); w.Write((uint)i.NvmeBlockSize); w.Write((uint)i.NvmeMaxTransfer);
-        w.Write(i.H2dBandwidth); w.Write(i.DeviceBandwidth); w.Write(i.NvmeBandwidth);
+        w.Write(i.H2dBandwidth); w.Write(i.DeviceBandwidth); w.Write(i.NvmeBandwidth); w.Write((byte)i.Activations);
     }
 
     private static void Config(BinaryWriter w, ModelConfig c)

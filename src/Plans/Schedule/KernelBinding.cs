@@ -13,17 +13,22 @@ public readonly record struct BoundOperand(KernelArg Arg, GgmlType? WeightType, 
 /// <summary>Turns one op of the layer program into a launch: the entry point (the op's kernel family × the type of
 /// the weight it reads, <see cref="KernelFamily.EntryPoint"/>), one plan argument per PTX parameter of that entry
 /// (its <see cref="KernelEntryPoint.Params"/>, extent included), and the launch shape from the family's grid rule
-/// for a one-token step. docs/plan-format.md "instructions" lists the binding rules.</summary>
+/// for a one-token step. With f32 activations the quantized matmuls take their family's f32act entry and no batch
+/// kernel (the int8 tensor-core GEMM; the GEMV runs steps of any length). docs/plan-format.md "instructions" lists
+/// the binding rules.</summary>
 public sealed class KernelBinding
 {
     private readonly LayerProgram _program;
     private readonly IReadOnlyDictionary<string, long> _hyper;
     private readonly float _rmsEps, _ropeBase;
+    private readonly ActivationPrecision _activations;
     private readonly Dictionary<string, (uint Id, KernelEntryPoint Entry)> _entries = new(StringComparer.Ordinal);
     private readonly SortedDictionary<uint, KernelInfo> _used = new();
 
-    public KernelBinding(LayerProgram program, IReadOnlyDictionary<string, long> hyperParameters, float rmsEps, float ropeBase)
+    public KernelBinding(LayerProgram program, IReadOnlyDictionary<string, long> hyperParameters, float rmsEps, float ropeBase,
+        ActivationPrecision activations = ActivationPrecision.Int8)
     {
+        _activations = activations;
         _program = program;
         _hyper = hyperParameters;
         _rmsEps = rmsEps;
@@ -53,7 +58,10 @@ public sealed class KernelBinding
                     throw new PlanException($"{where}: {op.Inputs[0]} is {wt} but {op.Inputs[1]} is {up.WeightType}: the fused {family.Name} needs one format (the unfused fallback is not planned yet)");
             }
         }
-        string entryName = family.EntryPoint(format);
+        // f32 activations: the family's f32act entry where it has one for the format (the quantized matmuls); the
+        // float formats' own entries read f32 already.
+        bool f32Act = _activations == ActivationPrecision.F32 && format != null && family.F32ActFormats.Contains(format);
+        string entryName = family.EntryPoint(format, f32Act);
         if (!_entries.TryGetValue(entryName, out var e)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
         _used.TryAdd(e.Id, new KernelInfo(e.Id, family.Name, weight?.WeightType is { } t ? (uint)t : PlanFormat.NoWeightType, entryName, (uint)e.Entry.ArgumentBytes));
 
@@ -105,7 +113,7 @@ public sealed class KernelBinding
             if (family.Grid.Count > 2) gz = (uint)Evaluate(family.Grid[2], scalars, 1);
         }
         return new Instruction(Opcode.Launch, layer, e.Id, op.Name, new LaunchShape(gx, gy, gz, (uint)family.Block, 1, 1, 0), args.ToArray(),
-            BatchKernel(op, format, weight, e.Entry, where));
+            f32Act ? PlanFormat.NoBatchKernel : BatchKernel(op, format, weight, e.Entry, where));
     }
 
     /// <summary>The op's batch kernel for this format (the spec's batch=), registered in the kernel table; none when the

@@ -107,15 +107,15 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                 case CpuStepKind.MatMul:
                 {
                     float* x = s.X + (long)first * s.W0.Columns;
-                    if (s.Matrices == 1) _matMul.Run(_pool, s.W0, x, count, s.Y0 + (long)first * s.W0.Rows);
+                    if (s.Matrices == 1) _matMul.Run(_pool, s.W0, x, count, s.Y0 + (long)first * s.W0.Rows, f32Activations: s.F32Activations);
                     else _matMul.Run(_pool, x, count, s.W0, s.Y0 + (long)first * s.W0.Rows, s.W1, s.Y1 + (long)first * s.W1.Rows,
-                        s.W2, s.Matrices == 3 ? s.Y2 + (long)first * s.W2.Rows : null);
+                        s.W2, s.Matrices == 3 ? s.Y2 + (long)first * s.W2.Rows : null, s.F32Activations);
                     break;
                 }
                 case CpuStepKind.MatMulAdd:
                 {
                     int rowsOut = s.W0.Rows;
-                    _matMul.Run(_pool, s.W0, s.X + (long)first * s.W0.Columns, count, _scratch);
+                    _matMul.Run(_pool, s.W0, s.X + (long)first * s.W0.Columns, count, _scratch, f32Activations: s.F32Activations);
                     Add.InPlace(s.Y0 + (long)first * rowsOut, _scratch, (long)count * rowsOut);
                     break;
                 }
@@ -123,7 +123,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                 {
                     int rowsOut = s.W0.Rows;
                     float* y = s.Y0 + (long)first * rowsOut;
-                    _matMul.Run(_pool, s.X + (long)first * s.W0.Columns, count, s.W0, y, s.W1, _scratch);
+                    _matMul.Run(_pool, s.X + (long)first * s.W0.Columns, count, s.W0, y, s.W1, _scratch, f32Activations: s.F32Activations);
                     SwiGlu.Apply(y, _scratch, y, (long)count * rowsOut);
                     break;
                 }

@@ -48,7 +48,7 @@ public sealed unsafe class CpuProgram : IDisposable
 
     /// <summary>The steps as tests and logs see them.</summary>
     public IReadOnlyList<CpuStepInfo> Describe() =>
-        Steps.Select(s => new CpuStepInfo(s.Kind, s.Layer, s.Instruction, s.Launches, s.Epilogue)).ToArray();
+        Steps.Select(s => new CpuStepInfo(s.Kind, s.Layer, s.Instruction, s.Launches, s.Epilogue, s.F32Activations)).ToArray();
 
     /// <summary>Translates <paramref name="plan"/> over <paramref name="weights"/> (bound through the plan's tensor
     /// table). With a <paramref name="streamed"/> engine the plan's waits and the releases become steps; without one
@@ -195,7 +195,8 @@ public sealed unsafe class CpuProgram : IDisposable
             }
             void OneTokenPerRow() => Equal("n_tokens (per token)", PerToken("n_tokens"), 1);
 
-            var family = Launchers.CpuKeys[(int)ins.KernelId].Family;
+            var key = Launchers.CpuKeys[(int)ins.KernelId];
+            var family = key.Family;
             var step = new CpuStep { Layer = ins.Layer, Instruction = folded > 0 ? firstFolded : index, Launches = 1 + folded, Epilogue = ins.Layer < 0 && inLayers };
             switch (family)
             {
@@ -238,6 +239,7 @@ public sealed unsafe class CpuProgram : IDisposable
                     step.Kind = swiglu ? CpuStepKind.MatMulSwiGlu : add ? CpuStepKind.MatMulAdd : CpuStepKind.MatMul;
                     step.W0 = w;
                     step.Matrices = 1;
+                    step.F32Activations = key.F32Activations;
                     step.X = Floats(add ? "a" : "x", cols);
                     step.Y0 = Floats("y", rows);
                     if (swiglu)
@@ -347,7 +349,7 @@ public sealed unsafe class CpuProgram : IDisposable
     private static bool CanJoin(in CpuStep last, in CpuStep next, int batch)
     {
         if (last.Kind != CpuStepKind.MatMul || last.Matrices >= 3 || last.Layer != next.Layer || last.Epilogue != next.Epilogue
-            || last.X != next.X || last.W0.Columns != next.W0.Columns)
+            || last.X != next.X || last.W0.Columns != next.W0.Columns || last.F32Activations != next.F32Activations)
             return false;
         long input = (long)next.W0.Columns * batch, output = (long)next.W0.Rows * batch;
         return Disjoint(next.Y0, output, next.X, input) && Disjoint(last.Y0, (long)last.W0.Rows * batch, next.Y0, output)

@@ -49,6 +49,7 @@ public unsafe struct CpuStep
 
     public WeightMatrix W0, W1, W2;   // MatMul: up to three; MatMulSwiGlu: gate, up; MatMulAdd / Embedding: W0
     public int Matrices;              // MatMul: how many of W0..W2
+    public bool F32Activations;       // MatMul*: an f32act kernel (quantized rows dotted with f32 x, not its int8 quantization)
     public float* X;                  // input [n, per-token]; Add: the accumulated x; SwiGlu: gate
     public float* X2;                 // Rope: k; KvStore: v; SwiGlu: up; Add: y
     public float* Y0, Y1, Y2;         // outputs (MatMul: one per matrix; Rope: none)
@@ -60,5 +61,6 @@ public unsafe struct CpuStep
     public float Scalar;              // RmsNorm: eps; Attention: scale
 }
 
-/// <summary>A step as tests and logs see it: kind, layer and the plan instructions it covers.</summary>
-public readonly record struct CpuStepInfo(CpuStepKind Kind, int Layer, int Instruction, int Launches, bool Epilogue);
+/// <summary>A step as tests and logs see it: kind, layer, the plan instructions it covers, and for a matmul whether it
+/// reads f32 activations (an f32act kernel).</summary>
+public readonly record struct CpuStepInfo(CpuStepKind Kind, int Layer, int Instruction, int Launches, bool Epilogue, bool F32Activations = false);

@@ -9,7 +9,9 @@ namespace Engine.Runtime.Cpu;
 /// the activations quantized once per call to 8 bits per block of 32 (<see cref="QuantizedDot"/>, the blocks the CUDA
 /// GEMV multiplies too). Other formats are dequantized row by row into the thread's scratch (f32, L1-resident) and dotted
 /// in f32 with every token of the batch (a GEMV for one token, a GEMM for a prompt); F32 rows are read in place.
-/// Either way a weight row is read from memory once per tile of 16 tokens.</summary>
+/// Either way a weight row is read from memory once per tile of 16 tokens. With f32 activations (the plan's
+/// <c>--activations f32</c>, the f32act kernels) the quantized rows take the dequantize-and-dot path too, as the CUDA
+/// f32act GEMV does: no 8-bit rounding of the input, so the two backends differ only by f32 summation order.</summary>
 public sealed unsafe class MatMul : IParallelWork, IDisposable
 {
     /// <summary>Tokens dotted per pass over a dequantized row: keeps the activation tile in L1/L2.</summary>
@@ -25,6 +27,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private int _count;
     private float* _x;
     private int _tokens;
+    private bool _f32Activations;
     private int _outStride0, _outStride1, _outStride2;
 
     /// <param name="maxTokens">Most tokens of one call (the model's batch).</param>
@@ -47,10 +50,12 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
         NativeBuffers.Free((float*)_xs);
     }
 
-    /// <summary>y = x·Wᵀ for x [tokens, W.Columns] and y [tokens, W.Rows] (row stride = W.Rows).</summary>
-    public void Run(WorkerPool pool, WeightMatrix w, float* x, int tokens, float* y, int yStride = 0)
+    /// <summary>y = x·Wᵀ for x [tokens, W.Columns] and y [tokens, W.Rows] (row stride = W.Rows);
+    /// <paramref name="f32Activations"/>: quantized rows dotted with x itself, not its 8-bit quantization.</summary>
+    public void Run(WorkerPool pool, WeightMatrix w, float* x, int tokens, float* y, int yStride = 0, bool f32Activations = false)
     {
         _count = 1;
+        _f32Activations = f32Activations;
         _weights[0] = w; _outputs[0] = (nint)y; _outStride0 = yStride == 0 ? w.Rows : yStride;
         _x = x; _tokens = tokens;
         QuantizeActivations(w.Type, w.Type, w.Type, w.Columns);
@@ -59,9 +64,10 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
 
     /// <summary>Two or three matrices over the same input, in one pass of the pool (one barrier).</summary>
     public void Run(WorkerPool pool, float* x, int tokens, WeightMatrix w0, float* y0, WeightMatrix w1, float* y1,
-        WeightMatrix w2 = default, float* y2 = null)
+        WeightMatrix w2 = default, float* y2 = null, bool f32Activations = false)
     {
         _count = y2 == null ? 2 : 3;
+        _f32Activations = f32Activations;
         _weights[0] = w0; _outputs[0] = (nint)y0; _outStride0 = w0.Rows;
         _weights[1] = w1; _outputs[1] = (nint)y1; _outStride1 = w1.Rows;
         if (y2 != null) { _weights[2] = w2; _outputs[2] = (nint)y2; _outStride2 = w2.Rows; }
@@ -74,8 +80,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     /// (a few microseconds for a token; the matrices sharing the input share them too).</summary>
     private void QuantizeActivations(GgmlType t0, GgmlType t1, GgmlType t2, int cols)
     {
-        if (!QuantizedDot.UsesInt8Activations(t0) && !QuantizedDot.UsesInt8Activations(t1) && !QuantizedDot.UsesInt8Activations(t2))
-            return;
+        if (!Int8(t0) && !Int8(t1) && !Int8(t2)) return;
         if (_tokens > _maxTokens || cols > _maxColumns)
             throw new ArgumentException($"matmul of {_tokens} tokens × {cols} columns exceeds the {_maxTokens} × {_maxColumns} it was sized for");
         for (int b = 0; b < _tokens; b++)
@@ -104,7 +109,7 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
     private void Rows(WeightMatrix w, int lo, int hi, float* y, int yStride, float* scratch)
     {
         int cols = w.Columns;
-        if (QuantizedDot.UsesInt8Activations(w.Type))
+        if (Int8(w.Type))
         {
             Int8Rows(w, lo, hi, y, yStride);
             return;
@@ -122,6 +127,9 @@ public sealed unsafe class MatMul : IParallelWork, IDisposable
             }
         }
     }
+
+    /// <summary>Whether rows of <paramref name="type"/> take the int8 dot in this call.</summary>
+    private bool Int8(GgmlType type) => !_f32Activations && QuantizedDot.UsesInt8Activations(type);
 
     private void Int8Rows(WeightMatrix w, int lo, int hi, float* y, int yStride)
     {

@@ -11,14 +11,15 @@ namespace Engine.Plans.Tests.Planner;
 public sealed class PlannerExplainTests
 {
     internal static (Plan Plan, string Explain) PlanAndExplain(LlamaShape shape, string fileType, string hw, int ctx,
-        long? vramBudget = null, long? ramBudget = null, Action<TempDir, PlanOptions>? check = null, string? nvme = null, long lba = 0)
+        long? vramBudget = null, long? ramBudget = null, Action<TempDir, PlanOptions>? check = null, string? nvme = null, long lba = 0,
+        ActivationPrecision activations = ActivationPrecision.Int8)
     {
         using var dir = new TempDir();
         string model = LlamaModels.Write(dir.Path, shape, fileType);
         var options = new PlanOptions
         {
             ModelPath = model, Hardware = HardwareProfiles.Resolve(hw), Ctx = ctx, VramBudget = vramBudget, RamBudget = ramBudget,
-            NvmeDevice = nvme, LbaBase = lba, EngineVersion = "0.1.0",
+            NvmeDevice = nvme, LbaBase = lba, EngineVersion = "0.1.0", Activations = activations,
         };
         var plan = Engine.Plans.Planner.Make(options, Engine.Graph.Generated.LlamaProgram.Program);
         string planPath = dir.File("model.plan");
@@ -102,6 +103,15 @@ public sealed class PlannerExplainTests
     public void Llama8B_Q8_0_h100()
     {
         var (plan, text) = PlanAndExplain(LlamaShape.Llama8B, "Q8_0", "h100-80g", 8192);
+        Assert.Equal((32, 0, 0), Tiers(plan));
+        Snapshot.Verify(text);
+    }
+
+    /// <summary>The exact mode (--activations f32): f32act GEMVs, no batch GEMM, no quantize launches.</summary>
+    [Fact]
+    public void Llama8B_Q4_K_M_h100_f32_activations()
+    {
+        var (plan, text) = PlanAndExplain(LlamaShape.Llama8B, "Q4_K_M", "h100-80g", 8192, activations: ActivationPrecision.F32);
         Assert.Equal((32, 0, 0), Tiers(plan));
         Snapshot.Verify(text);
     }

@@ -13,13 +13,15 @@ namespace Engine.Plans.Tests.Planner;
 /// kernel for the GPU's architecture, cpu plans none.</summary>
 public sealed class PlanKernelTests
 {
-    private static Plan Make(LlamaShape shape, string fileType, string hw, int batch = 1, Func<string, int, GgmlType>? types = null)
+    private static Plan Make(LlamaShape shape, string fileType, string hw, int batch = 1, Func<string, int, GgmlType>? types = null,
+        ActivationPrecision activations = ActivationPrecision.Int8)
     {
         using var dir = new TempDir();
         string model = LlamaModels.Write(dir.Path, shape, fileType, types);
         return Engine.Plans.Planner.Make(new PlanOptions
         {
             ModelPath = model, Hardware = HardwareProfiles.Resolve(hw), Ctx = 256, Batch = batch, EngineVersion = "0.1.0",
+            Activations = activations,
         }, Engine.Graph.Generated.LlamaProgram.Program);
     }
 
@@ -90,6 +92,54 @@ public sealed class PlanKernelTests
         Assert.Equal(((uint)s.Heads, 1u), (attention.Shape.GridX, attention.Shape.GridY));
         float scale = BitConverter.Int32BitsToSingle((int)attention.Arguments[^1].Value);
         Assert.Equal(1 / MathF.Sqrt(s.Embd / s.Heads), scale);
+    }
+
+    /// <summary>--activations f32: every quantized matmul takes its f32act entry and no batch kernel, no quantize op
+    /// is launched, the float formats keep their own entries; the plan records the mode and round-trips it.</summary>
+    [Theory]
+    [InlineData("Q4_K_M", "h100-80g")]
+    [InlineData("Q8_0", "cpu-only")]
+    [InlineData("F16", "h100-80g")]
+    public void F32_activations_take_the_f32act_matmuls_and_no_batch_kernel(string fileType, string hw)
+    {
+        var plan = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2 }, fileType, hw, batch: 64,
+            activations: ActivationPrecision.F32);
+        CheckAgainstKernelTable(plan);
+        Assert.Equal(ActivationPrecision.F32, plan.Inputs.Activations);
+        var table = PtxModules.EntryPoints;
+        var launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToList();
+        Assert.DoesNotContain(launches, i => i.HasBatchKernel);
+        Assert.DoesNotContain(plan.Kernels, k => k.Family == "quantize" || k.Family.StartsWith("gemm", StringComparison.Ordinal));
+        foreach (var k in plan.Kernels.Where(k => k.Family.StartsWith("gemv", StringComparison.Ordinal)))
+        {
+            bool quantized = k.WeightType is not ((uint)GgmlType.F32 or (uint)GgmlType.F16);
+            Assert.Equal(quantized, table[(int)k.Id].F32Activations);
+            Assert.Equal(quantized, k.Entry.EndsWith("_F32Act", StringComparison.Ordinal));
+        }
+        if (fileType == "Q4_K_M") Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q6_K_F32Act");   // the output matrix
+        // The same layers, weights and buffers as the default plan; only kernels and the quantize launches differ.
+        var int8 = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2 }, fileType, hw, batch: 64);
+        Assert.Equal(ActivationPrecision.Int8, int8.Inputs.Activations);
+        Assert.Equal(int8.Buffers, plan.Buffers);
+        Assert.Equal(int8.Instructions.Where(i => i.Opcode != Opcode.Launch || Entry(int8, i) != "Quantize").Select(i => i.OpName),
+            launches.Select(i => i.OpName));
+        using var dir = new TempDir();
+        PlanWriter.Write(plan, dir.File("f32.plan"));
+        Assert.Equal(ActivationPrecision.F32, PlanReader.Load(dir.File("f32.plan")).Inputs.Activations);
+    }
+
+    /// <summary>The validator holds inputs.activations to the kernels: an int8 plan relabelled f32 (or the reverse)
+    /// is refused with the field and the mode.</summary>
+    [Fact]
+    public void A_plan_whose_kernels_contradict_its_activation_mode_is_refused()
+    {
+        var int8 = Make(LlamaShape.Tiny, "Q8_0", "h100-80g", batch: 64);
+        var relabelled = int8 with { Inputs = int8.Inputs with { Activations = ActivationPrecision.F32 } };
+        var e = Assert.Throws<PlanException>(() => PlanValidator.Check(relabelled, "x.plan"));
+        Assert.Contains("kernel Gemv_Q8_0 = int8 activations: the plan records activations f32", e.Message);
+        var f32 = Make(LlamaShape.Tiny, "Q8_0", "h100-80g", activations: ActivationPrecision.F32);
+        e = Assert.Throws<PlanException>(() => PlanValidator.Check(f32 with { Inputs = f32.Inputs with { Activations = ActivationPrecision.Int8 } }, "x.plan"));
+        Assert.Contains("f32 activations: the plan records activations int8", e.Message);
     }
 
     private static string Entry(Plan p, Instruction i) => p.Kernels.Single(k => k.Id == i.KernelId).Entry;

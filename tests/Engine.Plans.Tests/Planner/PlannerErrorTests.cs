@@ -95,6 +95,7 @@ public sealed class PlannerErrorTests
         AssertRefused(dir, plan, Ntc("plan", model, "-o", plan, "--hw", "rtx9090"), "unknown profile");
         AssertRefused(dir, plan, Ntc("plan", model, "-o", plan, "--hw", "cpu-only", "--ram-budget", "lots"), "--ram-budget lots");
         AssertRefused(dir, plan, Ntc("plan", model, "-o", plan, "--hw", "cpu-only", "--nvme", "/dev/null"), "--nvme DEVICE and --lba BASE go together");
+        AssertRefused(dir, plan, Ntc("plan", model, "-o", plan, "--hw", "cpu-only", "--activations", "f16"), "--activations f16: must be int8");
     }
 
     [Fact]
