@@ -56,11 +56,11 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private int _packedTokens;
 
     /// <summary>Steps of at least this many tokens run a launch's batch kernel (the tensor-core GEMM) instead of its
-    /// GEMV. Measured on 8B Q8_0 (H100, docs/benchmarks.md): below ~40 tokens the GEMM's one 64-token tile column
-    /// leaves most multiprocessors idle (rows / 128 groups) and a pass costs what a 64-token one does, so the GEMV
-    /// wins (pp32: 476 vs 405 tok/s); at 64 the GEMM does (766 vs 485). ENGINE_GEMM_MIN_TOKENS overrides it (0 or
-    /// less: never), for measuring both.</summary>
-    public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 40;
+    /// GEMV. Measured on 8B Q8_0 (H100, docs/benchmarks.md) with the pipelined GEMM: a pass of up to 64 tokens
+    /// costs about the same (one 64-token tile column, rows / 128 groups), ~30 ms for the 8B, so the GEMV wins at
+    /// 8 tokens (435 vs 271 tok/s) and the GEMM from 16 (531 vs 461; pp32 1032 vs 476). ENGINE_GEMM_MIN_TOKENS
+    /// overrides it (0 or less: never), for measuring both.</summary>
+    public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
 
     // Step I/O: pinned host staging and the plan's input/output buffers.
     private readonly int* _hostTokens, _hostPositions;   // [n_batch]
