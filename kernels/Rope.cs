@@ -13,25 +13,37 @@ public static class Rope
         ArrayView<float> freqFactors, int nHead, int nHeadKv, int headDim, int nTokens, float freqBase, float freqScale)
     {
         Pdl.Wait();
-        int half = headDim / 2;
-        int pair = index % half;
-        int rest = index / half;
-        int heads = nHead + nHeadKv;
-        int head = rest % heads;
-        int t = rest / heads;
-
-        float theta = positions[t] * freqScale * MathF.Pow(freqBase, -2f * pair / headDim);
-        if (freqFactors.Length > 0) theta /= freqFactors[pair];
-        const double TwoPi = 2 * Math.PI;
-        double turns = theta / TwoPi;
-        float reduced = (float)(theta - Math.Floor(turns) * TwoPi);
-        float cos = MathF.Cos(reduced), sin = MathF.Sin(reduced);
-
+        Pair(index, nHead, nHeadKv, headDim, out int t, out int head, out int pair);
+        Angle(positions[t], pair, headDim, freqFactors, freqBase, freqScale, out float cos, out float sin);
         if (head < nHead) Rotate(q, ((long)t * nHead + head) * headDim + 2 * pair, cos, sin);
         else Rotate(k, ((long)t * nHeadKv + head - nHead) * headDim + 2 * pair, cos, sin);
     }
 
-    private static void Rotate(ArrayView<float> v, long i, float cos, float sin)
+    /// <summary>Thread <paramref name="index"/>'s token, head (q heads first, then k heads) and pair.</summary>
+    public static void Pair(int index, int nHead, int nHeadKv, int headDim, out int t, out int head, out int pair)
+    {
+        int half = headDim / 2;
+        pair = index % half;
+        int rest = index / half;
+        int heads = nHead + nHeadKv;
+        head = rest % heads;
+        t = rest / heads;
+    }
+
+    /// <summary>cos θ and sin θ of pair <paramref name="pair"/> at position <paramref name="position"/>.</summary>
+    public static void Angle(int position, int pair, int headDim, ArrayView<float> freqFactors, float freqBase, float freqScale,
+        out float cos, out float sin)
+    {
+        float theta = position * freqScale * MathF.Pow(freqBase, -2f * pair / headDim);
+        if (freqFactors.Length > 0) theta /= freqFactors[pair];
+        const double TwoPi = 2 * Math.PI;
+        double turns = theta / TwoPi;
+        float reduced = (float)(theta - Math.Floor(turns) * TwoPi);
+        cos = MathF.Cos(reduced);
+        sin = MathF.Sin(reduced);
+    }
+
+    public static void Rotate(ArrayView<float> v, long i, float cos, float sin)
     {
         float x0 = v[i], x1 = v[i + 1];
         v[i] = x0 * cos - x1 * sin;

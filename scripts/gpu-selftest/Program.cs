@@ -243,6 +243,7 @@ public static unsafe class Program
         Rope(8, 2, 128, [5, 100, 4000], withFactors: false);
         Rope(8, 2, 128, [5, 100, 4000], withFactors: true);
         KvStore(256, [3, 4, 9]);
+        RopeKvStore(8, 2, 128, [5, 100, 4000]);
         Attention(8, 2, 128, [37, 38]);
         Attention(32, 8, 128, [0, 700]);
         Elementwise(10007);
@@ -522,6 +523,38 @@ public static unsafe class Program
             }
         Row("KvStore k", $"{kvDim}, {tokens} tok", Nmse(ka, ke), KvStoreLimit);
         Row("KvStore v", $"{kvDim}, {tokens} tok", Nmse(va, ve), KvStoreLimit);
+    }
+
+    /// <summary>The fused rope_kv_store against rope then kv_store on the GPU: q and the two caches as NMSE of the fused
+    /// kernel's values against the pair's (the same arithmetic: 0 unless ptxas contracts them differently).</summary>
+    private static void RopeKvStore(int nHead, int nHeadKv, int headDim, int[] positions)
+    {
+        var rng = new Random(23);
+        int tokens = positions.Length, kvDim = nHeadKv * headDim, ctx = positions.Max() + 1;
+        float[] q = Gaussians(rng, (long)tokens * nHead * headDim), k = Gaussians(rng, (long)tokens * kvDim), v = Gaussians(rng, (long)tokens * kvDim);
+        float[] factors = Enumerable.Range(0, headDim / 2).Select(i => 1f + i % 7).ToArray();
+        const float freqBase = 500000f, freqScale = 1f;
+        int extent = tokens * (nHead + nHeadKv) * (headDim / 2);
+        using var pb = Upload<int>(positions);
+        using var fb = Upload<float>(factors);
+        using var vb = Upload<float>(v);
+        using var q1 = Upload<float>(q);
+        using var k1 = Upload<float>(k);
+        using var kc1 = Poisoned((long)ctx * kvDim * 2);
+        using var vc1 = Poisoned((long)ctx * kvDim * 2);
+        Launch("Rope", extent, q1, k1, pb, fb, nHead, nHeadKv, headDim, tokens, freqBase, freqScale);
+        Launch("KvStore", kvDim * tokens, k1, vb, kc1, vc1, pb, kvDim, tokens);
+        using var q2 = Upload<float>(q);
+        using var k2 = Upload<float>(k);
+        using var kc2 = Poisoned((long)ctx * kvDim * 2);
+        using var vc2 = Poisoned((long)ctx * kvDim * 2);
+        Launch("RopeKvStore", extent, q2, k2, vb, kc2, vc2, pb, fb, nHead, nHeadKv, headDim, tokens, freqBase, freqScale);
+        double[] Rows(Half[] cache) => positions.SelectMany(p => cache.Skip(p * kvDim).Take(kvDim)).Select(x => (double)x).ToArray();
+        float[] Floats(Half[] cache) => Rows(cache).Select(x => (float)x).ToArray();
+        string shape = $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok";
+        Row("RopeKvStore q", shape, Nmse(Download<float>(q2), Download<float>(q1).Select(x => (double)x).ToArray()), KvStoreLimit);
+        Row("RopeKvStore k", shape, Nmse(Floats(Download<Half>(kc2)), Rows(Download<Half>(kc1))), KvStoreLimit);
+        Row("RopeKvStore v", shape, Nmse(Floats(Download<Half>(vc2)), Rows(Download<Half>(vc1))), KvStoreLimit);
     }
 
     private static void Attention(int nHead, int nHeadKv, int headDim, int[] positions)

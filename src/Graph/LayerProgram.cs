@@ -12,6 +12,7 @@ public enum OpKind
     MatMul,         // y[rows] = W[rows, cols] · x[cols]  (GEMV for one token, GEMM for a batch)
     Rope,           // rotate q/k pairs by position (normal mode; Llama 3.1 frequency factors when present)
     KvStore,        // write k, v of this position into the layer's cache
+    RopeKvStore,    // fused rope and kv_store: q rotated in place, k rotated into the cache with v
     Attention,      // GQA attention of q over the cache
     Add,            // residual add
     SwiGlu,         // y = silu(gate) * up

@@ -99,6 +99,48 @@ public class LayerKernelTests
         Nmse.Check("rope k", kb.GetAsArray1D(), Rotate(k, nHeadKv), 1e-7);
     }
 
+    /// <summary>The fused rope_kv_store gives exactly what rope then kv_store give: q rotated in place, the rotated k
+    /// and v in the caches at the tokens' positions (same arithmetic, so bit for bit), k's buffer untouched.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RopeKvStore_equals_rope_then_kv_store(bool freqFactors)
+    {
+        var rng = new Random(freqFactors ? 11 : 12);
+        var h = KernelHarness.Shared;
+        int nHead = 6, nHeadKv = 2, headDim = 16, tokens = 3, ctx = 4010, kvDim = nHeadKv * headDim;
+        int[] positions = [5, 17, 4000];
+        const float freqBase = 500000f, freqScale = 1f;
+        float[] q = ReferenceFormats.Gaussian(rng, tokens * nHead * headDim), k = ReferenceFormats.Gaussian(rng, tokens * kvDim);
+        float[] v = ReferenceFormats.Gaussian(rng, tokens * kvDim);
+        float[] factors = freqFactors ? Enumerable.Range(0, headDim / 2).Select(i => 1f + i * 0.5f).ToArray() : [];
+        using var pb = h.Upload(positions);
+        using var fb = h.Upload(factors);
+        var factorView = freqFactors ? fb.View : fb.View.SubView(0, 0);
+        using var vb = h.Upload(v);
+
+        using var q1 = h.Upload(q);
+        using var k1 = h.Upload(k);
+        using var kc1 = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        using var vc1 = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        h.Launch("Rope", q1.View, k1.View, pb.View, factorView, nHead, nHeadKv, headDim, tokens, freqBase, freqScale);
+        h.Launch("KvStore", k1.View, vb.View, kc1.View, vc1.View, pb.View, kvDim, tokens);
+
+        using var q2 = h.Upload(q);
+        using var k2 = h.Upload(k);
+        using var kc2 = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        using var vc2 = h.Allocate<ILGPU.Half>(ctx * kvDim);
+        h.Launch("RopeKvStore", q2.View, k2.View, vb.View, kc2.View, vc2.View, pb.View, factorView, nHead, nHeadKv, headDim, tokens,
+            freqBase, freqScale);
+
+        Assert.Equal(q1.GetAsArray1D(), q2.GetAsArray1D());
+        Assert.Equal(kc1.GetAsArray1D(), kc2.GetAsArray1D());
+        Assert.Equal(vc1.GetAsArray1D(), vc2.GetAsArray1D());
+        Assert.Equal(k, k2.GetAsArray1D());
+        // Not vacuous: the rotated rows landed at the positions (a row of the cache is non-zero where a token was).
+        Assert.Contains(kc2.GetAsArray1D().Skip(4000 * kvDim).Take(kvDim), x => (float)x != 0f);
+    }
+
     [Fact]
     public void KvStore_writes_rows_at_positions()
     {

@@ -137,6 +137,14 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                     KvStore.Write(s.X, s.X2, s.KCache + at, s.VCache + at, count * s.Cols);
                     break;
                 }
+                case CpuStepKind.RopeKvStore:
+                {
+                    _rope!.Apply(s.X, count, Config.HeadCount, Config.HeadDim, s.Positions[0]);
+                    _rope.Apply(s.X2, count, Config.HeadCountKv, Config.HeadDim, s.Positions[0]);
+                    long at = (long)s.Positions[0] * s.Cols;
+                    KvStore.Write(s.X2, s.X3, s.KCache + at, s.VCache + at, count * s.Cols);
+                    break;
+                }
                 case CpuStepKind.Attention:
                     _attention.Run(_pool, s.X, s.KCache, s.VCache, s.Y0, count, s.Positions[0], s.Scalar);
                     break;

@@ -194,6 +194,18 @@ public sealed unsafe class CpuProgram : IDisposable
                 Equal("head_dim", I32("head_dim"), c.HeadDim);
             }
             void OneTokenPerRow() => Equal("n_tokens (per token)", PerToken("n_tokens"), 1);
+            // The rope table's parameters: every rope launch (rope, rope_kv_store) must give the same.
+            void RopeTable()
+            {
+                float[]? factors = TensorName("freq_factors") is { } f
+                    ? weights.Vectors.TryGetValue(f, out var v) ? v : throw new PlanException($"{where}: freq_factors ({f}) is not a vector the cpu backend bound")
+                    : null;
+                var mine = (F32("freq_base"), F32("freq_scale"), factors);
+                if (rope is { } r && (BitConverter.SingleToInt32Bits(r.Item1) != BitConverter.SingleToInt32Bits(mine.Item1)
+                    || BitConverter.SingleToInt32Bits(r.Item2) != BitConverter.SingleToInt32Bits(mine.Item2) || r.Item3 != mine.factors))
+                    throw new PlanException($"{where}: rope parameters differ from the first rope launch's (the cpu backend builds one rope table)");
+                rope = mine;
+            }
 
             var key = Launchers.CpuKeys[(int)ins.KernelId];
             var family = key.Family;
@@ -256,23 +268,27 @@ public sealed unsafe class CpuProgram : IDisposable
                     break;
                 }
                 case KernelFamilyId.Rope:
-                {
                     HeadsOfTheModel();
                     OneTokenPerRow();
                     step.Kind = CpuStepKind.Rope;
                     step.X = Floats("q", c.QDim);
                     step.X2 = Floats("k", c.KvDim);
                     step.Positions = Ints("positions");
-                    float[]? factors = TensorName("freq_factors") is { } f
-                        ? weights.Vectors.TryGetValue(f, out var v) ? v : throw new PlanException($"{where}: freq_factors ({f}) is not a vector the cpu backend bound")
-                        : null;
-                    var mine = (F32("freq_base"), F32("freq_scale"), factors);
-                    if (rope is { } r && (BitConverter.SingleToInt32Bits(r.Item1) != BitConverter.SingleToInt32Bits(mine.Item1)
-                        || BitConverter.SingleToInt32Bits(r.Item2) != BitConverter.SingleToInt32Bits(mine.Item2) || r.Item3 != mine.factors))
-                        throw new PlanException($"{where}: rope parameters differ from the first rope launch's (the cpu backend builds one rope table)");
-                    rope = mine;
+                    RopeTable();
                     break;
-                }
+                case KernelFamilyId.RopeKvStore:
+                    HeadsOfTheModel();
+                    OneTokenPerRow();
+                    step.Kind = CpuStepKind.RopeKvStore;
+                    step.X = Floats("q", c.QDim);
+                    step.X2 = Floats("k", c.KvDim);
+                    step.X3 = Floats("v", c.KvDim);
+                    step.KCache = Cache("k_cache");
+                    step.VCache = Cache("v_cache");
+                    step.Positions = Ints("positions");
+                    step.Cols = c.KvDim;
+                    RopeTable();
+                    break;
                 case KernelFamilyId.KvStore:
                     Equal("kv_dim", I32("kv_dim"), c.KvDim);
                     OneTokenPerRow();

@@ -18,6 +18,9 @@ public enum CpuStepKind : byte
     Rope,
     /// <summary>kv_store: k and v rounded to f16 into the layer's cache rows at the pass's positions.</summary>
     KvStore,
+    /// <summary>rope_kv_store: rope, then kv_store of the rotated k and v (the fused op; k is rotated in place, its
+    /// buffer being dead after the op).</summary>
+    RopeKvStore,
     /// <summary>attention: causal GQA over the layer's cache.</summary>
     Attention,
     /// <summary>add: x += y.</summary>
@@ -51,7 +54,8 @@ public unsafe struct CpuStep
     public int Matrices;              // MatMul: how many of W0..W2
     public bool F32Activations;       // MatMul*: an f32act kernel (quantized rows dotted with f32 x, not its int8 quantization)
     public float* X;                  // input [n, per-token]; Add: the accumulated x; SwiGlu: gate
-    public float* X2;                 // Rope: k; KvStore: v; SwiGlu: up; Add: y
+    public float* X2;                 // Rope, RopeKvStore: k; KvStore: v; SwiGlu: up; Add: y
+    public float* X3;                 // RopeKvStore: v
     public float* Y0, Y1, Y2;         // outputs (MatMul: one per matrix; Rope: none)
     public float* Weight;             // RmsNorm: the norm vector [cols]
     public int* Tokens;               // Embedding: the plan's token ids

@@ -84,8 +84,9 @@ public sealed class PlanKernelTests
         var q = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "q_proj");
         Assert.Equal(("Gemv_Q8_0", (uint)s.Embd / 4, 1u, 128u), (Entry(plan, q), q.Shape.GridX, q.Shape.GridY, q.Shape.BlockX));
         Assert.Equal(new KernelArg(ArgKind.Tokens, 1), q.Arguments[^1]);                     // n_tokens
-        var kv = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "kv_store");
-        Assert.Equal(new KernelArg(ArgKind.Tokens, s.Embd / s.Heads * s.HeadsKv), kv.Arguments[0]);   // extent = kv_dim·n_tokens
+        var rope = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "rope_store");
+        int pairs = (s.Heads + s.HeadsKv) * (s.Embd / s.Heads / 2);
+        Assert.Equal(("RopeKvStore", new KernelArg(ArgKind.Tokens, pairs)), (Entry(plan, rope), rope.Arguments[0]));   // extent = pairs·n_tokens
         var down = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "ffn_down");
         Assert.Equal(("GemvAdd_Q8_0", (uint)s.Embd / 4), (Entry(plan, down), down.Shape.GridX));   // the residual add fused in
         var attention = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attention");

@@ -63,11 +63,9 @@ public sealed class ArgumentBlockTests
         AssertSame(norm, Packed(p, "ffn_norm", 1, n), Launchers.RmsNorm.Size);
 
         var positions = Buffer(p, "positions", 4);
-        var rope = Launchers.Rope.Create(Buffer(p, "q", 4), Buffer(p, "k", 4), positions, DeviceView.Empty, c.HeadCount, c.HeadCountKv, c.HeadDim, n, c.RopeFreqBase, 1f);
-        AssertSame(rope, Packed(p, "rope", 0, n), Launchers.Rope.Size);
-
-        var kv = Launchers.KvStore.Create(Buffer(p, "k", 4), Buffer(p, "v", 4), Buffer(p, "k_cache", 2, 1), Buffer(p, "v_cache", 2, 1), positions, c.KvDim, n);
-        AssertSame(kv, Packed(p, "kv_store", 1, n), Launchers.KvStore.Size);
+        var rope = Launchers.RopeKvStore.Create(Buffer(p, "q", 4), Buffer(p, "k", 4), Buffer(p, "v", 4), Buffer(p, "k_cache", 2, 1),
+            Buffer(p, "v_cache", 2, 1), positions, DeviceView.Empty, c.HeadCount, c.HeadCountKv, c.HeadDim, n, c.RopeFreqBase, 1f);
+        AssertSame(rope, Packed(p, "rope_store", 1, n), Launchers.RopeKvStore.Size);
 
         var att = Launchers.Attention.Create(Buffer(p, "q", 4), Buffer(p, "k_cache", 2, 0), Buffer(p, "v_cache", 2, 0), positions, Buffer(p, "attn_out", 4),
             c.HeadCount, c.HeadCountKv, c.HeadDim, n, 1f / MathF.Sqrt(c.HeadDim));
