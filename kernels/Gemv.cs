@@ -1,5 +1,6 @@
 using Engine.Kernels.Formats;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Engine.Kernels;
 
@@ -172,13 +173,23 @@ public static class Gemv
         int lane = Group.IdxX, lanes = Group.DimX;
         long rowBytes = RowBytes<T>(cols);
         // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
-        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols));
+        // AsAligned states each view's alignment (it emits no code): ILGPU's PTX backend emits ld.global.v4/.v2 for a
+        // 16/8-byte struct load only where its pointer-alignment analysis (IR/Analyses/PointerAlignments.cs) proves
+        // that alignment, and a subview at a runtime byte offset proves none, so without it every Ld.U4 of these views
+        // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
+        // buffer (Quantize.RowBytes); weight rows see the comment on rowAlignment.
+        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
         // Formats that read 2-aligned blocks by aligned words get views from the 4-aligned byte at or before each row
         // (lead = 0 or 2 bytes before its first block); for the others the lead is the constant 0.
         long leadMask = format.QLaneAlignedRows ? 3 : 0;
+        // Row alignment: 4 for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
+        // byte blocks are 16-byte multiples of a 32-byte aligned tensor; 2 for Q6_K's 210-byte blocks).
+        int rowAlignment = format.QLaneAlignedRows ? 4 : format.LaneAlignment;
         int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
-        var w0 = w.SubView(o0 - l0, rowBytes + l0); var w1 = w.SubView(o1 - l1, rowBytes + l1);
-        var w2 = w.SubView(o2 - l2, rowBytes + l2); var w3 = w.SubView(o3 - l3, rowBytes + l3);
+        var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
+        var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
+        var w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
+        var w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
