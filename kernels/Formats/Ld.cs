@@ -169,13 +169,12 @@ public static class Ld
     }
 }
 
-/// <summary>The quantized activations one int8 lane unit multiplies (<see cref="IWeightFormat.QLaneX"/>): up to 64
-/// signed bytes (Q8..Q15 only for 64-weight units), up to four block scales and four integer terms whose meaning each
-/// format gives. Loaded once per unit and shared by the rows a group computes.</summary>
+/// <summary>The quantized activations one int8 lane unit multiplies (<see cref="IWeightFormat.QLaneX"/>): up to 32
+/// signed bytes, up to four block scales and four integer terms whose meaning each format gives. Loaded once per
+/// unit and shared by the rows a group computes.</summary>
 public struct XLane
 {
     public uint Q0, Q1, Q2, Q3, Q4, Q5, Q6, Q7;
-    public uint Q8, Q9, Q10, Q11, Q12, Q13, Q14, Q15;
     public float D0, D1, D2, D3;
     public int S0, S1, S2, S3;
 }

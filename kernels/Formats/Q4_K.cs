@@ -77,11 +77,9 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly bool Int8Activations => true;
 
-    /// <summary>64 weights, one chunk: unit g is qs bytes 32j..32j+31 (j = g % 4) of block g / 4; low nibbles are
-    /// sub-block 2j, high nibbles sub-block 2j + 1. A whole chunk rather than half of one (32 weights, the first int8
-    /// GEMV) pays the per-unit work (the 16-byte header load, the 6-bit scale/min decode, the two activation scales)
-    /// once per 64 weights, and each lane has three 16-byte weight loads in flight per row instead of two.</summary>
-    public readonly int QLaneElements => 64;
+    /// <summary>32 weights: unit g is qs bytes 16i..16i+15 (i = g % 8) of block g / 8, that is chunk j = i / 2, l from
+    /// 16(i % 2): low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1.</summary>
+    public readonly int QLaneElements => 32;
 
     public readonly bool QLaneAlignedRows => false;
 
@@ -89,35 +87,27 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
-        x = default;
-        int b = g >> 2, j = g & 3;
-        int xb = 256 * b + 64 * j;
+        int b = g >> 3, i = g & 7, j = i >> 1;
+        int xb = 256 * b + 64 * j + 16 * (i & 1);
         Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
-        Ld.U4(xq, xb + 16, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-        Ld.U4(xq, xb + 32, out x.Q8, out x.Q9, out x.Q10, out x.Q11);
-        Ld.U4(xq, xb + 48, out x.Q12, out x.Q13, out x.Q14, out x.Q15);
-        // The (d, Σq) pairs of activation blocks 8b + 2j and 8b + 2j + 1 are adjacent and 16-byte aligned (pairs is
-        // a multiple of 64): one load.
-        Ld.U4(xq, pairs + 8 * (8 * b + 2 * j), out uint d0, out uint s0, out uint d1, out uint s1);
-        x.D0 = Interop.IntAsFloat(d0);
-        x.D1 = Interop.IntAsFloat(d1);
-        // The −dmin·m·Σx terms of the two sub-blocks (KQuants.SubBlockPair).
-        x.D2 = x.D0 * (int)s0;
-        x.D3 = x.D1 * (int)s1;
+        Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out int s0);
+        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out int s1);
+        // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
+        bool first = (i & 1) == 0;
+        x.D2 = first ? x.D0 * s0 : 0f;
+        x.D3 = first ? x.D1 * s1 : 0f;
+        x.S0 = 0; x.S1 = 0; x.S2 = 0; x.S3 = 0;
     }
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 2) * 144, j = g & 3;
+        int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
-        Ld.U4(row, block + 16 + 32 * j, out uint w0, out uint w1, out uint w2, out uint w3);
-        Ld.U4(row, block + 32 + 32 * j, out uint w4, out uint w5, out uint w6, out uint w7);
+        Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         const uint Low = 0x0F0F0F0F;
-        int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3,
-            Ld.Dp4a(w4 & Low, x.Q4, Ld.Dp4a(w5 & Low, x.Q5, Ld.Dp4a(w6 & Low, x.Q6, Ld.Dp4a(w7 & Low, x.Q7, 0))))))));
-        int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q8, Ld.Dp4a((w1 >> 4) & Low, x.Q9, Ld.Dp4a((w2 >> 4) & Low, x.Q10,
-            Ld.Dp4a((w3 >> 4) & Low, x.Q11, Ld.Dp4a((w4 >> 4) & Low, x.Q12, Ld.Dp4a((w5 >> 4) & Low, x.Q13,
-            Ld.Dp4a((w6 >> 4) & Low, x.Q14, Ld.Dp4a((w7 >> 4) & Low, x.Q15, 0))))))));
+        int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
+        int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));
         return KQuants.SubBlockPair(dm, s0, s1, s2, j, lo, hi, x);
     }
 }

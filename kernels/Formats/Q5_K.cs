@@ -80,30 +80,16 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly bool Int8Activations => true;
 
-    /// <summary>32 weights: qs bytes 16i..16i+15 (i = g % 8) of block g / 8, that is chunk j = i / 2, l from 16(i % 2):
-    /// low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1; fifth bits from qh bytes
-    /// 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles). (Q4_K's unit of 64 weights, one whole chunk,
-    /// would need two more 16-byte qh loads live per row.)</summary>
+    /// <summary>32 weights, as <see cref="Q4_K.QLaneElements"/>: qs bytes 16i..16i+15 (i = g % 8), fifth bits from
+    /// qh bytes 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles), j = i / 2.</summary>
     public readonly int QLaneElements => 32;
 
     public readonly bool QLaneAlignedRows => false;
 
     public readonly bool QLanePairs => false;
 
-    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
-    {
-        x = default;
-        int b = g >> 3, i = g & 7, j = i >> 1;
-        int xb = 256 * b + 64 * j + 16 * (i & 1);
-        Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
-        Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out int s0);
-        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out int s1);
-        // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
-        bool first = (i & 1) == 0;
-        x.D2 = first ? x.D0 * s0 : 0f;
-        x.D3 = first ? x.D1 * s1 : 0f;
-    }
+    public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
+        default(Q4_K).QLaneX(xq, pairs, g, out x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {

@@ -77,11 +77,9 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly bool Int8Activations => true;
 
-    /// <summary>64 weights: unit g of block g / 4 is half n = i / 2 and l = 16(i % 2)..+15 (i = g % 4), the weights
-    /// 128n + 32k + l for k = 0..3, each group of 16 under one scale, 8n + 2k + i % 2. Twice the first int8 GEMV's
-    /// unit: the f16 d and the scales are loaded once per 64 weights (29 16-bit loads a row instead of 34), the
-    /// activations by 16-byte loads (8-byte before).</summary>
-    public readonly int QLaneElements => 64;
+    /// <summary>32 weights: unit g of block g / 8 is half n = i / 4 and l = 8(i % 4)..+7 (i = g % 8), the weights
+    /// 128n + 32k + l for k = 0..3 (scale 8n + 2k + l/16 each).</summary>
+    public readonly int QLaneElements => 32;
 
     public readonly bool QLaneAlignedRows => false;
 
@@ -89,53 +87,41 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
-        x = default;
-        int b = g >> 2, i = g & 3, n = i >> 1;
-        int xb = 256 * b + 128 * n + 16 * (i & 1);
-        Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
-        Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-        Ld.U4(xq, xb + 64, out x.Q8, out x.Q9, out x.Q10, out x.Q11);
-        Ld.U4(xq, xb + 96, out x.Q12, out x.Q13, out x.Q14, out x.Q15);
-        // Activation blocks 8b + 4n + k (k = 0..3): four adjacent (d, Σq) pairs from a 32-byte aligned offset.
+        int b = g >> 3, i = g & 7, n = i >> 2;
+        int xb = 256 * b + 128 * n + 8 * (i & 3);
+        Ld.U2(xq, xb, out x.Q0, out x.Q1);
+        Ld.U2(xq, xb + 32, out x.Q2, out x.Q3);
+        Ld.U2(xq, xb + 64, out x.Q4, out x.Q5);
+        Ld.U2(xq, xb + 96, out x.Q6, out x.Q7);
         int p = pairs + 8 * (8 * b + 4 * n);
-        Ld.U4(xq, p, out uint d0, out _, out uint d1, out _);
-        Ld.U4(xq, p + 16, out uint d2, out _, out uint d3, out _);
-        x.D0 = Interop.IntAsFloat(d0); x.D1 = Interop.IntAsFloat(d1);
-        x.D2 = Interop.IntAsFloat(d2); x.D3 = Interop.IntAsFloat(d3);
-        // w = q − 32: 32·Σx over each group of 16 (half an activation block, so not its Σq), subtracted from its dot.
+        Ld.ScaleSum(xq, p, out x.D0, out _);
+        Ld.ScaleSum(xq, p + 8, out x.D1, out _);
+        Ld.ScaleSum(xq, p + 16, out x.D2, out _);
+        Ld.ScaleSum(xq, p + 24, out x.D3, out _);
+        // w = q − 32: 32·Σx over each group of 8, subtracted from its integer dot.
         const uint Ones = 0x01010101;
-        x.S0 = 32 * Ld.Dp4a(Ones, x.Q0, Ld.Dp4a(Ones, x.Q1, Ld.Dp4a(Ones, x.Q2, Ld.Dp4a(Ones, x.Q3, 0))));
-        x.S1 = 32 * Ld.Dp4a(Ones, x.Q4, Ld.Dp4a(Ones, x.Q5, Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0))));
-        x.S2 = 32 * Ld.Dp4a(Ones, x.Q8, Ld.Dp4a(Ones, x.Q9, Ld.Dp4a(Ones, x.Q10, Ld.Dp4a(Ones, x.Q11, 0))));
-        x.S3 = 32 * Ld.Dp4a(Ones, x.Q12, Ld.Dp4a(Ones, x.Q13, Ld.Dp4a(Ones, x.Q14, Ld.Dp4a(Ones, x.Q15, 0))));
+        x.S0 = 32 * Ld.Dp4a(Ones, x.Q0, Ld.Dp4a(Ones, x.Q1, 0));
+        x.S1 = 32 * Ld.Dp4a(Ones, x.Q2, Ld.Dp4a(Ones, x.Q3, 0));
+        x.S2 = 32 * Ld.Dp4a(Ones, x.Q4, Ld.Dp4a(Ones, x.Q5, 0));
+        x.S3 = 32 * Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0));
     }
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        // 210-byte blocks are only 2-byte aligned: 16-bit loads (Ld.U16x2 joins two into a word).
-        int block = (g >> 2) * 210, i = g & 3, n = i >> 1, l = 16 * (i & 1);
+        int block = (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
-        uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4), a2 = Ld.U16x2(row, ql + 8), a3 = Ld.U16x2(row, ql + 12);
-        uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36), b2 = Ld.U16x2(row, ql + 40), b3 = Ld.U16x2(row, ql + 44);
-        uint h0 = Ld.U16x2(row, qh), h1 = Ld.U16x2(row, qh + 4), h2 = Ld.U16x2(row, qh + 8), h3 = Ld.U16x2(row, qh + 12);
-        int d0 = Ld.Dp4a(Q6Low(a0, h0, 0), x.Q0, Ld.Dp4a(Q6Low(a1, h1, 0), x.Q1,
-            Ld.Dp4a(Q6Low(a2, h2, 0), x.Q2, Ld.Dp4a(Q6Low(a3, h3, 0), x.Q3, -x.S0))));
-        int d1 = Ld.Dp4a(Q6Low(b0, h0, 2), x.Q4, Ld.Dp4a(Q6Low(b1, h1, 2), x.Q5,
-            Ld.Dp4a(Q6Low(b2, h2, 2), x.Q6, Ld.Dp4a(Q6Low(b3, h3, 2), x.Q7, -x.S1))));
-        int d2 = Ld.Dp4a(Q6Low(a0 >> 4, h0, 4), x.Q8, Ld.Dp4a(Q6Low(a1 >> 4, h1, 4), x.Q9,
-            Ld.Dp4a(Q6Low(a2 >> 4, h2, 4), x.Q10, Ld.Dp4a(Q6Low(a3 >> 4, h3, 4), x.Q11, -x.S2))));
-        int d3 = Ld.Dp4a(Q6Low(b0 >> 4, h0, 6), x.Q12, Ld.Dp4a(Q6Low(b1 >> 4, h1, 6), x.Q13,
-            Ld.Dp4a(Q6Low(b2 >> 4, h2, 6), x.Q14, Ld.Dp4a(Q6Low(b3 >> 4, h3, 6), x.Q15, -x.S3))));
+        uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4);
+        uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36);
+        uint h0 = Ld.U16x2(row, qh), h1 = Ld.U16x2(row, qh + 4);
+        const uint Low = 0x0F0F0F0F, Two = 0x03030303;
+        int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
+        int d1 = Ld.Dp4a((b0 & Low) | (((h0 >> 2) & Two) << 4), x.Q2, Ld.Dp4a((b1 & Low) | (((h1 >> 2) & Two) << 4), x.Q3, -x.S1));
+        int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (((h0 >> 4) & Two) << 4), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (((h1 >> 4) & Two) << 4), x.Q5, -x.S2));
+        int d3 = Ld.Dp4a(((b0 >> 4) & Low) | (((h0 >> 6) & Two) << 4), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | (((h1 >> 6) & Two) << 4), x.Q7, -x.S3));
         // Scales 8n + 2k + l/16 (k = 0..3): byte l/16 of the 16-bit words at 192 + 8n + 2k.
-        int sc = block + 192 + 8 * n, shift = l >> 1;
+        int sc = block + 192 + 8 * n, shift = 8 * (l >> 4);
         int c0 = Ld.SignExtend8(Ld.U16(row, sc) >> shift), c1 = Ld.SignExtend8(Ld.U16(row, sc + 2) >> shift);
         int c2 = Ld.SignExtend8(Ld.U16(row, sc + 4) >> shift), c3 = Ld.SignExtend8(Ld.U16(row, sc + 6) >> shift);
         return Ld.Half((uint)Ld.U16(row, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
     }
-
-    /// <summary>Four 6-bit quants as bytes: each byte's low nibble from <paramref name="low"/> (already shifted) and
-    /// its top two bits from bits <paramref name="highShift"/>, <paramref name="highShift"/> + 1 of the same byte of
-    /// <paramref name="high"/>.</summary>
-    private static uint Q6Low(uint low, uint high, int highShift) =>
-        (low & 0x0F0F0F0F) | (((high >> highShift) & 0x03030303) << 4);
 }
