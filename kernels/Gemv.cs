@@ -26,6 +26,18 @@ public static class Gemv
     /// <summary>Most warps a group can have (1024 threads).</summary>
     public const int MaxWarps = 32;
 
+    /// <summary>Registers a thread of the int8 GEMV families may use: 64 lets an SM hold 8 groups of 128 threads
+    /// (65536 registers), so the 1024 groups of a 4096-row matrix run in one wave on an H100's 132 SMs. Left to
+    /// itself ptxas gave Q4_K 68 registers (7 groups an SM: 4096×14336 took 18.7 µs instead of 15.1 capped) and
+    /// gemv_swiglu up to 80 (docs/benchmarks.md "GEMV register cap"). The float formats are not capped (not measured).</summary>
+    public const int Int8MaxRegisters = 64;
+
+    /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
+    /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add and gemv_swiglu of the int8 formats.</summary>
+    public static int MaxRegisters(string family, string? format) =>
+        family is "gemv" or "gemv_add" or "gemv_swiglu" && format is "Q8_0" or "Q4_0" or "Q4_K" or "Q5_K" or "Q6_K"
+            ? Int8MaxRegisters : 0;
+
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
     /// <param name="xq">the same activations quantized by <see cref="Quantize"/> (read by the int8 formats)</param>
