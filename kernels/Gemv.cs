@@ -29,7 +29,8 @@ public static class Gemv
     /// <summary>Registers a thread of the int8 GEMV families may use: 64 lets an SM hold 8 groups of 128 threads
     /// (65536 registers), so the 1024 groups of a 4096-row matrix run in one wave on an H100's 132 SMs. Left to
     /// itself ptxas gave Q4_K 68 registers (7 groups an SM: 4096×14336 took 18.7 µs instead of 15.1 capped) and
-    /// gemv_swiglu up to 80 (docs/benchmarks.md "GEMV register cap"). The float formats are not capped (not measured).</summary>
+    /// gemv_swiglu up to 80 (docs/benchmarks.md "GEMV: aligned loads and a 64-register cap"). The float formats are
+    /// not capped (not measured).</summary>
     public const int Int8MaxRegisters = 64;
 
     /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:

@@ -69,7 +69,7 @@ foreach (var (name, arch, isa) in targets)
             int bodyAt = ptx.IndexOf("\n)\n{", entryAt, StringComparison.Ordinal);
             if (bodyAt < 0)
             {
-                Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: no entry body to put .maxnreg before");
+                Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: no entry body for .maxnreg");
                 return 1;
             }
             ptx = ptx.Insert(bodyAt + 3, $".maxnreg {maxRegisters}\n");
