@@ -1,5 +1,6 @@
 using Engine.Kernels.Formats;
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Engine.Kernels;
 
@@ -24,6 +25,19 @@ public static class Gemv
 
     /// <summary>Most warps a group can have (1024 threads).</summary>
     public const int MaxWarps = 32;
+
+    /// <summary>Registers a thread of the int8 GEMV families may use: 64 lets an SM hold 8 groups of 128 threads
+    /// (65536 registers), so the 1024 groups of a 4096-row matrix run in one wave on an H100's 132 SMs. Left to
+    /// itself ptxas gave Q4_K 68 registers (7 groups an SM: 4096×14336 took 18.7 µs instead of 15.1 capped) and
+    /// gemv_swiglu up to 80 (docs/benchmarks.md "GEMV: aligned loads and a 64-register cap"). The float formats are
+    /// not capped (not measured).</summary>
+    public const int Int8MaxRegisters = 64;
+
+    /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
+    /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add and gemv_swiglu of the int8 formats.</summary>
+    public static int MaxRegisters(string family, string? format) =>
+        family is "gemv" or "gemv_add" or "gemv_swiglu" && format is "Q8_0" or "Q4_0" or "Q4_K" or "Q5_K" or "Q6_K"
+            ? Int8MaxRegisters : 0;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
@@ -172,13 +186,23 @@ public static class Gemv
         int lane = Group.IdxX, lanes = Group.DimX;
         long rowBytes = RowBytes<T>(cols);
         // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
-        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols));
+        // AsAligned states each view's alignment (it emits no code): ILGPU's PTX backend emits ld.global.v4/.v2 for a
+        // 16/8-byte struct load only where its pointer-alignment analysis (IR/Analyses/PointerAlignments.cs) proves
+        // that alignment, and a subview at a runtime byte offset proves none, so without it every Ld.U4 of these views
+        // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
+        // buffer (Quantize.RowBytes); weight rows see the comment on rowAlignment.
+        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
         // Formats that read 2-aligned blocks by aligned words get views from the 4-aligned byte at or before each row
         // (lead = 0 or 2 bytes before its first block); for the others the lead is the constant 0.
         long leadMask = format.QLaneAlignedRows ? 3 : 0;
+        // Row alignment: 4 for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
+        // byte blocks are 16-byte multiples of a 32-byte aligned tensor; 2 for Q6_K's 210-byte blocks).
+        int rowAlignment = format.QLaneAlignedRows ? 4 : format.LaneAlignment;
         int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
-        var w0 = w.SubView(o0 - l0, rowBytes + l0); var w1 = w.SubView(o1 - l1, rowBytes + l1);
-        var w2 = w.SubView(o2 - l2, rowBytes + l2); var w3 = w.SubView(o3 - l3, rowBytes + l3);
+        var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
+        var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
+        var w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
+        var w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;

@@ -61,6 +61,19 @@ foreach (var (name, arch, isa) in targets)
             return 1;
         }
         ptx = ForTarget(ptx, name);
+        int maxRegisters = Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
+        if (maxRegisters > 0)
+        {
+            // .maxnreg goes between the entry's parameter list and its body (PTX ISA "Performance-Tuning Directives").
+            int entryAt = ptx.IndexOf(".entry " + entry.PtxEntry, StringComparison.Ordinal);
+            int bodyAt = ptx.IndexOf("\n)\n{", entryAt, StringComparison.Ordinal);
+            if (bodyAt < 0)
+            {
+                Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: no entry body for .maxnreg");
+                return 1;
+            }
+            ptx = ptx.Insert(bodyAt + 3, $".maxnreg {maxRegisters}\n");
+        }
         string file = Path.Combine(dir, entry.Name + ".ptx");
         File.WriteAllText(file + ".part", ptx);
         File.Move(file + ".part", file, overwrite: true);

@@ -9,7 +9,7 @@ using static Engine.Runtime.Cuda.CudaDriver;
 
 namespace Engine.GpuSelfTest;
 
-/// <summary>gpu-selftest [--no-bench] [--bench-only] [--formats F,…] [--shape RxC]: on the GPU machine, loads every embedded PTX module for the
+/// <summary>gpu-selftest [--no-bench] [--bench-only] [--gemv-only] [--formats F,…] [--shape RxC]: on the GPU machine, loads every embedded PTX module for the
 /// device's architecture through the driver API, runs every kernel family × format on seeded random inputs (outputs
 /// poisoned with NaN first) against the float64 reference (WeightFormat's dequantisers, scalar references here),
 /// scored by NMSE with per-op limits as in llama.cpp's test-backend-ops, then measures GEMV bandwidth per format at
@@ -28,11 +28,13 @@ public static unsafe class Program
     private static int s_failures;
     private static GgmlType[]? s_benchFormats;
     private static string? s_benchShape;
+    private static bool s_gemvOnly;        // --gemv-only: the bandwidth table without the prefill matmul one
     private static nuint s_sizeOverride;   // 0: the launcher's Size (end of the last parameter)
 
     public static int Main(string[] args)
     {
         bool bench = !args.Contains("--no-bench"), conformance = !args.Contains("--bench-only");
+        s_gemvOnly = args.Contains("--gemv-only");
         // --formats Q8_0,Q4_K and --shape 4096x14336 narrow the bandwidth table (for profiling one kernel with ncu).
         int fi = Array.IndexOf(args, "--formats"), si = Array.IndexOf(args, "--shape");
         if (fi >= 0 && fi + 1 < args.Length) s_benchFormats = args[fi + 1].Split(',').Select(Enum.Parse<GgmlType>).ToArray();
@@ -617,8 +619,10 @@ public static unsafe class Program
         Console.WriteLine($"device copy {probe.DeviceCopyGBs:F0} GB/s (read + write), pinned H2D {probe.PinnedH2DGBs:F1} GB/s, D2H {probe.PinnedD2HGBs:F1} GB/s");
         // µs: graph replay; pdl µs: graph replay with programmatic dependent launch (sm_90), as ntrun's decode runs.
         bool pdl = s_cu.Sm >= 90;
-        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | stream µs | pdl µs | GB/s | of copy | pdl of copy |");
-        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: |      ---: |   ---: | ---: |    ---: |        ---: |");
+        // regs: registers a thread of gemv / gemv_swiglu (cuFuncGetAttribute): they bound the groups an SM holds, and
+        // so whether a 4096-row matrix's 1024 groups fit in one wave.
+        Console.WriteLine("| format | rows x cols   | weight MiB | buffers |   µs | stream µs | pdl µs | GB/s | of copy | pdl of copy | regs |");
+        Console.WriteLine("| ---    | ---           |       ---: |    ---: | ---: |      ---: |   ---: | ---: |    ---: |        ---: | ---: |");
         IntPtr e0 = s_cu.CreateEvent(), e1 = s_cu.CreateEvent();
         foreach (var f in s_benchFormats ?? Formats)
             foreach (var (rows, cols) in new[] { (4096, 4096), (14336, 4096), (4096, 14336) })
@@ -689,11 +693,19 @@ public static unsafe class Program
                 }
                 double pdlGbs = w.Length / (pdlUs * 1e-6) / 1e9;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {pdlUs,6:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} | {pdlGbs / probe.DeviceCopyGBs,11:P0} |"));
+                    $"| {f,-6} | {rows,5} x {cols,-5} | {w.Length / 1048576.0,10:F1} | {copies,7} | {median,4:F1} | {streamUs,9:F1} | {pdlUs,6:F1} | {gbs,4:F0} | {gbs / probe.DeviceCopyGBs,7:P0} | {pdlGbs / probe.DeviceCopyGBs,11:P0} | {FunctionRegs("Gemv_" + f)}/{FunctionRegs("GemvSwiGlu_" + f)} |"));
                 foreach (var b in weights) b.Dispose();
             }
         cuEventDestroy(e0); cuEventDestroy(e1);
-        PrefillMatmul();
+        if (!s_gemvOnly) PrefillMatmul();
+    }
+
+    private static int FunctionRegs(string entry)
+    {
+        int regs = 0;
+        if (!s_kernels.TryGetValue(entry, out var kernel)) return 0;
+        Check(cuFuncGetAttribute(&regs, CuFunctionAttribute.NumRegs, kernel.Function), "cuFuncGetAttribute");
+        return regs;
     }
 
     /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel, 128-row tiles),
