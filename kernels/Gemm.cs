@@ -1,5 +1,6 @@
 using Engine.Kernels.Formats;
 using ILGPU;
+using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
 namespace Engine.Kernels;
@@ -184,8 +185,8 @@ public static class Gemm
         int sGroup = k0 + (tid & 3), sRow = row0 + (tid >> 2);
         bool sValid = sGroup < groups;
         int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow, lastRow) * rowBytes, rowBytes), sSafe, out float sc0, out float hi0, out float min0);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow + 64, lastRow) * rowBytes, rowBytes), sSafe, out float sc1, out float hi1, out float min1);
+        format.Scales(w.SubView(IntrinsicMath.Min(sRow, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc0, out float hi0, out float min0);
+        format.Scales(w.SubView(IntrinsicMath.Min(sRow + 64, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc1, out float hi1, out float min1);
         st.S0 = sValid ? sc0 : 0f; st.H0 = sValid ? hi0 : 0f; st.M0 = sValid ? min0 : 0f;
         st.S1 = sValid ? sc1 : 0f; st.H1 = sValid ? hi1 : 0f; st.M1 = sValid ? min1 : 0f;
         // Activations: piece tid % 8 (group k0 + piece/2, half piece % 2), tokens tid/8 and tid/8 + 32.
@@ -199,7 +200,7 @@ public static class Gemm
         st.X4 = x1 ? a1 : 0; st.X5 = x1 ? b1 : 0; st.X6 = x1 ? c1 : 0; st.X7 = x1 ? d1 : 0;
         // The token scale pair: group k0 + tid % 4, token tid / 4.
         int dGroup = k0 + (tid & 3), dTok = tok0 + (tid >> 2);
-        Ld.ScaleSum(xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes),
+        Ld.ScaleSum(xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
             (int)Quantize.PairsOffset(cols) + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
         bool dValid = dGroup < groups && dTok < nTokens;
         st.D = dValid ? d : 0f;
@@ -210,7 +211,7 @@ public static class Gemm
     private static Part WeightPart<T>(T format, ArrayView<byte> w, long rowBytes, int row, int group, int part, bool valid)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        format.Weights8(w.SubView(row * rowBytes, rowBytes), group, part, out uint lo, out uint hi);
+        format.Weights8(w.SubView(row * rowBytes, rowBytes).AsAligned(format.LaneAlignment), group, part, out uint lo, out uint hi);
         return new Part { Lo = valid ? lo : 0, Hi = valid ? hi : 0 };
     }
 

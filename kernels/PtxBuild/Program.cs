@@ -61,7 +61,9 @@ foreach (var (name, arch, isa) in targets)
             return 1;
         }
         ptx = ForTarget(ptx, name);
-        int maxRegisters = Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
+        // The int8 GEMVs' register cap (Gemv.MaxRegisters); the f32act entries of the same families are not capped
+        // (their f32 lane path was not measured with it).
+        int maxRegisters = entry.F32Activations ? 0 : Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
         if (maxRegisters > 0)
         {
             // .maxnreg goes between the entry's parameter list and its body (PTX ISA "Performance-Tuning Directives").
