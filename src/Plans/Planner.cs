@@ -247,16 +247,20 @@ public static class Planner
             return new BoundOperand(new KernelArg(ArgKind.Buffer, index), null, dims, tokenShapes.Elements(gt.Shape), gt.ElementType);
         }
         var binding = new KernelBinding(program, shapes.Parameters, config.RmsEpsilon, config.RopeFreqBase, o.Activations);
-        // f32 activations: no matmul reads the quantize ops' output, so they are not launched (rms_norm still writes
-        // its 8-bit output: one kernel writes both, and the extra write is a few KiB a token).
-        var launched = o.Activations == ActivationPrecision.F32
-            ? program with
-            {
-                Prologue = [.. program.Prologue.Where(op => op.Kind != OpKind.Quantize)],
-                Layer = [.. program.Layer.Where(op => op.Kind != OpKind.Quantize)],
-                Epilogue = [.. program.Epilogue.Where(op => op.Kind != OpKind.Quantize)],
-            }
-            : program;
+        // A quantize op is launched only where a matmul reads its 8-bit output: not with f32 activations, and not
+        // where every matmul reading it has a float weight (F32/F16/BF16 read f32 x) in every layer. rms_norm still
+        // writes its 8-bit output (one kernel writes both; a few KiB a token).
+        bool Unread(GraphOp q) => o.Activations == ActivationPrecision.F32 || program.AllOps
+            .Where(op => op.Weight is not null && op.Inputs.Intersect(q.Outputs).Any())
+            .All(op => Enumerable.Range(0, config.LayerCount).All(l =>
+                ResolveWeight(gguf, program.Tensor(op.Weight!).WeightRole!, l)?.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or null));
+        var dropped = program.AllOps.Where(op => op.Kind == OpKind.Quantize && Unread(op)).Select(op => op.Name).ToHashSet();
+        var launched = dropped.Count == 0 ? program : program with
+        {
+            Prologue = [.. program.Prologue.Where(op => !dropped.Contains(op.Name))],
+            Layer = [.. program.Layer.Where(op => !dropped.Contains(op.Name))],
+            Epilogue = [.. program.Epilogue.Where(op => !dropped.Contains(op.Name))],
+        };
         var instructions = InstructionStream.Build(launched, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
 
         var prediction = Predict(planTensors, layers, images, workspace, config, cost, gguf);

@@ -129,6 +129,21 @@ public sealed class PlanKernelTests
         Assert.Equal(ActivationPrecision.F32, PlanReader.Load(dir.File("f32.plan")).Inputs.Activations);
     }
 
+    /// <summary>A quantize op is launched only where a matmul reads its 8-bit output: a float-weight file's plan has
+    /// none (its GEMVs read f32 x), a quantized file's has one per layer for each of out_quant and act_quant.</summary>
+    [Theory]
+    [InlineData("F16", 0)]
+    [InlineData("F32", 0)]
+    [InlineData("Q8_0", 2)]
+    [InlineData("Q4_K_M", 2)]
+    public void Quantize_is_launched_only_for_int8_matmuls(string fileType, int perLayer)
+    {
+        var plan = Make(LlamaShape.Tiny, fileType, "h100-80g", batch: 64);
+        var quantize = plan.Instructions.Where(i => i.Opcode == Opcode.Launch && Entry(plan, i) == "Quantize").ToList();
+        Assert.Equal(perLayer * plan.Config.LayerCount, quantize.Count);
+        Assert.All(quantize, i => Assert.True(i.Layer >= 0));
+    }
+
     /// <summary>The validator holds inputs.activations to the kernels: an int8 plan relabelled f32 (or the reverse)
     /// is refused with the field and the mode.</summary>
     [Fact]
