@@ -127,22 +127,19 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                     SwiGlu.Apply(y, _scratch, y, (long)count * rowsOut);
                     break;
                 }
-                case CpuStepKind.Rope:
+                case CpuStepKind.Rope or CpuStepKind.RopeKvStore:
+                {
                     _rope!.Apply(s.X, count, Config.HeadCount, Config.HeadDim, s.Positions[0]);
                     _rope.Apply(s.X2, count, Config.HeadCountKv, Config.HeadDim, s.Positions[0]);
+                    if (s.Kind == CpuStepKind.Rope) break;
+                    long at = (long)s.Positions[0] * s.Cols;   // rope_kv_store: the rotated k and v into the caches
+                    KvStore.Write(s.X2, s.X3, s.KCache + at, s.VCache + at, count * s.Cols);
                     break;
+                }
                 case CpuStepKind.KvStore:
                 {
                     long at = (long)s.Positions[0] * s.Cols;
                     KvStore.Write(s.X, s.X2, s.KCache + at, s.VCache + at, count * s.Cols);
-                    break;
-                }
-                case CpuStepKind.RopeKvStore:
-                {
-                    _rope!.Apply(s.X, count, Config.HeadCount, Config.HeadDim, s.Positions[0]);
-                    _rope.Apply(s.X2, count, Config.HeadCountKv, Config.HeadDim, s.Positions[0]);
-                    long at = (long)s.Positions[0] * s.Cols;
-                    KvStore.Write(s.X2, s.X3, s.KCache + at, s.VCache + at, count * s.Cols);
                     break;
                 }
                 case CpuStepKind.Attention:

@@ -267,26 +267,20 @@ public sealed unsafe class CpuProgram : IDisposable
                     maxColumns = Math.Max(maxColumns, cols);
                     break;
                 }
-                case KernelFamilyId.Rope:
+                case KernelFamilyId.Rope or KernelFamilyId.RopeKvStore:
                     HeadsOfTheModel();
                     OneTokenPerRow();
-                    step.Kind = CpuStepKind.Rope;
+                    step.Kind = family == KernelFamilyId.Rope ? CpuStepKind.Rope : CpuStepKind.RopeKvStore;
                     step.X = Floats("q", c.QDim);
                     step.X2 = Floats("k", c.KvDim);
                     step.Positions = Ints("positions");
-                    RopeTable();
-                    break;
-                case KernelFamilyId.RopeKvStore:
-                    HeadsOfTheModel();
-                    OneTokenPerRow();
-                    step.Kind = CpuStepKind.RopeKvStore;
-                    step.X = Floats("q", c.QDim);
-                    step.X2 = Floats("k", c.KvDim);
-                    step.X3 = Floats("v", c.KvDim);
-                    step.KCache = Cache("k_cache");
-                    step.VCache = Cache("v_cache");
-                    step.Positions = Ints("positions");
-                    step.Cols = c.KvDim;
+                    if (family == KernelFamilyId.RopeKvStore)   // the rotated k and v into the caches
+                    {
+                        step.X3 = Floats("v", c.KvDim);
+                        step.KCache = Cache("k_cache");
+                        step.VCache = Cache("v_cache");
+                        step.Cols = c.KvDim;
+                    }
                     RopeTable();
                     break;
                 case KernelFamilyId.KvStore:
