@@ -17,7 +17,13 @@ public static class Attention
     public const int MaxWarps = 32;
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
-        ArrayView<float> y, int nHead, int nHeadKv, int headDim, int nTokens, float scale)
+        ArrayView<float> y, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
+        Heads(q, kCache, vCache, positions, y, y.Cast<byte>(), nHead, nHeadKv, headDim, scale, quantize: false);
+
+    /// <summary>The group's head; with <paramref name="quantize"/> the output is also written quantized into
+    /// <paramref name="yq"/> (<see cref="AttentionQuant"/>).</summary>
+    public static void Heads(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, float scale, bool quantize)
     {
         Pdl.Wait();
         var warpMax = SharedMemory.Allocate<float>(MaxWarps);
@@ -96,6 +102,8 @@ public static class Attention
             float o = 0;
             for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w];
             y[qRow + e] = o;
+            // head_dim a multiple of 32: a warp's 32 outputs are one quantization block of the token's row.
+            if (quantize) Quantize.Store1(o, yq, t, nHead * headDim, head * headDim + e);
         }
     }
 
@@ -126,4 +134,16 @@ public static class Attention
         Load(kCache, kv, d, headDim, wide, out float k0, out float k1, out float k2, out float k3);
         return (q0 * k0 + q1 * k1) + (q2 * k2 + q3 * k3);
     }
+}
+
+/// <summary>attention and the quantize of its output in one launch (op attention, fused=attention+quantize): the warp
+/// that computes 32 consecutive outputs of a head also writes them as one 8-bit block of the o projection's input
+/// (<see cref="Quantize.Store1"/>, the same bytes as the quantize kernel), so a decode step has one small launch fewer
+/// a layer. Needs head_dim a multiple of 32 and n_head·head_dim of 64 (no padding block); the planner runs attention
+/// and quantize otherwise, and attention alone where no matmul reads the 8-bit output.</summary>
+public static class AttentionQuant
+{
+    public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
+        Attention.Heads(q, kCache, vCache, positions, y, yq, nHead, nHeadKv, headDim, scale, quantize: true);
 }

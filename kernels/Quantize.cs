@@ -84,6 +84,32 @@ public static class Quantize
         }
     }
 
+    /// <summary>Quantizes one element per lane: the 32 lanes of a warp hold block e / 32 of token row
+    /// <paramref name="t"/> (e = column, the lane's block-aligned position) and write its int8 values and, lane 0, its
+    /// (d, Σq): the same bytes as <see cref="Store4"/> (max and Σq are exact, so the grouping does not matter). All
+    /// 32 lanes must call it with the same block.</summary>
+    public static void Store1(float v, ArrayView<byte> y, int t, int cols, int e)
+    {
+        float amax = IntrinsicMath.Abs(v);
+        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 16));
+        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 8));
+        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 4));
+        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 2));
+        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 1));
+        float id = amax != 0 ? 127f / amax : 0f;
+        int qv = Round(v, id);
+        int sum = Reduce.WarpSum(qv);
+        long row = t * RowBytes(cols);
+        y[row + e] = (byte)(qv & 0xFF);
+        if ((e & (BlockElements - 1)) == 0)
+        {
+            var words = y.Cast<int>();
+            long pair = row + PairsOffset(cols) + 8L * (e / BlockElements);
+            words[pair >> 2] = (int)Interop.FloatAsInt(Formats.Ld.RoundToHalf(amax / 127f));
+            words[(pair >> 2) + 1] = sum;
+        }
+    }
+
     /// <summary>round-to-nearest-even(v · id) for |v · id| ≤ 127: v·id + 1.5·2^23 lands in [2^23, 2^24), where the
     /// float spacing is 1, so the add rounds to nearest even and the low bits are the integer. MulRn keeps ptxas from
     /// fusing the two into one rounding.</summary>

@@ -573,6 +573,22 @@ public static unsafe class Program
         using var pb = Upload<int>(positions);
         using var yb = Poisoned((long)tokens * nHead * headDim * 4);
         Launch("Attention", qb, kb, vb, pb, yb, nHead, nHeadKv, headDim, tokens, scale);
+        // attention_quant (head_dim a multiple of 32): the same y, and its 8-bit form byte for byte the quantize
+        // kernel's of that y.
+        if (headDim % 32 == 0)
+        {
+            int cols = nHead * headDim;
+            using var y2 = Poisoned((long)tokens * cols * 4);
+            using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
+            Launch("AttentionQuant", qb, kb, vb, pb, y2, yq, nHead, nHeadKv, headDim, tokens, scale);
+            float[] plain = Download<float>(yb), fused = Download<float>(y2);
+            Row("AttentionQuant y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(fused, plain.Select(x => (double)x).ToArray()), KvStoreLimit);
+            using var ref8 = Quantized(yb, cols, tokens);
+            byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
+            int differ = a.Zip(b).Count(p => p.First != p.Second);
+            Console.WriteLine($"| {"AttentionQuant q8",-18} | {$"{nHead}/{nHeadKv}x{headDim}, {tokens} tok",-26} | {differ,10} |       0 | {(differ == 0 ? "pass" : "FAIL")}   |");
+            if (differ != 0) s_failures++;
+        }
         var expected = new double[tokens * nHead * headDim];
         for (int t = 0; t < tokens; t++)
             for (int h = 0; h < nHead; h++)

@@ -14,6 +14,7 @@ public enum OpKind
     KvStore,        // write k, v of this position into the layer's cache
     RopeKvStore,    // fused rope and kv_store: q rotated in place, k rotated into the cache with v
     Attention,      // GQA attention of q over the cache
+    AttentionQuantize, // fused attention and the quantize of its output (the o projection's 8-bit input)
     Add,            // residual add
     SwiGlu,         // y = silu(gate) * up
     MatMulSwiGlu,   // fused gate+up GEMV and SwiGLU

@@ -73,6 +73,9 @@ public static class Planner
         if (fused != null && Enumerable.Range(0, config.LayerCount).Any(l =>
                 ResolveWeight(gguf, program.Tensor(fused.Inputs[0]).WeightRole!, l)?.Type != ResolveWeight(gguf, program.Tensor(fused.Inputs[1]).WeightRole!, l)?.Type))
             program = FusedFallback.Lower(program);
+        // Attention fused with the quantize of its output needs head_dim a multiple of 32 and the row's blocks unpadded.
+        if (config.HeadDim % 32 != 0 || config.HeadCount * config.HeadDim % 64 != 0)
+            program = FusedFallback.LowerAttentionQuantize(program, keepQuantize: true);
         var shapes = new ModelShapes(config, ctx, o.Batch);
         var workspace = Workspace.Build(program, shapes);
 
@@ -247,20 +250,23 @@ public static class Planner
             return new BoundOperand(new KernelArg(ArgKind.Buffer, index), null, dims, tokenShapes.Elements(gt.Shape), gt.ElementType);
         }
         var binding = new KernelBinding(program, shapes.Parameters, config.RmsEpsilon, config.RopeFreqBase, o.Activations);
-        // A quantize op is launched only where a matmul reads its 8-bit output: not with f32 activations, and not
-        // where every matmul reading it has a float weight (F32/F16/BF16 read f32 x) in every layer. rms_norm still
-        // writes its 8-bit output (one kernel writes both; a few KiB a token).
-        bool Unread(GraphOp q) => o.Activations == ActivationPrecision.F32 || program.AllOps
-            .Where(op => op.Weight is not null && op.Inputs.Intersect(q.Outputs).Any())
+        // An 8-bit activation is written only where a matmul reads it: not with f32 activations, and not where every
+        // matmul reading it has a float weight (F32/F16/BF16 read f32 x) in every layer. Such quantize ops are not
+        // launched and a fused attention_quant runs as attention alone (after the workspace: the buffers stay as
+        // planned). rms_norm still writes its 8-bit output (one kernel writes both; a few KiB a token).
+        bool Unread(string quantized) => o.Activations == ActivationPrecision.F32 || program.AllOps
+            .Where(op => op.Weight is not null && op.Inputs.Contains(quantized))
             .All(op => Enumerable.Range(0, config.LayerCount).All(l =>
                 ResolveWeight(gguf, program.Tensor(op.Weight!).WeightRole!, l)?.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or null));
-        var dropped = program.AllOps.Where(op => op.Kind == OpKind.Quantize && Unread(op)).Select(op => op.Name).ToHashSet();
+        var dropped = program.AllOps.Where(op => op.Kind == OpKind.Quantize && Unread(op.Outputs[0])).Select(op => op.Name).ToHashSet();
         var launched = dropped.Count == 0 ? program : program with
         {
             Prologue = [.. program.Prologue.Where(op => !dropped.Contains(op.Name))],
             Layer = [.. program.Layer.Where(op => !dropped.Contains(op.Name))],
             Epilogue = [.. program.Epilogue.Where(op => !dropped.Contains(op.Name))],
         };
+        if (program.AllOps.FirstOrDefault(op => op.Kind == OpKind.AttentionQuantize) is { } fusedAttention && Unread(fusedAttention.Outputs[1]))
+            launched = FusedFallback.LowerAttentionQuantize(launched, keepQuantize: false);
         var instructions = InstructionStream.Build(launched, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
 
         var prediction = Predict(planTensors, layers, images, workspace, config, cost, gguf);

@@ -172,6 +172,33 @@ public class LayerKernelTests
         Nmse.Check("kv_store v", vCache, vExpected, 1e-6);
     }
 
+    /// <summary>attention_quant writes what attention writes and, quantized, the quantize kernel's bytes for it
+    /// (head_dim a multiple of 32: a warp's outputs are one block).</summary>
+    [Theory]
+    [InlineData(4, 2, 64, 2)]
+    [InlineData(8, 2, 128, 3)]
+    [InlineData(2, 1, 32, 1)]
+    public void AttentionQuant_equals_attention_then_quantize(int nHead, int nHeadKv, int headDim, int tokens)
+    {
+        var rng = new Random(nHead * 31 + headDim);
+        var h = KernelHarness.Shared;
+        int kvDim = nHeadKv * headDim, ctx = 40, cols = nHead * headDim;
+        int[] positions = Enumerable.Range(0, tokens).Select(t => 30 + t).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        using var qb = h.Upload(ReferenceFormats.Gaussian(rng, tokens * cols));
+        using var kc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
+        using var vc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
+        using var pb = h.Upload(positions);
+        using var y1 = h.Allocate<float>(tokens * cols);
+        using var y2 = h.Allocate<float>(tokens * cols);
+        using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
+        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, y1.View, nHead, nHeadKv, headDim, tokens, scale);
+        h.Launch("AttentionQuant", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, nHead, nHeadKv, headDim, tokens, scale);
+        float[] y = y2.GetAsArray1D();
+        Assert.Equal(y1.GetAsArray1D(), y);
+        Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
+    }
+
     [Theory]
     [InlineData(4, 2, 64, 2)]   // GQA 2:1, head_dim 64 (two dims a lane)
     [InlineData(8, 2, 128, 3)]  // GQA 4:1, head_dim 128 (Llama)

@@ -32,6 +32,29 @@ public static class FusedFallback
         return program with { Tensors = tensors, Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
     }
 
+    /// <summary>The program with every AttentionQuantize op (attention fused with the quantize of its output, kernel
+    /// attention_quant) replaced by a plain attention op of the same name and, when <paramref name="keepQuantize"/>,
+    /// a quantize op after it: the fused kernel needs head_dim a multiple of 32 (a warp's outputs are one block), and
+    /// where no matmul reads the 8-bit output the attention alone runs.</summary>
+    public static LayerProgram LowerAttentionQuantize(LayerProgram program, bool keepQuantize)
+    {
+        if (!program.AllOps.Any(o => o.Kind == OpKind.AttentionQuantize)) return program;
+        List<GraphOp> Section(IReadOnlyList<GraphOp> ops)
+        {
+            var list = new List<GraphOp>();
+            foreach (var op in ops)
+            {
+                if (op.Kind != OpKind.AttentionQuantize) { list.Add(op); continue; }
+                string y = op.Outputs[0], yq = op.Outputs[1];
+                list.Add(new GraphOp(OpKind.Attention, op.Name, op.Inputs, [y]) { Kernel = FamilyOf(program, OpKind.Attention) });
+                if (keepQuantize)
+                    list.Add(new GraphOp(OpKind.Quantize, op.Name + "_quantize", [y], [yq]) { Kernel = FamilyOf(program, OpKind.Quantize) });
+            }
+            return list;
+        }
+        return program with { Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
+    }
+
     /// <summary>The family that runs ops of <paramref name="kind"/>: the one a program op of that kind uses, else the
     /// family named like the kind (swiglu).</summary>
     private static string FamilyOf(LayerProgram program, OpKind kind) =>

@@ -294,7 +294,7 @@ public sealed unsafe class CpuProgram : IDisposable
                     step.Positions = Ints("positions");
                     step.Cols = c.KvDim;
                     break;
-                case KernelFamilyId.Attention:
+                case KernelFamilyId.Attention or KernelFamilyId.AttentionQuant:   // the 8-bit output: the matmul quantizes itself
                     HeadsOfTheModel();
                     OneTokenPerRow();
                     step.Kind = CpuStepKind.Attention;

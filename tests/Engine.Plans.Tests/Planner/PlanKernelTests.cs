@@ -129,19 +129,22 @@ public sealed class PlanKernelTests
         Assert.Equal(ActivationPrecision.F32, PlanReader.Load(dir.File("f32.plan")).Inputs.Activations);
     }
 
-    /// <summary>A quantize op is launched only where a matmul reads its 8-bit output: a float-weight file's plan has
-    /// none (its GEMVs read f32 x), a quantized file's has one per layer for each of out_quant and act_quant.</summary>
+    /// <summary>An 8-bit activation is written only where a matmul reads it: a float-weight file's plan has no
+    /// quantize and runs attention alone (its GEMVs read f32 x); a quantized file's has, per layer, the attention
+    /// fused with its output's quantize (head_dim 64 here) and act_quant; with head_dim 8 (not a multiple of 32) the
+    /// fused attention falls back to attention then quantize.</summary>
     [Theory]
-    [InlineData("F16", 0)]
-    [InlineData("F32", 0)]
-    [InlineData("Q8_0", 2)]
-    [InlineData("Q4_K_M", 2)]
-    public void Quantize_is_launched_only_for_int8_matmuls(string fileType, int perLayer)
+    [InlineData("F16", 64, 0, 0, 1)]
+    [InlineData("F32", 64, 0, 0, 1)]
+    [InlineData("Q8_0", 64, 1, 1, 0)]
+    [InlineData("Q4_K_M", 64, 1, 1, 0)]
+    [InlineData("Q8_0", 8, 2, 0, 1)]
+    public void Quantize_is_launched_only_for_int8_matmuls(string fileType, int headDim, int quantize, int fused, int plain)
     {
-        var plan = Make(LlamaShape.Tiny, fileType, "h100-80g", batch: 64);
-        var quantize = plan.Instructions.Where(i => i.Opcode == Opcode.Launch && Entry(plan, i) == "Quantize").ToList();
-        Assert.Equal(perLayer * plan.Config.LayerCount, quantize.Count);
-        Assert.All(quantize, i => Assert.True(i.Layer >= 0));
+        var s = LlamaShape.Tiny with { Embd = 512, Heads = 512 / headDim, HeadsKv = 512 / headDim / 2 };
+        var plan = Make(s, fileType, "h100-80g", batch: 64);
+        int Count(string entry) => plan.Instructions.Count(i => i.Opcode == Opcode.Launch && i.Layer == 1 && Entry(plan, i) == entry);
+        Assert.Equal((quantize, fused, plain), (Count("Quantize"), Count("AttentionQuant"), Count("Attention")));
     }
 
     /// <summary>The validator holds inputs.activations to the kernels: an int8 plan relabelled f32 (or the reverse)

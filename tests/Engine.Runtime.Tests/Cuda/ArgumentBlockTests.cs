@@ -75,12 +75,12 @@ public sealed class ArgumentBlockTests
         // A float-weight plan launches no quantize (its GEMVs read f32 x); the quantized file's plan does.
         // (stories260K-Q8_0's ffn_down is F16, its 172 columns not a multiple of 32: act_quant is not launched there
         // either; its attn_output is Q8_0.)
-        Assert.DoesNotContain(p.Instructions, i => i.OpName is "act_quant" or "out_quant");
+        Assert.DoesNotContain(p.Instructions, i => i.OpName is "act_quant" or "attention_quantize");
         var pq = PlanFor("stories260K-Q8_0.gguf");
         Assert.DoesNotContain(pq.Instructions, i => i.OpName == "act_quant");
         var quant = Launchers.Quantize.Create(Buffer(pq, "attn_out", 4), Buffer(pq, "attn_outq", 1), pq.Config.EmbeddingLength, n);
-        AssertSame(quant, Packed(pq, "out_quant", 1, n), Launchers.Quantize.Size);
-        Assert.Equal(quant.Shape(), Launchers.ShapeOf(KernelId.Quantize, Packed(pq, "out_quant", 1, n)));
+        AssertSame(quant, Packed(pq, "attention_quantize", 1, n), Launchers.Quantize.Size);
+        Assert.Equal(quant.Shape(), Launchers.ShapeOf(KernelId.Quantize, Packed(pq, "attention_quantize", 1, n)));
 
         var down = Launchers.GemvAdd_F32.Create(Tensor(p, "blk.0.ffn_down.weight", 1), Buffer(p, "ffn_act", 4), Buffer(p, "ffn_actq", 1),
             Buffer(p, "x", 4), c.EmbeddingLength, c.FeedForwardLength, n);
