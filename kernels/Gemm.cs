@@ -36,8 +36,8 @@ public static class Gemm
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s);
-        Store(y, acc, rows, nTokens, accumulate: false);
+        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, Grid.IdxX);
+        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
@@ -45,8 +45,8 @@ public static class Gemm
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var s = Allocate();
-        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s);
-        Store(y, acc, rows, nTokens, accumulate: true);
+        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, Grid.IdxX);
+        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -57,9 +57,28 @@ public static class Gemm
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var s = Allocate();
-        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s);
-        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s);
-        Store(y, Glu(g, u), rows, nTokens, accumulate: false);
+        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, Grid.IdxX);
+        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, Grid.IdxX);
+        Store(y, Glu(g, u), rows, nTokens, Grid.IdxX, accumulate: false);
+    }
+
+    /// <summary>q, k and v in one launch (<see cref="GemvQkv"/>): row tiles 0 … ceil(rows/128) − 1 are q's, the next
+    /// ceil(kv_dim/128) k's, the last ceil(kv_dim/128) v's; each tile is computed as <see cref="Run{T}"/> computes it
+    /// (<see cref="GemmQkv"/>). The views are selected, not the code.</summary>
+    public static void RunQkv<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        int qTiles = (rows + RowsPerGroup - 1) / RowsPerGroup, kvTiles = (kvDim + RowsPerGroup - 1) / RowsPerGroup;
+        int tile = Grid.IdxX;
+        bool isQ = tile < qTiles, isK = !isQ && tile < qTiles + kvTiles;
+        var w = isQ ? wq : isK ? wk : wv;
+        var y = isQ ? q : isK ? k : v;
+        int n = isQ ? rows : kvDim;
+        int local = isQ ? tile : isK ? tile - qTiles : tile - qTiles - kvTiles;
+        var s = Allocate();
+        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local);
+        Store(y, acc, n, nTokens, local, accumulate: false);
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -134,12 +153,12 @@ public static class Gemm
     /// their unpacking. It costs registers (ptxas gives the Q8_0 kernel 248 a thread: one group an SM) and pays:
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
-    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s)
+    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = Grid.IdxX * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
+        int row0 = rowTile * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
         int groups = cols / 32;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var acc = default(WarpTile);
@@ -404,10 +423,10 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, bool accumulate)
+    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, bool accumulate)
     {
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int r = Grid.IdxX * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
+        int r = rowTile * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
         int k = Grid.IdxY * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);
@@ -448,4 +467,12 @@ public static class GemmSwiGlu
     public static void Run<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunSwiGlu<T>(gate, up, x, xq, y, rows, cols, nTokens);
+}
+
+/// <summary>The batch kernel of matmul_qkv (gemv_qkv): <see cref="Gemm.RunQkv{T}"/>.</summary>
+public static class GemmQkv
+{
+    public static void Run<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<T>(wq, wk, wv, x, xq, q, k, v, rows, kvDim, cols, nTokens);
 }

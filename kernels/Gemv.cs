@@ -34,11 +34,11 @@ public static class Gemv
     public const int Int8MaxRegisters = 64;
 
     /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
-    /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add and gemv_swiglu of the int8 formats but Q4_0, whose
+    /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add, gemv_swiglu and gemv_qkv of the int8 formats but Q4_0, whose
     /// gemv_swiglu (two lane units an iteration) takes 80 registers: capped, 8B Q4_0 decode fell 329 → 304 tok/s
     /// (uncapped 335, same H100).</summary>
     public static int MaxRegisters(string family, string? format) =>
-        family is "gemv" or "gemv_add" or "gemv_swiglu" && format is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K"
+        family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv" && format is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K"
             ? Int8MaxRegisters : 0;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
@@ -46,16 +46,18 @@ public static class Gemv
     /// <param name="xq">the same activations quantized by <see cref="Quantize"/> (read by the int8 formats)</param>
     /// <param name="y">output [n_tokens, rows]</param>
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat => Rows<T>(w, x, xq, y, rows, cols, nTokens, accumulate: false);
+        where T : struct, IWeightFormat => Rows<T>(w, x, xq, y, rows, cols, nTokens, Grid.IdxX, accumulate: false);
 
-    /// <summary>The group's rows for its tokens; <paramref name="accumulate"/> adds the products to y instead of
-    /// storing them (<see cref="GemvAdd"/>: the residual add fused into the projection).</summary>
+    /// <summary>The rows of group <paramref name="group"/> (rows 4·group …) for this group's tokens;
+    /// <paramref name="accumulate"/> adds the products to y instead of storing them (<see cref="GemvAdd"/>: the residual
+    /// add fused into the projection). The group is Grid.IdxX but where one launch covers several matrices
+    /// (<see cref="GemvQkv"/>).</summary>
     public static void Rows<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols,
-        int nTokens, bool accumulate)
+        int nTokens, int group, bool accumulate)
         where T : struct, IWeightFormat
     {
         var partials = SharedMemory.Allocate<float>(MaxWarps * RowsPerGroup);
-        int row0 = Grid.IdxX * RowsPerGroup;
+        int row0 = group * RowsPerGroup;
         long rowBytes = RowBytes<T>(cols);
         // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;

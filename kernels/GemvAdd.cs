@@ -12,5 +12,5 @@ public static class GemvAdd
     /// <param name="aq">the same activations quantized (read by the int8 formats)</param>
     /// <param name="y">the residual stream [n_tokens, rows], updated in place</param>
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat => Gemv.Rows<T>(w, a, aq, y, rows, cols, nTokens, accumulate: true);
+        where T : struct, IWeightFormat => Gemv.Rows<T>(w, a, aq, y, rows, cols, nTokens, Grid.IdxX, accumulate: true);
 }

@@ -231,6 +231,8 @@ public static unsafe class Program
                     Gemv(f, 1029, cols, tokens, add: true);
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
+            Qkv(f, "GemvQkv_", "Gemv_", 1029, 258, colsCases[0], 1);
+            if (be > 1) Qkv(f, "GemmQkv_", "Gemm_", 1029, 258, colsCases[0], 70);
             Embedding(f, 300, colsCases[1], 5);
             if (be > 1)
                 foreach (int cols in colsCases)
@@ -403,6 +405,36 @@ public static unsafe class Program
             for (int t = 0; t < tokens; t++) expected[t * rows + r] = Silu(Dot(gr, xs, t * cols)) * Dot(ur, xs, t * cols);
         }
         Row("GemvSwiGlu_" + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+    }
+
+    /// <summary>The fused q/k/v projections (gemv_qkv, gemm_qkv) against three launches of the plain kernel
+    /// (<paramref name="plain"/>) on the same matrices: the same floats bit for bit (the plain kernels are checked
+    /// against float64 above). Row counts are not multiples of the group's rows.</summary>
+    private static void Qkv(GgmlType f, string fused, string plain, int rows, int kvDim, int cols, int tokens)
+    {
+        var rng = new Random(rows * 31 + kvDim + cols * 7 + tokens + (int)f);
+        byte[] wq = RandomWeights(f, rows, cols, rng), wk = RandomWeights(f, kvDim, cols, rng), wv = RandomWeights(f, kvDim, cols, rng);
+        float[] x = Gaussians(rng, (long)cols * tokens);
+        using var qw = Upload<byte>(wq);
+        using var kw = Upload<byte>(wk);
+        using var vw = Upload<byte>(wv);
+        using var xb = Upload<float>(x);
+        using var xq = Quantized(xb, cols, tokens);
+        using var q = Poisoned((long)rows * tokens * 4);
+        using var k = Poisoned((long)kvDim * tokens * 4);
+        using var v = Poisoned((long)kvDim * tokens * 4);
+        Launch(fused + f, qw, kw, vw, xb, xq, q, k, v, rows, kvDim, cols, tokens);
+        int differ = 0;
+        foreach (var (w, y, n) in new[] { (qw, q, rows), (kw, k, kvDim), (vw, v, kvDim) })
+        {
+            using var expected = Poisoned((long)n * tokens * 4);
+            Launch(plain + f, w, xb, xq, expected, n, cols, tokens);
+            int[] a = Download<int>(y), b = Download<int>(expected);
+            differ += a.Zip(b).Count(p => p.First != p.Second);
+        }
+        string name = fused + f, shape = $"{rows}+2x{kvDim} x {cols}, {tokens} tok";
+        Console.WriteLine($"| {name,-18} | {shape,-26} | {differ,10} |       0 | {(differ == 0 ? "pass" : "FAIL")}   |");
+        if (differ != 0) s_failures++;
     }
 
     /// <summary>The tiled tensor-core GEMM (gemm, gemm_add, gemm_swiglu: <paramref name="mode"/> is the entry

@@ -19,6 +19,7 @@ public enum OpKind
     SwiGlu,         // y = silu(gate) * up
     MatMulSwiGlu,   // fused gate+up GEMV and SwiGLU
     MatMulAdd,      // y += W · x: a projection added to the residual stream (fused GEMV and add)
+    MatMulQkv,      // fused q, k and v projections of one input (one GEMV launch over the three matrices)
     Copy,
     Quantize,       // y = x as 8-bit integers per block of 32 with a scale and the block's integer sum (matmul input)
 }

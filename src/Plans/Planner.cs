@@ -256,8 +256,9 @@ public static class Planner
         // planned). rms_norm still writes its 8-bit output (one kernel writes both; a few KiB a token).
         bool Unread(string quantized) => o.Activations == ActivationPrecision.F32 || program.AllOps
             .Where(op => op.Weight is not null && op.Inputs.Contains(quantized))
-            .All(op => Enumerable.Range(0, config.LayerCount).All(l =>
-                ResolveWeight(gguf, program.Tensor(op.Weight!).WeightRole!, l)?.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or null));
+            .SelectMany(op => op.Inputs.Where(i => program.Tensor(i).Role == TensorRole.Weight))
+            .All(w => Enumerable.Range(0, config.LayerCount).All(l =>
+                ResolveWeight(gguf, program.Tensor(w).WeightRole!, l)?.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or null));
         var dropped = program.AllOps.Where(op => op.Kind == OpKind.Quantize && Unread(op.Outputs[0])).Select(op => op.Name).ToHashSet();
         var launched = dropped.Count == 0 ? program : program with
         {
@@ -267,7 +268,7 @@ public static class Planner
         };
         if (program.AllOps.FirstOrDefault(op => op.Kind == OpKind.AttentionQuantize) is { } fusedAttention && Unread(fusedAttention.Outputs[1]))
             launched = FusedFallback.LowerAttentionQuantize(launched, keepQuantize: false);
-        var instructions = InstructionStream.Build(launched, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launch(op, l, Resolve));
+        var instructions = InstructionStream.Build(launched, config.LayerCount, streamOrder, decision.Slots, (op, l) => binding.Launches(op, l, Resolve));
 
         var prediction = Predict(planTensors, layers, images, workspace, config, cost, gguf);
         var fp = new Fingerprints(o.EngineVersion, gguf.FileSize, HeaderHash(o.ModelPath, gguf.DataOffset), gguf.DataOffset, file,

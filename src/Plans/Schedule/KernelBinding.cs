@@ -40,6 +40,25 @@ public sealed class KernelBinding
     /// <summary>The kernels the launches built so far use, by id (= the generated KernelId).</summary>
     public List<KernelInfo> Kernels => _used.Values.ToList();
 
+    /// <summary>The launches of an op in a layer: its own, or, for the fused q/k/v projection (matmul_qkv) where the
+    /// three weights do not share a format in this layer, one matmul launch per weight (the program's matmul family and
+    /// batch family, e.g. gemv/gemm): llama.cpp's Q4_K_M files keep attn_v in Q6_K in half the layers, and the fused
+    /// kernel is specialised on one format. Named q_proj, k_proj, v_proj after the outputs.</summary>
+    public IEnumerable<Instruction> Launches(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
+    {
+        if (op.Kind == OpKind.MatMulQkv && op.Inputs.Take(3).Select(w => resolve(w, layer).WeightType).Distinct().Count() > 1)
+        {
+            var matmul = _program.AllOps.FirstOrDefault(o => o.Kind == OpKind.MatMul)
+                ?? throw new PlanException($"layer program {_program.Name}: op {op.Name}: the weights differ in format in layer {layer} and no matmul op names the family to run them apart");
+            var x = op.Inputs.Skip(3).ToArray();
+            for (int i = 0; i < 3; i++)
+                yield return Launch(new GraphOp(OpKind.MatMul, op.Outputs[i] + "_proj", [op.Inputs[i], .. x], [op.Outputs[i]], op.Inputs[i])
+                    { Kernel = matmul.Kernel, Batch = matmul.Batch }, layer, resolve);
+            yield break;
+        }
+        yield return Launch(op, layer, resolve);
+    }
+
     public Instruction Launch(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
     {
         var family = _program.Kernel(op.Kernel);

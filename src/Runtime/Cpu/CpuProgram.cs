@@ -267,6 +267,34 @@ public sealed unsafe class CpuProgram : IDisposable
                     maxColumns = Math.Max(maxColumns, cols);
                     break;
                 }
+                case KernelFamilyId.GemvQkv:   // the fused q/k/v projections: one pass over the three matrices
+                {
+                    var wq = Matrix("wq");
+                    int rows = I32("rows"), kvDim = I32("kv_dim"), cols = I32("cols");
+                    Equal("rows", rows, wq.Rows);
+                    Equal("cols", cols, wq.Columns);
+                    step.W1 = Matrix("wk");
+                    step.W2 = Matrix("wv");
+                    Equal("rows of wk", step.W1.Rows, kvDim);
+                    Equal("rows of wv", step.W2.Rows, kvDim);
+                    Equal("cols of wk", step.W1.Columns, cols);
+                    Equal("cols of wv", step.W2.Columns, cols);
+                    OneTokenPerRow();
+                    step.Kind = CpuStepKind.MatMul;
+                    step.W0 = wq;
+                    step.Matrices = 3;
+                    step.F32Activations = key.F32Activations;
+                    step.X = Floats("x", cols);
+                    step.Y0 = Floats("q", rows);
+                    step.Y1 = Floats("k", kvDim);
+                    step.Y2 = Floats("v", kvDim);
+                    long input = (long)cols * batch, q = (long)rows * batch, kv = (long)kvDim * batch;
+                    if (!Disjoint(step.Y0, q, step.X, input) || !Disjoint(step.Y1, kv, step.X, input) || !Disjoint(step.Y2, kv, step.X, input)
+                        || !Disjoint(step.Y0, q, step.Y1, kv) || !Disjoint(step.Y0, q, step.Y2, kv) || !Disjoint(step.Y1, kv, step.Y2, kv))
+                        throw new PlanException($"{where}: outputs q, k, v overlap each other or the input x");
+                    maxColumns = Math.Max(maxColumns, cols);
+                    break;
+                }
                 case KernelFamilyId.Rope or KernelFamilyId.RopeKvStore:
                     HeadsOfTheModel();
                     OneTokenPerRow();

@@ -81,9 +81,10 @@ public sealed class PlanKernelTests
     {
         var s = LlamaShape.Tiny;
         var plan = Make(s, "Q8_0", "h100-80g");
-        var q = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "q_proj");
-        Assert.Equal(("Gemv_Q8_0", (uint)s.Embd / 4, 1u, 128u), (Entry(plan, q), q.Shape.GridX, q.Shape.GridY, q.Shape.BlockX));
-        Assert.Equal(new KernelArg(ArgKind.Tokens, 1), q.Arguments[^1]);                     // n_tokens
+        var qkv = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "qkv_proj");
+        int kvDim = s.HeadsKv * (s.Embd / s.Heads);
+        Assert.Equal(("GemvQkv_Q8_0", (uint)(s.Embd / 4 + 2 * kvDim / 4), 1u, 128u), (Entry(plan, qkv), qkv.Shape.GridX, qkv.Shape.GridY, qkv.Shape.BlockX));
+        Assert.Equal(new KernelArg(ArgKind.Tokens, 1), qkv.Arguments[^1]);                   // n_tokens
         var rope = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "rope_store");
         int pairs = (s.Heads + s.HeadsKv) * (s.Embd / s.Heads / 2);
         Assert.Equal(("RopeKvStore", new KernelArg(ArgKind.Tokens, pairs)), (Entry(plan, rope), rope.Arguments[0]));   // extent = pairs·n_tokens
@@ -93,6 +94,36 @@ public sealed class PlanKernelTests
         Assert.Equal(((uint)s.Heads, 1u), (attention.Shape.GridX, attention.Shape.GridY));
         float scale = BitConverter.Int32BitsToSingle((int)attention.Arguments[^1].Value);
         Assert.Equal(1 / MathF.Sqrt(s.Embd / s.Heads), scale);
+    }
+
+    /// <summary>q, k and v run as one launch (gemv_qkv, batch gemm_qkv) where their weights share a format, and as three
+    /// gemv launches (batch gemm) in the layers where they do not: a Q4_K_M file keeps attn_v in Q6_K in the
+    /// use_more_bits layers.</summary>
+    [Fact]
+    public void Qkv_fuse_where_the_formats_agree_and_run_apart_where_they_do_not()
+    {
+        var plan = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2, Layers = 8 }, "Q4_K_M", "h100-80g", batch: 64);
+        CheckAgainstKernelTable(plan);
+        var launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch && i.Layer >= 0).ToList();
+        int fused = 0, apart = 0;
+        foreach (var layer in launches.GroupBy(i => i.Layer))
+        {
+            var names = layer.Select(i => i.OpName).ToList();
+            if (names.Contains("qkv_proj"))
+            {
+                var i = layer.First(i => i.OpName == "qkv_proj");
+                Assert.Equal(("GemvQkv_Q4_K", "GemmQkv_Q4_K"), (Entry(plan, i), plan.Kernels.First(k => k.Id == i.BatchKernelId).Entry));
+                Assert.DoesNotContain("v_proj", names);
+                fused++;
+            }
+            else
+            {
+                Assert.Equal(["q_proj", "k_proj", "v_proj"], names.Where(n => n.EndsWith("_proj", StringComparison.Ordinal) && n != "o_proj"));
+                Assert.Equal("Gemv_Q6_K", Entry(plan, layer.First(i => i.OpName == "v_proj")));
+                apart++;
+            }
+        }
+        Assert.True(fused > 0 && apart > 0, $"{fused} fused and {apart} unfused layers");
     }
 
     /// <summary>--activations f32: every quantized matmul takes its f32act entry and no batch kernel, no quantize op

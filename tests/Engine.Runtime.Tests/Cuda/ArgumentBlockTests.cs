@@ -55,9 +55,12 @@ public sealed class ArgumentBlockTests
         var xn = Buffer(p, "xn", 4);
         var xnq = Buffer(p, "xnq", 1);
 
-        var q = Launchers.Gemv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), xn, xnq, Buffer(p, "q", 4), c.QDim, c.EmbeddingLength, n);
-        AssertSame(q, Packed(p, "q_proj", 0, n), Launchers.Gemv_F32.Size);
-        Assert.Equal(q.Shape(), Launchers.ShapeOf(KernelId.Gemv_F32, Packed(p, "q_proj", 0, n)));
+        var qkv = Launchers.GemvQkv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), Tensor(p, "blk.0.attn_k.weight", 1),
+            Tensor(p, "blk.0.attn_v.weight", 1), xn, xnq, Buffer(p, "q", 4), Buffer(p, "k", 4), Buffer(p, "v", 4), c.QDim, c.KvDim,
+            c.EmbeddingLength, n);
+        AssertSame(qkv, Packed(p, "qkv_proj", 0, n), Launchers.GemvQkv_F32.Size);
+        Assert.Equal(qkv.Shape(), Launchers.ShapeOf(KernelId.GemvQkv_F32, Packed(p, "qkv_proj", 0, n)));
+        Assert.Equal((uint)((c.QDim + 3) / 4 + 2 * ((c.KvDim + 3) / 4)), qkv.Shape().GridX);
 
         var norm = Launchers.RmsNorm.Create(Buffer(p, "x", 4), Tensor(p, "blk.1.ffn_norm.weight", 4), xn, xnq, c.EmbeddingLength, n, c.RmsEpsilon);
         AssertSame(norm, Packed(p, "ffn_norm", 1, n), Launchers.RmsNorm.Size);
@@ -140,7 +143,7 @@ public sealed class ArgumentBlockTests
         var p = PlanFor("stories260K-pad256-Q4_K_M.gguf", batch: 64);
         Assert.Null(ArgumentBlocks.Verify(p));
         var launches = p.Instructions.Where(i => i.Opcode == Opcode.Launch).ToList();
-        var matmuls = launches.Where(i => i.OpName is "q_proj" or "k_proj" or "v_proj" or "o_proj" or "ffn_gate_up" or "ffn_down" or "lm_head").ToList();
+        var matmuls = launches.Where(i => i.OpName is "qkv_proj" or "q_proj" or "k_proj" or "v_proj" or "o_proj" or "ffn_gate_up" or "ffn_down" or "lm_head").ToList();
         Assert.NotEmpty(matmuls);
         Assert.All(matmuls, i => Assert.True(i.HasBatchKernel, i.OpName));
         Assert.All(launches.Except(matmuls), i => Assert.False(i.HasBatchKernel, i.OpName));
@@ -151,9 +154,12 @@ public sealed class ArgumentBlockTests
             Assert.Contains(p.Kernels, k => k.Id == ins.BatchKernelId);
             var block = new byte[ArgumentBlocks.Stride];
             ArgumentBlocks.Pack(p, ins, Bases, 60, block);
-            int rows = BitConverter.ToInt32(block, KernelTable.All[(int)ins.KernelId].Params.Single(x => x.Name == "rows").Offset);
+            int I32(string name) => BitConverter.ToInt32(block, KernelTable.All[(int)ins.KernelId].Params.Single(x => x.Name == name).Offset);
+            int rows = I32("rows");
+            // q, k and v in one launch: q's row tiles, then k's and v's.
+            int tiles = ins.OpName == "qkv_proj" ? (rows + 127) / 128 + 2 * ((I32("kv_dim") + 127) / 128) : (rows + 127) / 128;
             var s = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
-            Assert.Equal(((uint)((rows + 127) / 128), 1u, 256u), (s.GridX, s.GridY, s.BlockX));
+            Assert.Equal(((uint)tiles, 1u, 256u), (s.GridX, s.GridY, s.BlockX));
         }
         Assert.All(PlanFor("stories260K.gguf").Instructions, i => Assert.False(i.HasBatchKernel));
 

@@ -1,0 +1,30 @@
+using Engine.Kernels.Formats;
+using ILGPU;
+
+namespace Engine.Kernels;
+
+/// <summary>The q, k and v projections in one launch (declared fused=matmul+matmul+matmul in llama.graph): groups
+/// 0 … ceil(rows/4) − 1 compute q = Wq·x, the next ceil(kv_dim/4) k = Wk·x, the last ceil(kv_dim/4) v = Wv·x, each
+/// exactly as <see cref="Gemv"/> computes its rows (same lane loops and sums: the bytes of three gemv launches). A
+/// decode step's k and v are small matrices (an 8B's 4096 × 1024 is 256 groups for 132 SMs, ~1 µs of weights) whose
+/// launches cost more in ramp-up, tail and gap than their reads; in one launch with q they fill the machine. The three
+/// weights must share a format (the planner launches three gemvs in a layer where they do not).</summary>
+public static class GemvQkv
+{
+    /// <param name="rows">q's rows (n_head·head_dim)</param>
+    /// <param name="kvDim">k's and v's rows (n_head_kv·head_dim)</param>
+    public static void Run<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where T : struct, IWeightFormat
+    {
+        int qGroups = (rows + Gemv.RowsPerGroup - 1) / Gemv.RowsPerGroup, kvGroups = (kvDim + Gemv.RowsPerGroup - 1) / Gemv.RowsPerGroup;
+        int group = Grid.IdxX;
+        bool isQ = group < qGroups, isK = !isQ && group < qGroups + kvGroups;
+        // One body for the three matrices: the views are selected, not the code (one copy of the lane loops).
+        var w = isQ ? wq : isK ? wk : wv;
+        var y = isQ ? q : isK ? k : v;
+        int n = isQ ? rows : kvDim;
+        int local = isQ ? group : isK ? group - qGroups : group - qGroups - kvGroups;
+        Gemv.Rows<T>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+    }
+}
