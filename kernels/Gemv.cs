@@ -196,12 +196,14 @@ public static class Gemv
         // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
         // buffer (Quantize.RowBytes); weight rows see the comment on rowAlignment.
         var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
-        // Formats that read 2-aligned blocks by aligned words get views from the 4-aligned byte at or before each row
-        // (lead = 0 or 2 bytes before its first block); for the others the lead is the constant 0.
-        long leadMask = format.QLaneAlignedRows ? 3 : 0;
-        // Row alignment: 4 for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
-        // byte blocks are 16-byte multiples of a 32-byte aligned tensor; 2 for Q6_K's 210-byte blocks).
-        int rowAlignment = format.QLaneAlignedRows ? 4 : format.LaneAlignment;
+        // Formats that read 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row
+        // (N = QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the
+        // lead is the constant 0.
+        int leadAlignment = format.QLaneLeadAlignment;
+        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
+        // Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
+        // byte blocks are 16-byte multiples of a 32-byte aligned tensor).
+        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
         int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
         var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
         var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);

@@ -37,7 +37,7 @@ public struct F16 : IWeightFormat
     public readonly bool Int8Activations => false;
     public readonly int QLaneElements => 1;
 
-    public readonly bool QLaneAlignedRows => false;
+    public readonly int QLaneLeadAlignment => 0;
 
     public readonly bool QLanePairs => false;
 

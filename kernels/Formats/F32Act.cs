@@ -35,7 +35,7 @@ public struct F32Act<T> : IWeightFormat where T : struct, IWeightFormat
 
     // The int8 members: compiled by the generic GEMV body, never reached (Int8Activations is false).
     public readonly int QLaneElements => default(T).QLaneElements;
-    public readonly bool QLaneAlignedRows => default(T).QLaneAlignedRows;
+    public readonly int QLaneLeadAlignment => default(T).QLaneLeadAlignment;
     public readonly bool QLanePairs => default(T).QLanePairs;
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => default(T).QLaneX(xq, pairs, g, out x);

@@ -51,10 +51,10 @@ public interface IWeightFormat
     /// consecutive bytes of the row (coalesced).</summary>
     int QLaneElements { get; }
 
-    /// <summary>True when <see cref="QLaneDot"/> wants 4-byte aligned row views (its rows' blocks are only 2-byte
-    /// aligned, and it reads them by aligned 32-bit loads given the lead); false keeps the view at the row's first byte
-    /// (lead 0), so the format's offsets need no runtime lead.</summary>
-    bool QLaneAlignedRows { get; }
+    /// <summary>N (4 or 8) when <see cref="QLaneDot"/> wants N-byte aligned row views (its rows' blocks are only 2-byte
+    /// aligned, and it reads them by aligned 32- or 64-bit loads given the lead: the row's offset mod N); 0 keeps the
+    /// view at the row's first byte (lead 0), so the format's offsets need no runtime lead.</summary>
+    int QLaneLeadAlignment { get; }
 
     /// <summary>True when the GEMV should take two lane units an iteration (more loads in flight; measured per format:
     /// Q4_0 gains 10-15 %, Q8_0 and Q4_K lose 7-10 % to the registers it costs, docs/benchmarks.md).</summary>
@@ -65,9 +65,9 @@ public interface IWeightFormat
     void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x);
 
     /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row (a subview). With
-    /// <see cref="QLaneAlignedRows"/> the view is 4-byte aligned and the row's first block starts
-    /// <paramref name="lead"/> (0 or 2) bytes into it (rows of 2-byte aligned blocks, e.g. an odd number of 34-byte
-    /// Q8_0 blocks, alternate), so the format can use aligned 32-bit loads; otherwise lead is 0.</summary>
+    /// <see cref="QLaneLeadAlignment"/> N the view is N-byte aligned and the row's first block starts
+    /// <paramref name="lead"/> (an even number below N) bytes into it (rows of 2-byte aligned blocks, e.g. an odd
+    /// number of 34-byte Q8_0 blocks, alternate), so the format can use aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 }
 

@@ -58,7 +58,7 @@ public partial struct Q4_0 : IWeightFormat
     /// 16+4i..16+4i+3 (high nibbles).</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly bool QLaneAlignedRows => true;
+    public readonly int QLaneLeadAlignment => 4;
 
     public readonly bool QLanePairs => true;
 

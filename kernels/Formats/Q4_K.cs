@@ -81,7 +81,7 @@ public partial struct Q4_K : IWeightFormat
     /// 16(i % 2): low nibbles are 16 weights of sub-block 2j, high nibbles 16 of sub-block 2j + 1.</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly bool QLaneAlignedRows => false;
+    public readonly int QLaneLeadAlignment => 0;
 
     public readonly bool QLanePairs => false;
 

@@ -84,7 +84,7 @@ public partial struct Q5_K : IWeightFormat
     /// qh bytes 16(i % 2)..+15, bit 2j (low nibbles) and 2j + 1 (high nibbles), j = i / 2.</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly bool QLaneAlignedRows => false;
+    public readonly int QLaneLeadAlignment => 0;
 
     public readonly bool QLanePairs => false;
 

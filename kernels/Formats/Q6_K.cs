@@ -81,7 +81,9 @@ public partial struct Q6_K : IWeightFormat
     /// 128n + 32k + l for k = 0..3 (scale 8n + 2k + l/16 each).</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly bool QLaneAlignedRows => false;
+    /// <summary>8: rows come as 8-aligned views with their lead, so the 210-byte blocks (2-aligned) are read by 8-byte
+    /// loads (<see cref="Ld.Piece8"/>) instead of 16-bit ones: 10 loads a unit instead of 17.</summary>
+    public readonly int QLaneLeadAlignment => 8;
 
     public readonly bool QLanePairs => false;
 
@@ -108,20 +110,23 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
+        int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
-        uint a0 = Ld.U16x2(row, ql), a1 = Ld.U16x2(row, ql + 4);
-        uint b0 = Ld.U16x2(row, ql + 32), b1 = Ld.U16x2(row, ql + 36);
-        uint h0 = Ld.U16x2(row, qh), h1 = Ld.U16x2(row, qh + 4);
+        // ql/qh pieces by 8-byte loads (their 16-byte windows end by byte 200 of the block); the scales (8n … 8n + 7
+        // after 192) by 32-bit words, which stay inside the block even for n = 1; d by one 16-bit load.
+        Ld.Piece8(row, ql, out uint a0, out uint a1);
+        Ld.Piece8(row, ql + 32, out uint b0, out uint b1);
+        Ld.Piece8(row, qh, out uint h0, out uint h1);
+        Ld.Piece8Words(row, block + 192 + 8 * n, out uint s0, out uint s1);
         const uint Low = 0x0F0F0F0F, Two = 0x03030303;
         int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
         int d1 = Ld.Dp4a((b0 & Low) | (((h0 >> 2) & Two) << 4), x.Q2, Ld.Dp4a((b1 & Low) | (((h1 >> 2) & Two) << 4), x.Q3, -x.S1));
         int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (((h0 >> 4) & Two) << 4), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (((h1 >> 4) & Two) << 4), x.Q5, -x.S2));
         int d3 = Ld.Dp4a(((b0 >> 4) & Low) | (((h0 >> 6) & Two) << 4), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | (((h1 >> 6) & Two) << 4), x.Q7, -x.S3));
-        // Scales 8n + 2k + l/16 (k = 0..3): byte l/16 of the 16-bit words at 192 + 8n + 2k.
-        int sc = block + 192 + 8 * n, shift = 8 * (l >> 4);
-        int c0 = Ld.SignExtend8(Ld.U16(row, sc) >> shift), c1 = Ld.SignExtend8(Ld.U16(row, sc + 2) >> shift);
-        int c2 = Ld.SignExtend8(Ld.U16(row, sc + 4) >> shift), c3 = Ld.SignExtend8(Ld.U16(row, sc + 6) >> shift);
+        // Scales 8n + 2k + l/16 (k = 0..3): byte 2k + l/16 of the eight scale bytes of half n.
+        int shift = 8 * (l >> 4);
+        int c0 = Ld.SignExtend8((int)(s0 >> shift)), c1 = Ld.SignExtend8((int)(s0 >> (16 + shift)));
+        int c2 = Ld.SignExtend8((int)(s1 >> shift)), c3 = Ld.SignExtend8((int)(s1 >> (16 + shift)));
         return Ld.Half((uint)Ld.U16(row, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
     }
 }

@@ -52,7 +52,7 @@ public partial struct Q8_0 : IWeightFormat
     /// <summary>A whole block: unit g is block g (32 weights), multiplied with its activation block.</summary>
     public readonly int QLaneElements => 32;
 
-    public readonly bool QLaneAlignedRows => true;
+    public readonly int QLaneLeadAlignment => 4;
 
     public readonly bool QLanePairs => false;
 
