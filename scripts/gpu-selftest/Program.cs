@@ -748,12 +748,14 @@ public static unsafe class Program
         if (!s_gemvOnly) PrefillMatmul();
     }
 
-    private static int FunctionRegs(string entry)
+    /// <summary>Registers a thread of the entry, and "+N" for N bytes of local memory a thread (spills) where it has any.</summary>
+    private static string FunctionRegs(string entry)
     {
-        int regs = 0;
-        if (!s_kernels.TryGetValue(entry, out var kernel)) return 0;
+        int regs = 0, local = 0;
+        if (!s_kernels.TryGetValue(entry, out var kernel)) return "0";
         Check(cuFuncGetAttribute(&regs, CuFunctionAttribute.NumRegs, kernel.Function), "cuFuncGetAttribute");
-        return regs;
+        Check(cuFuncGetAttribute(&local, CuFunctionAttribute.LocalSizeBytes, kernel.Function), "cuFuncGetAttribute");
+        return local > 0 ? $"{regs}+{local}" : regs.ToString(CultureInfo.InvariantCulture);
     }
 
     /// <summary>Prefill: one 512-token matmul at the 8B shapes by the tiled GEMM (the batch kernel, 128-row tiles),

@@ -180,6 +180,7 @@ public enum CuFunctionAttribute
 {
     MaxThreadsPerBlock = 0,
     SharedSizeBytes = 1,
+    LocalSizeBytes = 3,
     NumRegs = 4,
     MaxDynamicSharedSizeBytes = 8,
 }
