@@ -188,8 +188,27 @@ public static class Gemv
     {
         var format = default(T);
         int lane = Group.IdxX, lanes = Group.DimX;
-        var xRow = ActivationRow(xq, t, cols);
-        RowViews<T>(w, o0, o1, o2, o3, cols, out var w0, out var w1, out var w2, out var w3, out int l0, out int l1, out int l2, out int l3);
+        long rowBytes = RowBytes<T>(cols);
+        // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
+        // AsAligned states each view's alignment (it emits no code): ILGPU's PTX backend emits ld.global.v4/.v2 for a
+        // 16/8-byte struct load only where its pointer-alignment analysis (IR/Analyses/PointerAlignments.cs) proves
+        // that alignment, and a subview at a runtime byte offset proves none, so without it every Ld.U4 of these views
+        // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
+        // buffer (Quantize.RowBytes); weight rows see the comment on rowAlignment.
+        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
+        // Formats that read 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row
+        // (N = QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the
+        // lead is the constant 0.
+        int leadAlignment = format.QLaneLeadAlignment;
+        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
+        // Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
+        // byte blocks are 16-byte multiples of a 32-byte aligned tensor).
+        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
+        int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
+        var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
+        var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
+        var w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
+        var w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
@@ -214,69 +233,5 @@ public static class Gemv
             p2 += format.QLaneDot(w2, l2, g, a);
             p3 += format.QLaneDot(w3, l3, g, a);
         }
-    }
-
-    /// <summary><see cref="Int8Partials{T}"/> for two matrices of the same shape and format at the same rows (gate and
-    /// up: <see cref="GemvSwiGlu"/>) in one loop: each unit's activations loaded once for the eight rows, and both
-    /// matrices' loads of a unit in flight together (one unit a row per lane is the whole row of an 8B's gate and up,
-    /// so taking them one after the other waited for memory twice).</summary>
-    public static void Int8Partials2<T>(ArrayView<byte> wa, ArrayView<byte> wb, long o0, long o1, long o2, long o3, int cols,
-        ArrayView<byte> xq, int t, out float a0, out float a1, out float a2, out float a3, out float b0, out float b1, out float b2,
-        out float b3)
-        where T : struct, IWeightFormat
-    {
-        var format = default(T);
-        int lane = Group.IdxX, lanes = Group.DimX;
-        var xRow = ActivationRow(xq, t, cols);
-        RowViews<T>(wa, o0, o1, o2, o3, cols, out var wa0, out var wa1, out var wa2, out var wa3, out int l0, out int l1, out int l2, out int l3);
-        RowViews<T>(wb, o0, o1, o2, o3, cols, out var wb0, out var wb1, out var wb2, out var wb3, out _, out _, out _, out _);
-        int pairs = (int)Quantize.PairsOffset(cols);
-        int units = cols / format.QLaneElements;
-        a0 = 0; a1 = 0; a2 = 0; a3 = 0; b0 = 0; b1 = 0; b2 = 0; b3 = 0;
-        for (int g = lane; g < units; g += lanes)
-        {
-            format.QLaneX(xRow, pairs, g, out var x);
-            a0 += format.QLaneDot(wa0, l0, g, x);
-            a1 += format.QLaneDot(wa1, l1, g, x);
-            a2 += format.QLaneDot(wa2, l2, g, x);
-            a3 += format.QLaneDot(wa3, l3, g, x);
-            b0 += format.QLaneDot(wb0, l0, g, x);
-            b1 += format.QLaneDot(wb1, l1, g, x);
-            b2 += format.QLaneDot(wb2, l2, g, x);
-            b3 += format.QLaneDot(wb3, l3, g, x);
-        }
-    }
-
-    /// <summary>Token <paramref name="t"/>'s quantized activations as a 16-aligned subview.</summary>
-    private static ArrayView<byte> ActivationRow(ArrayView<byte> xq, int t, int cols) =>
-        // AsAligned states each view's alignment (it emits no code): ILGPU's PTX backend emits ld.global.v4/.v2 for a
-        // 16/8-byte struct load only where its pointer-alignment analysis (IR/Analyses/PointerAlignments.cs) proves
-        // that alignment, and a subview at a runtime byte offset proves none, so without it every Ld.U4 of these views
-        // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
-        // buffer (Quantize.RowBytes).
-        xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
-
-    /// <summary>Four weight rows (at byte offsets o0..o3) as subviews with their alignment stated, and their leads.
-    /// Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.</summary>
-    private static void RowViews<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols,
-        out ArrayView<byte> w0, out ArrayView<byte> w1, out ArrayView<byte> w2, out ArrayView<byte> w3,
-        out int l0, out int l1, out int l2, out int l3)
-        where T : struct, IWeightFormat
-    {
-        var format = default(T);
-        long rowBytes = RowBytes<T>(cols);
-        // Formats that read 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row
-        // (N = QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the
-        // lead is the constant 0.
-        int leadAlignment = format.QLaneLeadAlignment;
-        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
-        // Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
-        // byte blocks are 16-byte multiples of a 32-byte aligned tensor).
-        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
-        l0 = (int)(o0 & leadMask); l1 = (int)(o1 & leadMask); l2 = (int)(o2 & leadMask); l3 = (int)(o3 & leadMask);
-        w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
-        w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
-        w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
-        w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
     }
 }

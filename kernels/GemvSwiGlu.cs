@@ -22,17 +22,9 @@ public static class GemvSwiGlu
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            float g0, g1, g2, g3, u0, u1, u2, u3;
-            // One loop over both matrices (their loads in flight together), but for Q4_0, whose lane loop takes two units
-            // an iteration already (QLanePairs: 80 registers).
-            if (default(T).Int8Activations && !default(T).QLanePairs)
-                Gemv.Int8Partials2<T>(gate, up, o0, o1, o2, o3, cols, xq, t, out g0, out g1, out g2, out g3, out u0, out u1, out u2, out u3);
-            else
-            {
-                Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out g0, out g1, out g2, out g3);
-                Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, xq, t, out u0, out u1, out u2, out u3);
-            }
+            Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out float g0, out float g1, out float g2, out float g3);
             Gemv.GroupSums(ref g0, ref g1, ref g2, ref g3, partials);
+            Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, xq, t, out float u0, out float u1, out float u2, out float u3);
             Gemv.GroupSums(ref u0, ref u1, ref u2, ref u3, partials);
             if (Group.IdxX == 0)
                 Gemv.Store(y, (long)t * rows, row0, rows,
