@@ -145,7 +145,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             var s = ins.Shape;
             if (shape.GridX != s.GridX || shape.GridY != s.GridY || shape.GridZ != s.GridZ || shape.BlockX != s.BlockX)
                 throw new CudaPlanException($"instruction {ins.OpName} (layer {ins.Layer}): the plan's launch shape {s.GridX}x{s.GridY}x{s.GridZ}/{s.BlockX} differs from the launcher's {shape.GridX}x{shape.GridY}x{shape.GridZ}/{shape.BlockX}: re-run ntc plan");
-            _oneTokenShapes[i] = shape;
+            _oneTokenShapes[i] = GemvBlock(shape, ins.KernelId);
             _functions[i] = functions[ins.KernelId];
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
@@ -277,6 +277,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
     }
 
+    /// <summary>ENGINE_CUDA_GEMV_BLOCK=N (a multiple of 32 up to 1024; for measurements): the GEMV families' groups get
+    /// N threads instead of the spec's 128 (their lane loops take any warp count; the grid is unchanged).</summary>
+    private static readonly uint s_gemvBlock =
+        uint.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_GEMV_BLOCK"), out uint b) && b % 32 == 0 && b is >= 32 and <= 1024 ? b : 0;
+
+    private static LaunchShape GemvBlock(LaunchShape shape, uint kernelId) =>
+        s_gemvBlock != 0 && KernelTable.All[(int)kernelId].Family.StartsWith("gemv", StringComparison.Ordinal) ? shape with { BlockX = s_gemvBlock } : shape;
+
     /// <summary>Whether a launch of <paramref name="family"/> gets programmatic dependent launch (kernels/Pdl.cs): the
     /// small kernels between the matmuls do (their launch and scheduling overlap the previous kernel's tail: 8B
     /// decode with every matmul left out ran 7-10 % faster, H100), the matmuls do not (with it the whole 8B step ran
@@ -309,7 +317,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
                 ArgumentBlocks.PatchTokens(_launches[i], n, block);
                 var ins = _launches[i];
                 bool batch = n >= BatchMinTokens && ins.HasBatchKernel;
-                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : Launchers.ShapeOf((KernelId)(batch ? ins.BatchKernelId : ins.KernelId), block);
+                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
+                    : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
                 _stepFunctions[i] = batch ? _batchFunctions[i] : _functions[i];
             }
             _packedTokens = n;
