@@ -1,3 +1,7 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace Engine.Runtime.Sampling;
 
 /// <summary>Sampling settings with llama.cpp's defaults (common.h common_params_sampling).</summary>
@@ -108,8 +112,51 @@ public sealed class Sampler
         }
     }
 
-    /// <summary>Argmax with ties to the lowest id.</summary>
+    /// <summary>Argmax with ties to the lowest id. Vectorized (the greedy decode runs it on every token: a 128k
+    /// vocabulary took ~70 µs a token in the scalar loop on the 2-core machine, ~20 µs so): the maximum by four
+    /// Vector256 accumulators, then the first element equal to it. Any NaN takes the scalar loop, whose answer it
+    /// keeps (a NaN never wins a comparison, so it is chosen only at id 0).</summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        var v = MemoryMarshal.Cast<float, Vector256<float>>(logits);
+        if (v.Length < 4) return ArgMaxScalar(logits);
+        Vector256<float> m0 = v[0], m1 = v[1], m2 = v[2], m3 = v[3];
+        var ordered = Vector256.Equals(m0, m0) & Vector256.Equals(m1, m1) & Vector256.Equals(m2, m2) & Vector256.Equals(m3, m3);
+        int i = 4;
+        for (; i + 3 < v.Length; i += 4)
+        {
+            Vector256<float> a = v[i], b = v[i + 1], c = v[i + 2], d = v[i + 3];
+            m0 = Vector256.Max(m0, a); m1 = Vector256.Max(m1, b); m2 = Vector256.Max(m2, c); m3 = Vector256.Max(m3, d);
+            ordered &= Vector256.Equals(a, a) & Vector256.Equals(b, b) & Vector256.Equals(c, c) & Vector256.Equals(d, d);
+        }
+        for (; i < v.Length; i++)
+        {
+            m0 = Vector256.Max(m0, v[i]);
+            ordered &= Vector256.Equals(v[i], v[i]);
+        }
+        if (ordered != Vector256<float>.AllBitsSet) return ArgMaxScalar(logits);
+        m0 = Vector256.Max(Vector256.Max(m0, m1), Vector256.Max(m2, m3));
+        float max = m0.GetElement(0);
+        for (int k = 1; k < Vector256<float>.Count; k++) max = MathF.Max(max, m0.GetElement(k));
+        int tail = v.Length * Vector256<float>.Count;
+        for (int k = tail; k < logits.Length; k++)
+        {
+            if (float.IsNaN(logits[k])) return ArgMaxScalar(logits);
+            max = MathF.Max(max, logits[k]);
+        }
+        var target = Vector256.Create(max);
+        for (int j = 0; j < v.Length; j++)
+        {
+            uint hits = Vector256.Equals(v[j], target).ExtractMostSignificantBits();
+            if (hits != 0) return j * Vector256<float>.Count + BitOperations.TrailingZeroCount(hits);
+        }
+        for (int k = tail; k < logits.Length; k++)
+            if (logits[k] == max) return k;
+        return 0;   // not reached: max is one of the elements
+    }
+
+    /// <summary>The reference loop <see cref="ArgMax"/> keeps the answer of.</summary>
+    public static int ArgMaxScalar(ReadOnlySpan<float> logits)
     {
         int best = 0;
         for (int i = 1; i < logits.Length; i++)

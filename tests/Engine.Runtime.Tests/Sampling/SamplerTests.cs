@@ -14,6 +14,28 @@ public sealed class SamplerTests
         Assert.Equal(1, s.Sample(Logits(0, 3, 1, 3, 2), []));
     }
 
+    /// <summary>The vectorized argmax answers as the scalar loop: lengths around the vector width and its multiples,
+    /// ties (the lowest id), the maximum in the tail, ±0, infinities and NaNs (the scalar loop's answer).</summary>
+    [Fact]
+    public void Vectorized_argmax_answers_as_the_scalar_loop()
+    {
+        var rng = new Random(5);
+        foreach (int n in new[] { 1, 7, 8, 31, 32, 33, 64, 100, 1000, 128256 })
+            for (int trial = 0; trial < 12; trial++)
+            {
+                var l = new float[n];
+                for (int i = 0; i < n; i++) l[i] = trial % 3 == 0 ? rng.Next(4) : (float)(rng.NextDouble() * 20 - 10);
+                if (trial == 4) l[n - 1] = 1e9f;                               // the maximum in the tail
+                if (trial == 5) { Array.Fill(l, -0f); l[n / 2] = 0f; }         // zeros of both signs tie
+                if (trial == 6) l[rng.Next(n)] = float.NaN;
+                if (trial == 7) l[0] = float.NaN;
+                if (trial == 8) l[rng.Next(n)] = float.PositiveInfinity;
+                if (trial == 9) Array.Fill(l, float.NegativeInfinity);
+                if (trial == 10 && n > 1) { l[n - 1] = 50; l[n / 2] = 50; }     // tie: the lower id
+                Assert.Equal(Sampler.ArgMaxScalar(l), Sampler.ArgMax(l));
+            }
+    }
+
     [Fact]
     public void Top_k_1_is_greedy_at_any_temperature()
     {
