@@ -36,6 +36,31 @@ public sealed class SamplerTests
             }
     }
 
+    /// <summary>top-k keeps exactly the k best (ties at the boundary to the lower id) of a vocabulary full of ties,
+    /// whatever the order the heap meets them in (the selection skips eight logits at a time that cannot enter).</summary>
+    [Fact]
+    public void Top_k_keeps_the_k_best_with_ties_to_the_lower_id()
+    {
+        var rng = new Random(11);
+        foreach (int vocab in new[] { 45, 1003, 5000 })
+        {
+            var logits = new float[vocab];
+            for (int i = 0; i < vocab; i++) logits[i] = rng.Next(50);
+            logits[vocab - 1] = 60;   // the best in the scalar tail
+            const int K = 40;
+            var want = Enumerable.Range(0, vocab).OrderByDescending(i => logits[i]).ThenBy(i => i).Take(K).ToHashSet();
+            var sampler = new Sampler(vocab, new SamplerSettings { Temperature = 1000, TopK = K, TopP = 1, MinP = 0, Seed = 3 });
+            var seen = new HashSet<int>();
+            for (int d = 0; d < 4000; d++)
+            {
+                int t = sampler.Sample(logits, []);
+                Assert.Contains(t, want);
+                seen.Add(t);
+            }
+            Assert.Equal(want.Count, seen.Count);
+        }
+    }
+
     [Fact]
     public void Top_k_1_is_greedy_at_any_temperature()
     {
