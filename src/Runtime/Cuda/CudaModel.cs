@@ -84,8 +84,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         // not captured (the graph stays for resident plans).
         _useGraph = Environment.GetEnvironmentVariable("ENGINE_CUDA_GRAPH") != "0" && plan.Layers.All(l => l.Tier == Tier.A);
         // Programmatic dependent launch on Hopper for resident plans (a streamed plan's kernels also wait on transfer
-        // events; they keep the plain stream order): see PdlLaunch. ENGINE_CUDA_PDL=0 turns it off, =all puts it on
-        // the matmuls too (for comparisons).
+        // events; they keep the plain stream order): see PdlLaunch. ENGINE_CUDA_PDL=0 turns it off, =small keeps it
+        // off the matmuls (for comparisons).
         string pdlMode = cu.Sm >= 90 && plan.Layers.All(l => l.Tier == Tier.A) ? Environment.GetEnvironmentVariable("ENGINE_CUDA_PDL") ?? "" : "0";
 
         // Modules: one per kernel, for this device's architecture.
@@ -285,15 +285,16 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private static LaunchShape GemvBlock(LaunchShape shape, uint kernelId) =>
         s_gemvBlock != 0 && KernelTable.All[(int)kernelId].Family.StartsWith("gemv", StringComparison.Ordinal) ? shape with { BlockX = s_gemvBlock } : shape;
 
-    /// <summary>Whether a launch of <paramref name="family"/> gets programmatic dependent launch (kernels/Pdl.cs): the
-    /// small kernels between the matmuls do (their launch and scheduling overlap the previous kernel's tail: 8B
-    /// decode with every matmul left out ran 7-10 % faster, H100), the matmuls do not (with it the whole 8B step ran
-    /// 2-4 % slower; docs/benchmarks.md).</summary>
+    /// <summary>Whether a launch of <paramref name="family"/> gets programmatic dependent launch (kernels/Pdl.cs): every
+    /// launch by default (its launch and scheduling overlap the previous kernel's tail). With the fused launches of
+    /// session 5 (9 a layer) the matmuls gain from it too: 8B decode +1 to +2 % for Q8_0, Q4_K_M and Q4_0, nine
+    /// interleaved pairs on one H100, all in its favour (in session 2, with 12 launches a layer, the matmuls had lost
+    /// 2-4 % with it; docs/benchmarks.md). ENGINE_CUDA_PDL=small keeps it off the matmuls (to compare), =0 off.</summary>
     internal static bool PdlLaunch(string family, string mode) => mode switch
     {
         "0" => false,
-        "all" => true,
-        _ => !family.StartsWith("gemv", StringComparison.Ordinal) && !family.StartsWith("gemm", StringComparison.Ordinal),
+        "small" => !family.StartsWith("gemv", StringComparison.Ordinal) && !family.StartsWith("gemm", StringComparison.Ordinal),
+        _ => true,
     };
 
     /// <summary>Launch <paramref name="i"/> (its decode or batch <paramref name="function"/>) on the compute stream, with programmatic dependent launch where
