@@ -62,17 +62,12 @@ public static class Gemv
         // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
         long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
-        bool preload = Preloads<T>(cols, nTokens);
-        Preloaded pre = default;
-        if (preload) Preload<T>(w, o0, o1, o2, o3, cols, out pre);
         Pdl.Wait();
         int first = Grid.IdxY * TokensPerGroup;
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            float p0, p1, p2, p3;
-            if (preload) PreloadedPartials<T>(pre, cols, xq, out p0, out p1, out p2, out p3);
-            else Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out p0, out p1, out p2, out p3);
+            Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
             GroupSums(ref p0, ref p1, ref p2, ref p3, partials);
             if (Group.IdxX != 0) continue;
             long yRow = (long)t * rows;
@@ -238,61 +233,5 @@ public static class Gemv
             p2 += format.QLaneDot(w2, l2, g, a);
             p3 += format.QLaneDot(w3, l3, g, a);
         }
-    }
-
-    /// <summary>The weight words of this thread's lane unit of a group's four rows (<see cref="Preload{T}"/>).</summary>
-    public struct Preloaded
-    {
-        public WLane R0, R1, R2, R3;
-    }
-
-    /// <summary>Whether a launch takes its weights before it waits for the previous kernel (<see cref="Pdl.Wait"/>):
-    /// a one-token step of an int8 format whose rows are at most one lane unit a thread (an 8B's 4096 columns at
-    /// 128 threads: q, k, v, o, gate and the lm_head). The weights do not depend on the previous kernel, so with
-    /// programmatic dependent launch the groups that start while it runs have their rows in registers when it
-    /// ends, and only the activations remain to be read.</summary>
-    public static bool Preloads<T>(int cols, int nTokens) where T : struct, IWeightFormat =>
-        default(T).Int8Activations && nTokens == 1 && cols / default(T).QLaneElements <= Group.DimX;
-
-    /// <summary>Loads this thread's unit (g = lane) of the four rows at byte offsets o0..o3 into registers.</summary>
-    public static void Preload<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, out Preloaded p)
-        where T : struct, IWeightFormat
-    {
-        // The row views and leads of Int8Partials (see there).
-        var format = default(T);
-        long rowBytes = RowBytes<T>(cols);
-        int leadAlignment = format.QLaneLeadAlignment;
-        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
-        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
-        int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
-        var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
-        var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
-        var w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
-        var w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
-        p = default;
-        int g = Group.IdxX;
-        if (g >= cols / format.QLaneElements) return;
-        format.QLaneLoad(w0, l0, g, out p.R0);
-        format.QLaneLoad(w1, l1, g, out p.R1);
-        format.QLaneLoad(w2, l2, g, out p.R2);
-        format.QLaneLoad(w3, l3, g, out p.R3);
-    }
-
-    /// <summary>The partials of a preloaded unit with the token's activations: what <see cref="Int8Partials{T}"/>
-    /// computes for a row of one unit a thread, bit for bit (QLaneDot = QLaneDotWords of QLaneLoad).</summary>
-    public static void PreloadedPartials<T>(in Preloaded p, int cols, ArrayView<byte> xq, out float p0, out float p1,
-        out float p2, out float p3)
-        where T : struct, IWeightFormat
-    {
-        var format = default(T);
-        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
-        int g = Group.IdxX;
-        if (g >= cols / format.QLaneElements) return;
-        var xRow = xq.SubView(0, Quantize.RowBytes(cols)).AsAligned(16);
-        format.QLaneX(xRow, (int)Quantize.PairsOffset(cols), g, out var x);
-        p0 += format.QLaneDotWords(p.R0, g, x);
-        p1 += format.QLaneDotWords(p.R1, g, x);
-        p2 += format.QLaneDotWords(p.R2, g, x);
-        p3 += format.QLaneDotWords(p.R3, g, x);
     }
 }

@@ -17,18 +17,12 @@ public static class GemvSwiGlu
         long rowBytes = Gemv.RowBytes<T>(cols);
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
         long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
-        // A decode step's gate rows are taken before the wait (Gemv.Preloads); up's after it, as the rest of the kernel.
-        bool preload = Gemv.Preloads<T>(cols, nTokens);
-        Gemv.Preloaded pre = default;
-        if (preload) Gemv.Preload<T>(gate, o0, o1, o2, o3, cols, out pre);
         Pdl.Wait();
         int first = Grid.IdxY * Gemv.TokensPerGroup;
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
-            float g0, g1, g2, g3;
-            if (preload) Gemv.PreloadedPartials<T>(pre, cols, xq, out g0, out g1, out g2, out g3);
-            else Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out g0, out g1, out g2, out g3);
+            Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out float g0, out float g1, out float g2, out float g3);
             Gemv.GroupSums(ref g0, ref g1, ref g2, ref g3, partials);
             Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, xq, t, out float u0, out float u1, out float u2, out float u3);
             Gemv.GroupSums(ref u0, ref u1, ref u2, ref u3, partials);

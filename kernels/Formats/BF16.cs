@@ -46,8 +46,4 @@ public struct BF16 : IWeightFormat
 
     /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x) => 0f;
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w) => w = default;
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x) => 0f;
 }

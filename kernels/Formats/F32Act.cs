@@ -41,8 +41,4 @@ public struct F32Act<T> : IWeightFormat where T : struct, IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => default(T).QLaneX(xq, pairs, g, out x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x) => default(T).QLaneDot(row, lead, g, x);
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w) => default(T).QLaneLoad(row, lead, g, out w);
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x) => default(T).QLaneDotWords(w, g, x);
 }

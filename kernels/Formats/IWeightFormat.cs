@@ -69,14 +69,6 @@ public interface IWeightFormat
     /// <paramref name="lead"/> (an even number below N) bytes into it (rows of 2-byte aligned blocks, e.g. an odd
     /// number of 34-byte Q8_0 blocks, alternate), so the format can use aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
-
-    /// <summary>The weight words <see cref="QLaneDot"/> reads for unit <paramref name="g"/> (same row view and lead),
-    /// loaded only.</summary>
-    void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w);
-
-    /// <summary><see cref="QLaneDot"/> from the words <see cref="QLaneLoad"/> loaded: the same arithmetic, so
-    /// QLaneDot(row, lead, g, x) = QLaneDotWords(QLaneLoad(row, lead, g), g, x) bit for bit.</summary>
-    float QLaneDotWords(in WLane w, int g, XLane x);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

@@ -196,14 +196,6 @@ public static class Ld
     }
 }
 
-/// <summary>The weight words of one int8 lane unit of one row (<see cref="IWeightFormat.QLaneLoad"/>), as loaded, up
-/// to twelve (Q5_K), whose meaning each format gives: loaded apart from their products so a GEMV can issue the loads
-/// before it waits for the previous kernel (<see cref="Gemv"/>).</summary>
-public struct WLane
-{
-    public uint W0, W1, W2, W3, W4, W5, W6, W7, W8, W9, W10, W11;
-}
-
 /// <summary>The quantized activations one int8 lane unit multiplies (<see cref="IWeightFormat.QLaneX"/>): up to 32
 /// signed bytes, up to four block scales and four integer terms whose meaning each format gives. Loaded once per
 /// unit and shared by the rows a group computes.</summary>

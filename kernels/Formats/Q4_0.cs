@@ -73,24 +73,12 @@ public partial struct Q4_0 : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        QLaneLoad(row, lead, g, out var w);
-        return QLaneDotWords(w, g, x);
-    }
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w)
-    {
         // As Q8_0: four aligned 32-bit loads and one 16-bit load per 18-byte block (Ld.Block2Aligned4).
-        w = default;
-        Ld.Block2Aligned4(row, lead + 18 * g, out w.W0, out w.W1, out w.W2, out w.W3, out w.W4);
-    }
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x)
-    {
+        Ld.Block2Aligned4(row, lead + 18 * g, out uint d, out uint q0, out uint q1, out uint q2, out uint q3);
         const uint Low = 0x0F0F0F0F;
-        uint q0 = w.W1, q1 = w.W2, q2 = w.W3, q3 = w.W4;
         int dot = Ld.Dp4a(q0 & Low, x.Q0, Ld.Dp4a(q1 & Low, x.Q1, Ld.Dp4a(q2 & Low, x.Q2, Ld.Dp4a(q3 & Low, x.Q3,
             Ld.Dp4a((q0 >> 4) & Low, x.Q4, Ld.Dp4a((q1 >> 4) & Low, x.Q5, Ld.Dp4a((q2 >> 4) & Low, x.Q6,
             Ld.Dp4a((q3 >> 4) & Low, x.Q7, -x.S0))))))));
-        return Ld.Half(w.W0) * x.D0 * dot;
+        return Ld.Half(d) * x.D0 * dot;
     }
 }

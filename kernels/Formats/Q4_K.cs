@@ -102,25 +102,12 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        QLaneLoad(row, lead, g, out var w);
-        return QLaneDotWords(w, g, x);
-    }
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w)
-    {
-        int block = (g >> 3) * 144, i = g & 7;
-        w = default;
-        Ld.U4(row, block, out w.W0, out w.W1, out w.W2, out w.W3);                 // dm, scales
-        Ld.U4(row, block + 16 + 16 * i, out w.W4, out w.W5, out w.W6, out w.W7);   // 16 quant bytes
-    }
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x)
-    {
-        int j = (g & 7) >> 1;
-        uint w0 = w.W4, w1 = w.W5, w2 = w.W6, w3 = w.W7;
+        int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
+        Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         const uint Low = 0x0F0F0F0F;
         int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
         int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));
-        return KQuants.SubBlockPair(w.W0, w.W1, w.W2, w.W3, j, lo, hi, x);
+        return KQuants.SubBlockPair(dm, s0, s1, s2, j, lo, hi, x);
     }
 }

@@ -93,29 +93,16 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        QLaneLoad(row, lead, g, out var w);
-        return QLaneDotWords(w, g, x);
-    }
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w)
-    {
-        int block = (g >> 3) * 176, i = g & 7;
-        w = default;
-        Ld.U4(row, block, out w.W0, out w.W1, out w.W2, out w.W3);                       // dm, scales
-        Ld.U4(row, block + 48 + 16 * i, out w.W4, out w.W5, out w.W6, out w.W7);         // low nibbles
-        Ld.U4(row, block + 16 + 16 * (i & 1), out w.W8, out w.W9, out w.W10, out w.W11); // high bits
-    }
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x)
-    {
-        int j = (g & 7) >> 1;
-        uint w0 = w.W4, w1 = w.W5, w2 = w.W6, w3 = w.W7, h0 = w.W8, h1 = w.W9, h2 = w.W10, h3 = w.W11;
+        int block = (g >> 3) * 176, i = g & 7, j = i >> 1;
+        Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
+        Ld.U4(row, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        Ld.U4(row, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);
         const uint Low = 0x0F0F0F0F, Bit = 0x01010101;
         int sl = 2 * j, sh = 2 * j + 1;
         int lo = Ld.Dp4a((w0 & Low) | (((h0 >> sl) & Bit) << 4), x.Q0, Ld.Dp4a((w1 & Low) | (((h1 >> sl) & Bit) << 4), x.Q1,
             Ld.Dp4a((w2 & Low) | (((h2 >> sl) & Bit) << 4), x.Q2, Ld.Dp4a((w3 & Low) | (((h3 >> sl) & Bit) << 4), x.Q3, 0))));
         int hi = Ld.Dp4a(((w0 >> 4) & Low) | (((h0 >> sh) & Bit) << 4), x.Q4, Ld.Dp4a(((w1 >> 4) & Low) | (((h1 >> sh) & Bit) << 4), x.Q5,
             Ld.Dp4a(((w2 >> 4) & Low) | (((h2 >> sh) & Bit) << 4), x.Q6, Ld.Dp4a(((w3 >> 4) & Low) | (((h3 >> sh) & Bit) << 4), x.Q7, 0))));
-        return KQuants.SubBlockPair(w.W0, w.W1, w.W2, w.W3, j, lo, hi, x);
+        return KQuants.SubBlockPair(dm, s0, s1, s2, j, lo, hi, x);
     }
 }

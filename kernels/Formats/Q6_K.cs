@@ -110,28 +110,14 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        QLaneLoad(row, lead, g, out var w);
-        return QLaneDotWords(w, g, x);
-    }
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w)
-    {
         int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
         // ql/qh pieces by 8-byte loads (their 16-byte windows end by byte 200 of the block); the scales (8n … 8n + 7
         // after 192) by 32-bit words, which stay inside the block even for n = 1; d by one 16-bit load.
-        w = default;
-        Ld.Piece8(row, ql, out w.W0, out w.W1);
-        Ld.Piece8(row, ql + 32, out w.W2, out w.W3);
-        Ld.Piece8(row, qh, out w.W4, out w.W5);
-        Ld.Piece8Words(row, block + 192 + 8 * n, out w.W6, out w.W7);
-        w.W8 = (uint)Ld.U16(row, block + 208);
-    }
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x)
-    {
-        int l = 8 * (g & 3);
-        uint a0 = w.W0, a1 = w.W1, b0 = w.W2, b1 = w.W3, h0 = w.W4, h1 = w.W5, s0 = w.W6, s1 = w.W7;
+        Ld.Piece8(row, ql, out uint a0, out uint a1);
+        Ld.Piece8(row, ql + 32, out uint b0, out uint b1);
+        Ld.Piece8(row, qh, out uint h0, out uint h1);
+        Ld.Piece8Words(row, block + 192 + 8 * n, out uint s0, out uint s1);
         const uint Low = 0x0F0F0F0F, Two = 0x03030303;
         int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
         int d1 = Ld.Dp4a((b0 & Low) | (((h0 >> 2) & Two) << 4), x.Q2, Ld.Dp4a((b1 & Low) | (((h1 >> 2) & Two) << 4), x.Q3, -x.S1));
@@ -141,6 +127,6 @@ public partial struct Q6_K : IWeightFormat
         int shift = 8 * (l >> 4);
         int c0 = Ld.SignExtend8((int)(s0 >> shift)), c1 = Ld.SignExtend8((int)(s0 >> (16 + shift)));
         int c2 = Ld.SignExtend8((int)(s1 >> shift)), c3 = Ld.SignExtend8((int)(s1 >> (16 + shift)));
-        return Ld.Half(w.W8) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
+        return Ld.Half((uint)Ld.U16(row, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
     }
 }

@@ -66,23 +66,13 @@ public partial struct Q8_0 : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        QLaneLoad(row, lead, g, out var w);
-        return QLaneDotWords(w, g, x);
-    }
-
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out WLane w)
-    {
         // Block g starts at a 4-aligned byte (its qs two bytes off) or 2 past one (d in the aligned word's high half,
         // qs aligned): eight aligned 32-bit loads and one 16-bit load cover it either way (Ld.Block2Aligned), instead
         // of the seventeen 16-bit loads the 2-byte alignment of 34-byte blocks would take.
-        w = default;
-        Ld.Block2Aligned8(row, lead + 34 * g, out w.W0, out w.W1, out w.W2, out w.W3, out w.W4, out w.W5, out w.W6, out w.W7, out w.W8);
-    }
-
-    public readonly float QLaneDotWords(in WLane w, int g, XLane x)
-    {
-        int dot = Ld.Dp4a(w.W1, x.Q0, Ld.Dp4a(w.W2, x.Q1, Ld.Dp4a(w.W3, x.Q2, Ld.Dp4a(w.W4, x.Q3,
-            Ld.Dp4a(w.W5, x.Q4, Ld.Dp4a(w.W6, x.Q5, Ld.Dp4a(w.W7, x.Q6, Ld.Dp4a(w.W8, x.Q7, 0))))))));
-        return Ld.Half(w.W0) * x.D0 * dot;
+        Ld.Block2Aligned8(row, lead + 34 * g, out uint d, out uint q0, out uint q1, out uint q2, out uint q3,
+            out uint q4, out uint q5, out uint q6, out uint q7);
+        int dot = Ld.Dp4a(q0, x.Q0, Ld.Dp4a(q1, x.Q1, Ld.Dp4a(q2, x.Q2, Ld.Dp4a(q3, x.Q3,
+            Ld.Dp4a(q4, x.Q4, Ld.Dp4a(q5, x.Q5, Ld.Dp4a(q6, x.Q6, Ld.Dp4a(q7, x.Q7, 0))))))));
+        return Ld.Half(d) * x.D0 * dot;
     }
 }
