@@ -19,7 +19,8 @@ namespace Engine.Kernels;
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
-/// Rows past the end read the last row (never stored); tokens and columns past the end are zeros.</summary>
+/// Rows past the end read the last row (never stored); tokens and columns past the end are zeros. Every entry waits for
+/// the previous kernel first (<see cref="Pdl.Wait"/>: it is launched with programmatic dependent launch too).</summary>
 public static class Gemm
 {
     /// <summary>Rows and tokens of a group's tile (grid
@@ -35,6 +36,7 @@ public static class Gemm
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
+        Pdl.Wait();
         var s = Allocate();
         var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, Grid.IdxX);
         Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: false);
@@ -44,6 +46,7 @@ public static class Gemm
     public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
+        Pdl.Wait();
         var s = Allocate();
         var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, Grid.IdxX);
         Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: true);
@@ -56,6 +59,7 @@ public static class Gemm
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
+        Pdl.Wait();
         var s = Allocate();
         var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, Grid.IdxX);
         var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, Grid.IdxX);
@@ -76,6 +80,7 @@ public static class Gemm
         var y = isQ ? q : isK ? k : v;
         int n = isQ ? rows : kvDim;
         int local = isQ ? tile : isK ? tile - qTiles : tile - qTiles - kvTiles;
+        Pdl.Wait();
         var s = Allocate();
         var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local);
         Store(y, acc, n, nTokens, local, accumulate: false);
