@@ -70,6 +70,22 @@ public partial class PtxAbiTests
         Assert.Throws<ArgumentException>(() => PtxModules.Get("sm_70"));
     }
 
+    /// <summary>The runtime launches every kernel with programmatic dependent launch on sm_90, so every sm_90 entry must
+    /// wait for the previous kernel before it reads (griddepcontrol.wait, kernels/Pdl.cs) and let the next one launch
+    /// (griddepcontrol.launch_dependents); the GEMM entries once lacked the wait and read their inputs early. The sm_80
+    /// modules have neither (the instructions need sm_90).</summary>
+    [Fact]
+    public void Every_sm90_entry_waits_for_the_previous_kernel()
+    {
+        foreach (var e in PtxModules.EntryPoints)
+        {
+            string ptx = PtxModules.Get("sm_90")[e.Name];
+            Assert.True(ptx.Contains("griddepcontrol.wait", StringComparison.Ordinal), e.Name + ": no griddepcontrol.wait");
+            Assert.True(ptx.Contains("griddepcontrol.launch_dependents", StringComparison.Ordinal), e.Name + ": no launch_dependents");
+            Assert.DoesNotContain("griddepcontrol", PtxModules.Get("sm_80")[e.Name]);
+        }
+    }
+
     [Fact]
     public void Cpu_dispatch_keys_name_family_and_format()
     {
