@@ -73,13 +73,7 @@ public static class Gemm
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        int qTiles = (rows + RowsPerGroup - 1) / RowsPerGroup, kvTiles = (kvDim + RowsPerGroup - 1) / RowsPerGroup;
-        int tile = Grid.IdxX;
-        bool isQ = tile < qTiles, isK = !isQ && tile < qTiles + kvTiles;
-        var w = isQ ? wq : isK ? wk : wv;
-        var y = isQ ? q : isK ? k : v;
-        int n = isQ ? rows : kvDim;
-        int local = isQ ? tile : isK ? tile - qTiles : tile - qTiles - kvTiles;
+        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
         var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local);

@@ -17,14 +17,23 @@ public static class GemvQkv
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
-        int qGroups = (rows + Gemv.RowsPerGroup - 1) / Gemv.RowsPerGroup, kvGroups = (kvDim + Gemv.RowsPerGroup - 1) / Gemv.RowsPerGroup;
-        int group = Grid.IdxX;
-        bool isQ = group < qGroups, isK = !isQ && group < qGroups + kvGroups;
-        // One body for the three matrices: the views are selected, not the code (one copy of the lane loops).
-        var w = isQ ? wq : isK ? wk : wv;
-        var y = isQ ? q : isK ? k : v;
-        int n = isQ ? rows : kvDim;
-        int local = isQ ? group : isK ? group - qGroups : group - qGroups - kvGroups;
+        Select(Grid.IdxX, Gemv.RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Gemv.Rows<T>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+    }
+
+    /// <summary>Which matrix group <paramref name="group"/> of a q/k/v launch computes, for groups of
+    /// <paramref name="groupRows"/> rows (4 for the GEMV, 128 for the GEMM's row tiles): q's groups first, then k's,
+    /// then v's; its weights, output, row count and index within that matrix. One body for the three matrices: the
+    /// views are selected, not the code (one copy of the lane loops).</summary>
+    public static void Select(int group, int groupRows, ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim,
+        out ArrayView<byte> w, out ArrayView<float> y, out int n, out int local)
+    {
+        int qGroups = (rows + groupRows - 1) / groupRows, kvGroups = (kvDim + groupRows - 1) / groupRows;
+        bool isQ = group < qGroups, isK = !isQ && group < qGroups + kvGroups;
+        w = isQ ? wq : isK ? wk : wv;
+        y = isQ ? q : isK ? k : v;
+        n = isQ ? rows : kvDim;
+        local = isQ ? group : isK ? group - qGroups : group - qGroups - kvGroups;
     }
 }
