@@ -44,33 +44,14 @@ public sealed class F32ActivationPlanTests(ITestOutputHelper output)
         Assert.All(matmuls, s => Assert.Equal(EntryOf(s.Instruction).EndsWith("_F32Act", StringComparison.Ordinal), s.F32Activations));
         Assert.All(matmuls.Where(s => s.Kind != CpuStepKind.MatMul), s => Assert.Equal(1, s.Launches));   // no quantize launch folded in
 
-        int vocab = cpu.Config.VocabSize, steps = reference.GenTokens.Length, np = reference.PromptTokens.Length;
-        int[] sequence = [.. reference.PromptTokens, .. reference.GenTokens[..^1]];
-        var all = new float[(long)sequence.Length * vocab];
-        cpu.Forward(sequence, 0, all);
-        var (nmse, agree) = Compare(all.AsSpan((np - 1) * vocab, steps * vocab), expected, vocab, steps);
+        int vocab = cpu.Config.VocabSize, steps = reference.GenTokens.Length;
+        var (nmse, agree) = LlamaCppReference.Compare(reference.TeacherForcedLogits(cpu), expected, vocab, steps);
 
         // The int8 plan of the same model, for the record: f32 activations should be no further from llama.cpp.
         using var int8 = Load(model, "int8");
-        var all8 = new float[(long)sequence.Length * vocab];
-        int8.Model.Forward(sequence, 0, all8);
-        var (nmse8, _) = Compare(all8.AsSpan((np - 1) * vocab, steps * vocab), expected, vocab, steps);
+        var (nmse8, _) = LlamaCppReference.Compare(reference.TeacherForcedLogits(int8.Model), expected, vocab, steps);
         output.WriteLine($"{model}: f32 activations NMSE {nmse:E2} (int8 {nmse8:E2}) vs llama.cpp, top-1 {agree}/{steps}");
         Assert.True(nmse <= 5e-4, $"{model}: NMSE {nmse:E3} > 5e-4");
         Assert.True((double)agree / steps >= 0.97, $"{model}: top-1 agreement {agree}/{steps} < 97%");
-    }
-
-    private static (double Nmse, int Agree) Compare(ReadOnlySpan<float> actual, float[] expected, int vocab, int steps)
-    {
-        double err = 0, norm = 0;
-        int agree = 0;
-        for (int i = 0; i < steps; i++)
-        {
-            var a = actual.Slice(i * vocab, vocab);
-            var e = expected.AsSpan(i * vocab, vocab);
-            for (int j = 0; j < vocab; j++) { double d = a[j] - e[j]; err += d * d; norm += (double)e[j] * e[j]; }
-            if (Sampler.ArgMax(a) == Sampler.ArgMax(e)) agree++;
-        }
-        return (err / norm, agree);
     }
 }

@@ -93,7 +93,7 @@ public sealed class StreamedPlanTests
     {
         string model = Cases[name].Model;
         var reference = LlamaCppReference.Load(model + ".ref.txt");
-        int[] sequence = [.. reference.PromptTokens, .. reference.GenTokens[..^1]];
+        int[] sequence = reference.TeacherForcedSequence;
 
         using var resident = TestPlans.Load(model);
         Assert.Null(resident.Streamer);
