@@ -287,8 +287,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
 
     /// <summary>Whether a launch of <paramref name="family"/> gets programmatic dependent launch (kernels/Pdl.cs): every
     /// launch by default (its launch and scheduling overlap the previous kernel's tail). With the fused launches of
-    /// session 5 (9 a layer) the matmuls gain from it too: 8B decode +1 to +2 % for Q8_0, Q4_K_M and Q4_0, nine
-    /// interleaved pairs on one H100, all in its favour (in session 2, with 12 launches a layer, the matmuls had lost
+    /// session 5 (9 a layer) the matmuls gain from it too: 8B decode +0 to +3.6 % for Q8_0, Q4_K_M and Q4_0,
+    /// 24 interleaved pairs on three H100 machines, all in its favour (in session 2, with 12 launches a layer, the matmuls had lost
     /// 2-4 % with it; docs/benchmarks.md). ENGINE_CUDA_PDL=small keeps it off the matmuls (to compare), =0 off.</summary>
     internal static bool PdlLaunch(string family, string mode) => mode switch
     {
