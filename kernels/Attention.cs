@@ -9,7 +9,8 @@ namespace Engine.Kernels;
 /// split the positions and keep an online softmax (Milakov &amp; Gimelshein 2018; flash-decoding), then merge through
 /// shared memory. A lane holds four consecutive head dims 4·lane .. 4·lane + 3 (head_dim ≤ <see cref="MaxHeadDim"/>)
 /// and reads them from the cache as one 8-byte load when head_dim and kv_dim are multiples of 4. A warp takes four
-/// positions per step, their loads in flight together. The merge is a warp reduction of the per-warp maxima and
+/// positions per step, their loads in flight together; the first step's rows, where earlier steps wrote them, are
+/// loaded before the PDL wait (<see cref="Pdl"/>). The merge is a warp reduction of the per-warp maxima and
 /// sums (one warp), then one weighted sum over warps per head dim.</summary>
 public static class Attention
 {
@@ -25,7 +26,6 @@ public static class Attention
     public static void Heads(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, float scale, bool quantize)
     {
-        Pdl.Wait();
         var warpMax = SharedMemory.Allocate<float>(MaxWarps);
         var warpSum = SharedMemory.Allocate<float>(MaxWarps);
         var factor = SharedMemory.Allocate<float>(MaxWarps);
@@ -38,27 +38,40 @@ public static class Attention
         long qRow = ((long)t * nHead + head) * headDim;
         int d = 4 * lane;
         bool wide = (headDim & 3) == 0 && (kvDim & 3) == 0;
+        int count = positions[t] + 1;
+        long kvBase = (long)kvHead * headDim + d;
+
+        // The K and V rows of this warp's first four positions, where an earlier step wrote them, are loaded before
+        // the PDL wait, so their DRAM latency (the cache leaves L2 between tokens) overlaps the kernels before this
+        // one. Both reads are safe there: positions is copied from the host before the step's first kernel (which
+        // every later launch follows), and rows before the step's first position (positions[0]) are never written by
+        // this step. The rest, this step's rows included, are loaded after the wait.
+        int stepStart = positions[0];
+        int pa = warp, pb = pa + warps, pc = pa + 2 * warps, pd = pa + 3 * warps;
+        Ld.Pair ka = default, kb = default, kc = default, kd = default, va = default, vb = default, vc = default, vd = default;
+        if (pa < stepStart) { Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va); }
+        if (pb < stepStart) { Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb); }
+        if (pc < stepStart) { Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc); }
+        if (pd < stepStart) { Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd); }
+
+        Pdl.Wait();
         float q0 = d < headDim ? q[qRow + d] : 0, q1 = d + 1 < headDim ? q[qRow + d + 1] : 0;
         float q2 = d + 2 < headDim ? q[qRow + d + 2] : 0, q3 = d + 3 < headDim ? q[qRow + d + 3] : 0;
 
         float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        int count = positions[t] + 1;
-        long kvBase = (long)kvHead * headDim + d;
         // Four positions per iteration (p, p + warps, p + 2·warps, p + 3·warps): their K and V loads are issued
-        // together, so a warp waits for memory once per four positions instead of once per position.
+        // together, so a warp waits for memory once per four positions instead of once per position. Positions past
+        // the end read the last row (clamped), weighted 0.
         for (int p = warp; p < count; p += 4 * warps)
         {
-            int pb = p + warps, pc = p + 2 * warps, pd = p + 3 * warps;
-            long ka = (long)p * kvDim + kvBase;
-            long kb = (long)IntrinsicMath.Min(pb, count - 1) * kvDim + kvBase;   // clamped: read, then weighted 0
-            long kc = (long)IntrinsicMath.Min(pc, count - 1) * kvDim + kvBase;
-            long kd = (long)IntrinsicMath.Min(pd, count - 1) * kvDim + kvBase;
-            float sa = Score(kCache, ka, d, headDim, wide, q0, q1, q2, q3);
-            float sb = Score(kCache, kb, d, headDim, wide, q0, q1, q2, q3);
-            float sc = Score(kCache, kc, d, headDim, wide, q0, q1, q2, q3);
-            float sd = Score(kCache, kd, d, headDim, wide, q0, q1, q2, q3);
-            sa = Reduce.WarpSum(sa) * scale; sb = Reduce.WarpSum(sb) * scale;
-            sc = Reduce.WarpSum(sc) * scale; sd = Reduce.WarpSum(sd) * scale;
+            pa = p; pb = p + warps; pc = p + 2 * warps; pd = p + 3 * warps;
+            bool first = p == warp;   // the rows loaded before the wait are this iteration's
+            if (!first || pa >= stepStart) Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va);
+            if (!first || pb >= stepStart) Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb);
+            if (!first || pc >= stepStart) Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc);
+            if (!first || pd >= stepStart) Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd);
+            float sa = Reduce.WarpSum(Score(ka, q0, q1, q2, q3)) * scale, sb = Reduce.WarpSum(Score(kb, q0, q1, q2, q3)) * scale;
+            float sc = Reduce.WarpSum(Score(kc, q0, q1, q2, q3)) * scale, sd = Reduce.WarpSum(Score(kd, q0, q1, q2, q3)) * scale;
             if (pb >= count) sb = -1e30f;
             if (pc >= count) sc = -1e30f;
             if (pd >= count) sd = -1e30f;
@@ -69,14 +82,10 @@ public static class Attention
             float wc = pc < count ? MathF.Exp(sc - newMax) : 0f;
             float wd = pd < count ? MathF.Exp(sd - newMax) : 0f;
             sum = sum * correction + ((wa + wb) + (wc + wd));
-            Load(vCache, ka, d, headDim, wide, out float va0, out float va1, out float va2, out float va3);
-            Load(vCache, kb, d, headDim, wide, out float vb0, out float vb1, out float vb2, out float vb3);
-            Load(vCache, kc, d, headDim, wide, out float vc0, out float vc1, out float vc2, out float vc3);
-            Load(vCache, kd, d, headDim, wide, out float vd0, out float vd1, out float vd2, out float vd3);
-            a0 = a0 * correction + ((wa * va0 + wb * vb0) + (wc * vc0 + wd * vd0));
-            a1 = a1 * correction + ((wa * va1 + wb * vb1) + (wc * vc1 + wd * vd1));
-            a2 = a2 * correction + ((wa * va2 + wb * vb2) + (wc * vc2 + wd * vd2));
-            a3 = a3 * correction + ((wa * va3 + wb * vb3) + (wc * vc3 + wd * vd3));
+            a0 = a0 * correction + ((wa * Ld.Half(va.A) + wb * Ld.Half(vb.A)) + (wc * Ld.Half(vc.A) + wd * Ld.Half(vd.A)));
+            a1 = a1 * correction + ((wa * Ld.Half(va.A >> 16) + wb * Ld.Half(vb.A >> 16)) + (wc * Ld.Half(vc.A >> 16) + wd * Ld.Half(vd.A >> 16)));
+            a2 = a2 * correction + ((wa * Ld.Half(va.B) + wb * Ld.Half(vb.B)) + (wc * Ld.Half(vc.B) + wd * Ld.Half(vd.B)));
+            a3 = a3 * correction + ((wa * Ld.Half(va.B >> 16) + wb * Ld.Half(vb.B >> 16)) + (wc * Ld.Half(vc.B >> 16) + wd * Ld.Half(vd.B >> 16)));
             max = newMax;
         }
 
@@ -107,33 +116,35 @@ public static class Attention
         }
     }
 
-    /// <summary>Cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as floats, 0 past head_dim.</summary>
-    private static void Load(ArrayView<Half> cache, long kv, int d, int headDim, bool wide,
-        out float v0, out float v1, out float v2, out float v3)
+    /// <summary>Offset of position <paramref name="p"/>'s row (dims from this lane's) in a layer's cache, the position
+    /// clamped to the last one (<paramref name="count"/> − 1).</summary>
+    private static long Row(int p, int count, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, count - 1) * kvDim + kvBase;
+
+    /// <summary>The K and V cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as four f16 bit
+    /// patterns (A = dims d, d + 1; B = d + 2, d + 3), 0 past head_dim: one 8-byte load each when head_dim and kv_dim
+    /// are multiples of 4.</summary>
+    private static void Fetch(ArrayView<Half> kCache, ArrayView<Half> vCache, long kv, int d, int headDim, bool wide,
+        out Ld.Pair k, out Ld.Pair v)
     {
+        k = default; v = default;
+        if (d >= headDim) return;
         if (wide)
         {
-            if (d < headDim)
-            {
-                var pair = cache.Cast<Ld.Pair>()[kv >> 2];
-                v0 = Ld.Half(pair.A); v1 = Ld.Half(pair.A >> 16); v2 = Ld.Half(pair.B); v3 = Ld.Half(pair.B >> 16);
-                return;
-            }
-            v0 = 0; v1 = 0; v2 = 0; v3 = 0;
+            k = kCache.Cast<Ld.Pair>()[kv >> 2];
+            v = vCache.Cast<Ld.Pair>()[kv >> 2];
             return;
         }
-        v0 = d < headDim ? (float)cache[kv] : 0f;
-        v1 = d + 1 < headDim ? (float)cache[kv + 1] : 0f;
-        v2 = d + 2 < headDim ? (float)cache[kv + 2] : 0f;
-        v3 = d + 3 < headDim ? (float)cache[kv + 3] : 0f;
+        var kBits = kCache.Cast<ushort>();
+        var vBits = vCache.Cast<ushort>();
+        k.A = kBits[kv] | (d + 1 < headDim ? (uint)kBits[kv + 1] << 16 : 0u);
+        v.A = vBits[kv] | (d + 1 < headDim ? (uint)vBits[kv + 1] << 16 : 0u);
+        k.B = d + 2 < headDim ? kBits[kv + 2] | (d + 3 < headDim ? (uint)kBits[kv + 3] << 16 : 0u) : 0u;
+        v.B = d + 2 < headDim ? vBits[kv + 2] | (d + 3 < headDim ? (uint)vBits[kv + 3] << 16 : 0u) : 0u;
     }
 
-    /// <summary>This lane's part of q·k for the cache row at <paramref name="kv"/> (dims past head_dim add 0).</summary>
-    private static float Score(ArrayView<Half> kCache, long kv, int d, int headDim, bool wide, float q0, float q1, float q2, float q3)
-    {
-        Load(kCache, kv, d, headDim, wide, out float k0, out float k1, out float k2, out float k3);
-        return (q0 * k0 + q1 * k1) + (q2 * k2 + q3 * k3);
-    }
+    /// <summary>This lane's part of q·k for a K row's four dims (dims past head_dim are 0 in both).</summary>
+    private static float Score(Ld.Pair k, float q0, float q1, float q2, float q3) =>
+        (q0 * Ld.Half(k.A) + q1 * Ld.Half(k.A >> 16)) + (q2 * Ld.Half(k.B) + q3 * Ld.Half(k.B >> 16));
 }
 
 /// <summary>attention and the quantize of its output in one launch (op attention, fused=attention+quantize): the warp

@@ -11,10 +11,14 @@ public static class RmsNorm
 {
     public static void Run(ArrayView<float> x, ArrayView<float> w, ArrayView<float> y, ArrayView<byte> yq, int cols, int nTokens, float eps)
     {
-        Pdl.Wait();
         var partials = SharedMemory.Allocate<float>(32);
         long row = (long)Grid.IdxX * cols;
         const int Q = Quantize.QuadElements;
+        // The norm weights do not depend on the kernels before: this thread's first four are loaded before the PDL
+        // wait (they are in DRAM, the layer's weights having left L2 since the last token), the only ones a thread
+        // has for rows up to 4 × 1024 wide.
+        Quantize.Load4(w, 0, cols, Q * Group.IdxX, out float w0, out float w1, out float w2, out float w3);
+        Pdl.Wait();
         float sum = 0;
         for (int e = Q * Group.IdxX; e < cols; e += Q * Group.DimX)
         {
@@ -28,7 +32,8 @@ public static class RmsNorm
         for (int e = Q * Group.IdxX; e - Q * Warp.LaneIdx < padded; e += Q * Group.DimX)
         {
             Quantize.Load4(x, row, cols, e, out float a, out float b, out float c, out float d);
-            Quantize.Load4(w, 0, cols, e, out float wa, out float wb, out float wc, out float wd);
+            float wa = w0, wb = w1, wc = w2, wd = w3;
+            if (e != Q * Group.IdxX) Quantize.Load4(w, 0, cols, e, out wa, out wb, out wc, out wd);
             a = a * scale * wa; b = b * scale * wb; c = c * scale * wc; d = d * scale * wd;
             if ((cols & 3) == 0 && e + 3 < cols) Formats.Ld.StoreF4(y, row + e, a, b, c, d);
             else

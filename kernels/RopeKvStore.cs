@@ -14,10 +14,12 @@ public static class RopeKvStore
         ArrayView<Half> vCache, ArrayView<int> positions, ArrayView<float> freqFactors, int nHead, int nHeadKv, int headDim,
         int nTokens, float freqBase, float freqScale)
     {
-        Pdl.Wait();
+        // The angle before the PDL wait: positions is copied from the host before the step's first kernel (which
+        // every later launch follows) and the factors are weights, so only q, k and v wait for the kernels before.
         Rope.Pair(index, nHead, nHeadKv, headDim, out int t, out int head, out int pair);
         int position = positions[t];
         Rope.Angle(position, pair, headDim, freqFactors, freqBase, freqScale, out float cos, out float sin);
+        Pdl.Wait();
         if (head < nHead)
         {
             Rope.Rotate(q, ((long)t * nHead + head) * headDim + 2 * pair, cos, sin);

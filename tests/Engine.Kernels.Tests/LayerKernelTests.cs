@@ -203,12 +203,13 @@ public class LayerKernelTests
     [InlineData(4, 2, 64, 2)]   // GQA 2:1, head_dim 64 (two dims a lane)
     [InlineData(8, 2, 128, 3)]  // GQA 4:1, head_dim 128 (Llama)
     [InlineData(3, 3, 40, 1)]   // MHA, head_dim not a multiple of the warp
-    public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens)
+    [InlineData(8, 2, 128, 2, 300)] // past the 128 positions of a group's first step (the rows loaded before the wait)
+    public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37)
     {
         var rng = new Random(nHead * 100 + headDim);
         var h = KernelHarness.Shared;
-        int kvDim = nHeadKv * headDim, ctx = 45;
-        int[] positions = Enumerable.Range(0, tokens).Select(t => 37 + t).ToArray(); // a prompt tail: causal over 38.. positions
+        int kvDim = nHeadKv * headDim, ctx = start + 8;
+        int[] positions = Enumerable.Range(0, tokens).Select(t => start + t).ToArray(); // a prompt tail: causal over start + 1.. positions
         float scale = 1f / MathF.Sqrt(headDim);
         float[] q = ReferenceFormats.Gaussian(rng, tokens * nHead * headDim);
         var kHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
