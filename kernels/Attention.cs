@@ -49,10 +49,10 @@ public static class Attention
         int stepStart = positions[0];
         int pa = warp, pb = pa + warps, pc = pa + 2 * warps, pd = pa + 3 * warps;
         Ld.Pair ka = default, kb = default, kc = default, kd = default, va = default, vb = default, vc = default, vd = default;
-        if (pa < stepStart) { Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va); }
-        if (pb < stepStart) { Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb); }
-        if (pc < stepStart) { Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc); }
-        if (pd < stepStart) { Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd); }
+        if (pa < stepStart) Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va);
+        if (pb < stepStart) Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb);
+        if (pc < stepStart) Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc);
+        if (pd < stepStart) Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd);
 
         Pdl.Wait();
         float q0 = d < headDim ? q[qRow + d] : 0, q1 = d + 1 < headDim ? q[qRow + d + 1] : 0;
