@@ -12,9 +12,9 @@ namespace Engine.Kernels;
 /// block scheduling with the tail of the running kernel, and the reads of what no kernel of the step writes where a
 /// body does them before the wait (weights, the step's positions, KV cache rows of earlier steps: Attention, RmsNorm,
 /// RopeKvStore). Positions may be read there because the host copies them before the step's first kernel and a
-/// launch with the attribute starts only once every block of the kernel before it has started. Every grid waits, so completion is transitive down the chain. The sm_80 PTX has griddepcontrol removed
-/// (PtxBuild); a launch without the attribute returns from the wait at once; on ILGPU's CPU accelerator all three
-/// are no-ops.</summary>
+/// launch with the attribute starts only once every block of the kernel before it has started. Every grid waits, so
+/// completion is transitive down the chain. The sm_80 PTX has griddepcontrol removed (PtxBuild); a launch without the
+/// attribute returns from the wait at once; on ILGPU's CPU accelerator all three are no-ops.</summary>
 public static class Pdl
 {
     /// <summary>Allows the next kernel in the stream to launch (griddepcontrol.launch_dependents).</summary>

@@ -199,6 +199,13 @@ public static unsafe class Program
         Console.WriteLine($"| {kernel,-18} | {shape,-26} | {nmse,10:E2} | {limit,7:E0} | {(ok ? "ok" : "FAIL")} |");
     }
 
+    /// <summary>A row for an exact comparison: <paramref name="mismatches"/> values that differ, any is a failure.</summary>
+    private static void CountRow(string kernel, string shape, int mismatches)
+    {
+        if (mismatches != 0) s_failures++;
+        Console.WriteLine($"| {kernel,-18} | {shape,-26} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
+    }
+
     private static double Nmse(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)
     {
         double err = 0, norm = 0;
@@ -357,8 +364,7 @@ public static unsafe class Program
             float d = BitConverter.ToSingle(q, (int)(t * rowBytes + pairs + 8L * (c / 32)));
             if (d * (double)(sbyte)q[t * rowBytes + c] != expected[i]) mismatches++;
         }
-        Console.WriteLine($"| {kernel,-18} | {shape,-26} | {mismatches,10} |       0 | {(mismatches == 0 ? "pass" : "FAIL")}   |");
-        if (mismatches != 0) s_failures++;
+        CountRow(kernel, shape, mismatches);
     }
 
     /// <summary>gemv (y = W·x into a NaN-poisoned y) or, with <paramref name="add"/>, gemv_add (y += W·x in place).</summary>
@@ -432,9 +438,7 @@ public static unsafe class Program
             int[] a = Download<int>(y), b = Download<int>(expected);
             differ += a.Zip(b).Count(p => p.First != p.Second);
         }
-        string name = fused + f, shape = $"{rows}+2x{kvDim} x {cols}, {tokens} tok";
-        Console.WriteLine($"| {name,-18} | {shape,-26} | {differ,10} |       0 | {(differ == 0 ? "pass" : "FAIL")}   |");
-        if (differ != 0) s_failures++;
+        CountRow(fused + f, $"{rows}+2x{kvDim} x {cols}, {tokens} tok", differ);
     }
 
     /// <summary>The tiled tensor-core GEMM (gemm, gemm_add, gemm_swiglu: <paramref name="mode"/> is the entry
@@ -617,9 +621,7 @@ public static unsafe class Program
             Row("AttentionQuant y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(fused, plain.Select(x => (double)x).ToArray()), KvStoreLimit);
             using var ref8 = Quantized(yb, cols, tokens);
             byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
-            int differ = a.Zip(b).Count(p => p.First != p.Second);
-            Console.WriteLine($"| {"AttentionQuant q8",-18} | {$"{nHead}/{nHeadKv}x{headDim}, {tokens} tok",-26} | {differ,10} |       0 | {(differ == 0 ? "pass" : "FAIL")}   |");
-            if (differ != 0) s_failures++;
+            CountRow("AttentionQuant q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
         }
         var expected = new double[tokens * nHead * headDim];
         for (int t = 0; t < tokens; t++)
