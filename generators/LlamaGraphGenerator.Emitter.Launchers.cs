@@ -43,7 +43,7 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("    public static global::System.ReadOnlySpan<CpuDispatchKey> CpuKeys => s_cpuKeys;\n\n");
             sb.Append("    private static readonly CpuDispatchKey[] s_cpuKeys =\n    [\n");
             foreach (var e in entries)
-                sb.Append("        new(KernelFamilyId.").Append(Pascal(e.Kernel.Name)).Append(", KernelFormat.").Append(e.Format ?? "None")
+                sb.Append("        new(KernelFamilyId.").Append(Pascal(e.Kernel.Name)).Append(", KernelFormat.").Append(e.CpuFormat)
                   .Append(e.F32Activations ? ", F32Activations: true" : "").Append("),\n");
             sb.Append("    ];\n\n");
             sb.Append("    /// <summary>The launch shape of an argument block packed by parameter offsets (as the runtime packs a plan's\n");
@@ -72,7 +72,7 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("        public const int Size = ").Append(Literal(e.ArgumentBytes)).Append(";\n");
             sb.Append("        public const int BlockSize = ").Append(Literal(k.Block)).Append(";\n");
             sb.Append("        public static CpuDispatchKey CpuKey => new(KernelFamilyId.").Append(Pascal(k.Name)).Append(", KernelFormat.")
-              .Append(e.Format ?? "None").Append(e.F32Activations ? ", F32Activations: true" : "").Append(");\n\n");
+              .Append(e.CpuFormat).Append(e.F32Activations ? ", F32Activations: true" : "").Append(");\n\n");
             foreach (var p in e.Params)
                 sb.Append("        [FieldOffset(").Append(Literal(p.Offset)).Append(")] public ").Append(LaunchType(p.Type)).Append(' ')
                   .Append(Pascal(p.Name)).Append(";\n");

@@ -35,7 +35,7 @@ public sealed partial class LlamaGraphGenerator
                 Kernel = kernel;
                 Format = format;
                 F32Activations = f32Activations;
-                Name = format == null ? kernel.Body : kernel.Body + "_" + format + (f32Activations ? "_F32Act" : "");
+                Name = format == null ? kernel.Body : kernel.Body + "_" + format.Replace('/', '_') + (f32Activations ? "_F32Act" : "");
                 Params = Layout(kernel);
                 ArgumentBytes = Params.Count == 0 ? 0 : Params[Params.Count - 1].Offset + Params[Params.Count - 1].Size;
                 StructBytes = AlignUp(ArgumentBytes, Params.Count == 0 ? 1 : Params.Max(p => p.Alignment));
@@ -46,10 +46,16 @@ public sealed partial class LlamaGraphGenerator
             public bool F32Activations { get; }
             public string Name { get; }
 
-            /// <summary>The format struct the family's generic body is instantiated with.</summary>
+            /// <summary>The format struct(s) the family's generic body is instantiated with: one, or two for a format
+            /// pair A/B (the body's overload with two format parameters).</summary>
             public string? FormatType => Format == null ? null
-                : F32Activations ? "global::Engine.Kernels.Formats.F32Act<global::Engine.Kernels.Formats." + Format + ">"
-                : "global::Engine.Kernels.Formats." + Format;
+                : string.Join(", ", Format.Split('/').Select(f => F32Activations
+                    ? "global::Engine.Kernels.Formats.F32Act<global::Engine.Kernels.Formats." + f + ">"
+                    : "global::Engine.Kernels.Formats." + f));
+
+            /// <summary>The format the CPU backend's dispatch key names: a pair's first (the CPU backend reads each
+            /// matrix's own type).</summary>
+            public string CpuFormat => Format == null ? "None" : Format.Split('/')[0];
 
             /// <summary>ILGPU names a compiled kernel's PTX entry Kernel_ + the method name.</summary>
             public string PtxEntry => "Kernel_" + Name;

@@ -80,6 +80,23 @@ public static class Gemm
         Store(y, acc, n, nTokens, local, accumulate: false);
     }
 
+    /// <summary><see cref="RunQkv{T}"/> with q and k in <typeparamref name="TQk"/> and v in <typeparamref name="TV"/>
+    /// (<see cref="GemvQkv.Run{TQk, TV}"/>): v's row tiles accumulate with TV's tile loads, the others with TQk's; one
+    /// shared-memory allocation for both (static shared memory is at most 48 KB).</summary>
+    public static void RunQkv<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where TQk : struct, IWeightFormat, IInt8Tiles
+        where TV : struct, IWeightFormat, IInt8Tiles
+    {
+        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        Pdl.Wait();
+        var s = Allocate();
+        var acc = GemvQkv.IsV(Grid.IdxX, RowsPerGroup, rows, kvDim)
+            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local)
+            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local);
+        Store(y, acc, n, nTokens, local, accumulate: false);
+    }
+
     /// <summary>The shared-memory tiles of one stage.</summary>
     public struct Tiles
     {
@@ -474,4 +491,9 @@ public static class GemmQkv
     public static void Run<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<T>(wq, wk, wv, x, xq, q, k, v, rows, kvDim, cols, nTokens);
+
+    public static void Run<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where TQk : struct, IWeightFormat, IInt8Tiles
+        where TV : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<TQk, TV>(wq, wk, wv, x, xq, q, k, v, rows, kvDim, cols, nTokens);
 }

@@ -1,3 +1,4 @@
+using System.Linq;
 using Engine.Kernels.Formats;
 using ILGPU;
 using ILGPU.Runtime;
@@ -38,7 +39,8 @@ public static class Gemv
     /// gemv_swiglu (two lane units an iteration) takes 80 registers: capped, 8B Q4_0 decode fell 329 → 304 tok/s
     /// (uncapped 335, same H100).</summary>
     public static int MaxRegisters(string family, string? format) =>
-        family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv" && format is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K"
+        family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv" && format is not null
+        && format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K")
             ? Int8MaxRegisters : 0;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>

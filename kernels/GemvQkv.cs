@@ -21,6 +21,24 @@ public static class GemvQkv
         Gemv.Rows<T>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
     }
 
+    /// <summary>q and k in format <typeparamref name="TQk"/>, v in <typeparamref name="TV"/> (spec format pair
+    /// TQk/TV): llama.cpp's Q4_K_M and Q5_K_M files keep attn_v in Q6_K in half the layers, where one launch over the
+    /// three matrices saves two launches' ramp, tail and gap. v's groups run the TV lane loop, the others TQk's; the
+    /// group's rows and sums are <see cref="Gemv.Rows{T}"/>'s either way.</summary>
+    public static void Run<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        where TQk : struct, IWeightFormat
+        where TV : struct, IWeightFormat
+    {
+        Select(Grid.IdxX, Gemv.RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        if (IsV(Grid.IdxX, Gemv.RowsPerGroup, rows, kvDim)) Gemv.Rows<TV>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+        else Gemv.Rows<TQk>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+    }
+
+    /// <summary>Whether group <paramref name="group"/> of a q/k/v launch computes v's rows (<see cref="Select"/>'s order).</summary>
+    public static bool IsV(int group, int groupRows, int rows, int kvDim) =>
+        group >= (rows + groupRows - 1) / groupRows + (kvDim + groupRows - 1) / groupRows;
+
     /// <summary>Which matrix group <paramref name="group"/> of a q/k/v launch computes, for groups of
     /// <paramref name="groupRows"/> rows (4 for the GEMV, 128 for the GEMM's row tiles): q's groups first, then k's,
     /// then v's; its weights, output, row count and index within that matrix. One body for the three matrices: the

@@ -238,8 +238,8 @@ public static unsafe class Program
                     Gemv(f, 1029, cols, tokens, add: true);
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
-            Qkv(f, "GemvQkv_", "Gemv_", 1029, 258, colsCases[0], 1);
-            if (be > 1) Qkv(f, "GemmQkv_", "Gemm_", 1029, 258, colsCases[0], 70);
+            Qkv(f, f, "GemvQkv_", "Gemv_", 1029, 258, colsCases[0], 1);
+            if (be > 1) Qkv(f, f, "GemmQkv_", "Gemm_", 1029, 258, colsCases[0], 70);
             Embedding(f, 300, colsCases[1], 5);
             if (be > 1)
                 foreach (int cols in colsCases)
@@ -247,6 +247,13 @@ public static unsafe class Program
                         foreach (var mode in new[] { "Gemm_", "GemmAdd_", "GemmSwiGlu_" })
                             Gemm(f, mode, rows, cols, tokens);
         }
+        // The format pairs (q and k in one format, v in another: Q4_K_M's and Q5_K_M's Q6_K attn_v layers).
+        foreach (var (qk, v) in new[] { (GgmlType.Q4_K, GgmlType.Q6_K), (GgmlType.Q5_K, GgmlType.Q6_K), (GgmlType.Q4_K, GgmlType.Q5_K) })
+            if (Formats.Contains(qk) && Formats.Contains(v))
+            {
+                Qkv(qk, v, "GemvQkv_", "Gemv_", 1029, 258, 4096, 1);
+                Qkv(qk, v, "GemmQkv_", "Gemm_", 1029, 258, 4096, 70);
+            }
         Quantize(4096, 3);
         Quantize(14336, 1);
         Quantize(300, 2);
@@ -415,11 +422,12 @@ public static unsafe class Program
 
     /// <summary>The fused q/k/v projections (gemv_qkv, gemm_qkv) against three launches of the plain kernel
     /// (<paramref name="plain"/>) on the same matrices: the same floats bit for bit (the plain kernels are checked
-    /// against float64 above). Row counts are not multiples of the group's rows.</summary>
-    private static void Qkv(GgmlType f, string fused, string plain, int rows, int kvDim, int cols, int tokens)
+    /// against float64 above). Row counts are not multiples of the group's rows. q and k are in format
+    /// <paramref name="f"/>, v in <paramref name="fv"/> (a format pair's entry, e.g. GemvQkv_Q4_K_Q6_K, where they differ).</summary>
+    private static void Qkv(GgmlType f, GgmlType fv, string fused, string plain, int rows, int kvDim, int cols, int tokens)
     {
-        var rng = new Random(rows * 31 + kvDim + cols * 7 + tokens + (int)f);
-        byte[] wq = RandomWeights(f, rows, cols, rng), wk = RandomWeights(f, kvDim, cols, rng), wv = RandomWeights(f, kvDim, cols, rng);
+        var rng = new Random(rows * 31 + kvDim + cols * 7 + tokens + (int)f + 3 * (int)fv);
+        byte[] wq = RandomWeights(f, rows, cols, rng), wk = RandomWeights(f, kvDim, cols, rng), wv = RandomWeights(fv, kvDim, cols, rng);
         float[] x = Gaussians(rng, (long)cols * tokens);
         using var qw = Upload<byte>(wq);
         using var kw = Upload<byte>(wk);
@@ -429,16 +437,17 @@ public static unsafe class Program
         using var q = Poisoned((long)rows * tokens * 4);
         using var k = Poisoned((long)kvDim * tokens * 4);
         using var v = Poisoned((long)kvDim * tokens * 4);
-        Launch(fused + f, qw, kw, vw, xb, xq, q, k, v, rows, kvDim, cols, tokens);
+        string entry = fused + f + (fv == f ? "" : "_" + fv);
+        Launch(entry, qw, kw, vw, xb, xq, q, k, v, rows, kvDim, cols, tokens);
         int differ = 0;
-        foreach (var (w, y, n) in new[] { (qw, q, rows), (kw, k, kvDim), (vw, v, kvDim) })
+        foreach (var (w, y, n, wf) in new[] { (qw, q, rows, f), (kw, k, kvDim, f), (vw, v, kvDim, fv) })
         {
             using var expected = Poisoned((long)n * tokens * 4);
-            Launch(plain + f, w, xb, xq, expected, n, cols, tokens);
+            Launch(plain + wf, w, xb, xq, expected, n, cols, tokens);
             int[] a = Download<int>(y), b = Download<int>(expected);
             differ += a.Zip(b).Count(p => p.First != p.Second);
         }
-        CountRow(fused + f, $"{rows}+2x{kvDim} x {cols}, {tokens} tok", differ);
+        CountRow(entry, $"{rows}+2x{kvDim} x {cols}, {tokens} tok", differ);
     }
 
     /// <summary>The tiled tensor-core GEMM (gemm, gemm_add, gemm_swiglu: <paramref name="mode"/> is the entry

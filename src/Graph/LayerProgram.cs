@@ -93,12 +93,12 @@ public sealed record KernelFamily(string Name, string Body, bool Implicit, IRead
     /// the format's own reads int8 ones (spec attribute f32act=; the plan's f32 activation mode).</summary>
     public IReadOnlyList<string> F32ActFormats { get; init; } = [];
 
-    /// <summary>The entry point of this family for a weight format (ggml type name), or the format-free one;
-    /// <paramref name="f32Activations"/> names the f32act variant (Body_Format_F32Act).</summary>
+    /// <summary>The entry point of this family for a weight format (ggml type name, or a pair A/B: Body_A_B), or the
+    /// format-free one; <paramref name="f32Activations"/> names the f32act variant (Body_Format_F32Act).</summary>
     public string EntryPoint(string? format, bool f32Activations = false) =>
         Formats.Count == 0 ? Body
-        : format != null && Formats.Contains(format) && !f32Activations ? Body + "_" + format
-        : format != null && F32ActFormats.Contains(format) && f32Activations ? Body + "_" + format + "_F32Act"
+        : format != null && Formats.Contains(format) && !f32Activations ? Body + "_" + format.Replace('/', '_')
+        : format != null && F32ActFormats.Contains(format) && f32Activations ? Body + "_" + format.Replace('/', '_') + "_F32Act"
         : throw new ArgumentException("kernel family " + Name + " has no " + (f32Activations ? "f32-activation " : "") + "entry point for format " + (format ?? "(none)"));
 }
 

@@ -111,6 +111,9 @@ public class LlamaGraphGeneratorTests
         { "graph g\nformat F32\nparam n\ntensor w weight [n] any\ntensor t activation [n] f32\nkernel k(w: view<u8>, x: view<f32>, n: i32) body=K explicit formats=all block=32 grid=n\nlayer\nop a = matmul(w, t) -> t kernel=k batch=nope\n", "ENG005", 7, "nope" },
         // f32act formats are a subset of the kernel's formats (each gets a second entry point).
         { "graph g\nformat F32 Q8_0\nparam n\nkernel k(w: view<u8>, n: i32) body=K explicit formats=F32 f32act=Q8_0 block=32 grid=n\n", "ENG006", 3, "Q8_0" },
+        // Both formats of a pair must be declared, and an f32act pair must be one of the kernel's formats.
+        { "graph g\nformat F32 Q8_0\nparam n\nkernel k(w: view<u8>, n: i32) body=K explicit formats=F32/Q4_K block=32 grid=n\n", "ENG006", 3, "Q4_K" },
+        { "graph g\nformat F32 Q8_0\nparam n\nkernel k(w: view<u8>, n: i32) body=K explicit formats=F32/Q8_0 f32act=Q8_0/F32 block=32 grid=n\n", "ENG006", 3, "Q8_0" },
     };
 
     [Theory]

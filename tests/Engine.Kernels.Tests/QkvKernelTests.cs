@@ -28,8 +28,28 @@ public class QkvKernelTests
     [Theory]
     [MemberData(nameof(GemvCases))]
     public void GemvQkv_equals_three_gemvs(string format, int rows, int kvDim, int cols, int tokens) =>
-        EqualsThreeLaunches("GemvQkv_" + format, "Gemv_" + format, format, rows, kvDim, cols, tokens,
+        EqualsThreeLaunches("GemvQkv_", "Gemv_", format, format, rows, kvDim, cols, tokens,
             grid => Assert.Equal((uint)((rows + 3) / 4 + 2 * ((kvDim + 3) / 4)), grid));
+
+    /// <summary>The format pairs of the spec (q and k in the first format, v in the second).</summary>
+    public static TheoryData<string, string, int, int> PairCases() => new()
+    {
+        { "Q4_K", "Q6_K", 33, 1 }, { "Q4_K", "Q6_K", 16, 6 }, { "Q5_K", "Q6_K", 33, 1 }, { "Q4_K", "Q5_K", 16, 6 },
+    };
+
+    [Theory]
+    [MemberData(nameof(PairCases))]
+    public void GemvQkv_of_a_format_pair_equals_three_gemvs(string qk, string v, int rows, int tokens) =>
+        EqualsThreeLaunches("GemvQkv_", "Gemv_", qk, v, rows, 6, 512, tokens,
+            grid => Assert.Equal((uint)((rows + 3) / 4 + 2 * ((6 + 3) / 4)), grid));
+
+    [Theory]
+    [InlineData("Q4_K", "Q6_K")]
+    [InlineData("Q5_K", "Q6_K")]
+    [InlineData("Q4_K", "Q5_K")]
+    public void GemmQkv_of_a_format_pair_equals_three_gemms(string qk, string v) =>
+        EqualsThreeLaunches("GemmQkv_", "Gemm_", qk, v, 130, 40, 256, 17,
+            grid => Assert.Equal((uint)(2 + 2), grid));
 
     /// <summary>(format, q rows, kv rows, cols, tokens): q spans two 128-row tiles, the tokens two 64-token tiles.</summary>
     public static TheoryData<string, int, int, int, int> GemmCases()
@@ -43,17 +63,21 @@ public class QkvKernelTests
     [Theory]
     [MemberData(nameof(GemmCases))]
     public void GemmQkv_equals_three_gemms(string format, int rows, int kvDim, int cols, int tokens) =>
-        EqualsThreeLaunches("GemmQkv_" + format, "Gemm_" + format, format, rows, kvDim, cols, tokens,
+        EqualsThreeLaunches("GemmQkv_", "Gemm_", format, format, rows, kvDim, cols, tokens,
             grid => Assert.Equal((uint)((rows + 127) / 128 + 2 * ((kvDim + 127) / 128)), grid));
 
-    private static void EqualsThreeLaunches(string fused, string plain, string format, int rows, int kvDim, int cols, int tokens,
-        Action<uint> checkGrid)
+    /// <summary>Launches <paramref name="fusedPrefix"/> for q and k in <paramref name="format"/> and v in
+    /// <paramref name="vFormat"/> (the pair's entry, e.g. GemvQkv_Q4_K_Q6_K, where they differ) and compares each
+    /// output with <paramref name="plainPrefix"/> of that matrix's format.</summary>
+    private static void EqualsThreeLaunches(string fusedPrefix, string plainPrefix, string format, string vFormat, int rows, int kvDim,
+        int cols, int tokens, Action<uint> checkGrid)
     {
-        var rng = new Random(rows * 7919 + kvDim * 131 + cols * 31 + tokens + format.Length);
+        string fused = fusedPrefix + format + (vFormat == format ? "" : "_" + vFormat);
+        var rng = new Random(rows * 7919 + kvDim * 131 + cols * 31 + tokens + format.Length + 7 * vFormat[1]);
         var h = KernelHarness.Shared;
         byte[] wq = ReferenceFormats.Random(format, rows, cols, rng);
         byte[] wk = ReferenceFormats.Random(format, kvDim, cols, rng);
-        byte[] wv = ReferenceFormats.Random(format, kvDim, cols, rng);
+        byte[] wv = ReferenceFormats.Random(vFormat, kvDim, cols, rng);
         float[] x = ReferenceFormats.Gaussian(rng, cols * tokens);
         using var qw = h.Upload(wq);
         using var kw = h.Upload(wk);
@@ -66,8 +90,9 @@ public class QkvKernelTests
         var shape = h.Launch(fused, qw.View, kw.View, vw.View, xb.View, xq.View, q.View, k.View, v.View, rows, kvDim, cols, tokens);
         checkGrid(shape.GridX);
 
-        foreach (var (w, y, n, name) in new[] { (qw, q, rows, "q"), (kw, k, kvDim, "k"), (vw, v, kvDim, "v") })
+        foreach (var (w, y, n, name, f) in new[] { (qw, q, rows, "q", format), (kw, k, kvDim, "k", format), (vw, v, kvDim, "v", vFormat) })
         {
+            string plain = plainPrefix + f;
             using var expected = h.Allocate<float>((long)n * tokens);
             h.Launch(plain, w.View, xb.View, xq.View, expected.View, n, cols, tokens);
             float[] want = expected.GetAsArray1D(), got = y.GetAsArray1D();

@@ -41,13 +41,19 @@ public sealed class KernelBinding
     public List<KernelInfo> Kernels => _used.Values.ToList();
 
     /// <summary>The launches of an op in a layer: its own, or, for the fused q/k/v projection (matmul_qkv) where the
-    /// three weights do not share a format in this layer, one matmul launch per weight (the program's matmul family and
-    /// batch family, e.g. gemv/gemm): llama.cpp's Q4_K_M files keep attn_v in Q6_K in half the layers, and the fused
-    /// kernel is specialised on one format. Named q_proj, k_proj, v_proj after the outputs.</summary>
+    /// three weights do not share a format in this layer, the family's entry for the format pair q·k/v where it has
+    /// one (llama.cpp's Q4_K_M and Q5_K_M files keep attn_v in Q6_K in half the layers: gemv_qkv's Q4_K/Q6_K), else
+    /// one matmul launch per weight (the program's matmul family and batch family, e.g. gemv/gemm), named q_proj,
+    /// k_proj, v_proj after the outputs.</summary>
     public IEnumerable<Instruction> Launches(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
     {
-        if (op.Kind == OpKind.MatMulQkv && op.Inputs.Take(3).Select(w => resolve(w, layer).WeightType).Distinct().Count() > 1)
+        if (op.Kind == OpKind.MatMulQkv && QkvFormat(op, layer, resolve) is { } pair && pair.Contains('/'))
         {
+            if (_program.Kernel(op.Kernel).Formats.Contains(pair))
+            {
+                yield return Launch(op, layer, resolve, pair);
+                yield break;
+            }
             var matmul = _program.AllOps.FirstOrDefault(o => o.Kind == OpKind.MatMul)
                 ?? throw new PlanException($"layer program {_program.Name}: op {op.Name}: the weights differ in format in layer {layer} and no matmul op names the family to run them apart");
             var x = op.Inputs.Skip(3).ToArray();
@@ -59,7 +65,17 @@ public sealed class KernelBinding
         yield return Launch(op, layer, resolve);
     }
 
-    public Instruction Launch(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
+    /// <summary>The format of a q/k/v op's weights in a layer: the one they share, "A/B" where q and k are A and v
+    /// is B, or a name with no entry (q and k differ) that sends <see cref="Launches"/> to one launch per weight.</summary>
+    private static string? QkvFormat(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
+    {
+        var t = op.Inputs.Take(3).Select(w => resolve(w, layer).WeightType).ToArray();
+        if (t[0] is null || t[1] is null || t[2] is null) return null;
+        return t[0] == t[1] && t[1] == t[2] ? t[0].ToString() : t[0] == t[1] ? $"{t[0]}/{t[2]}" : $"{t[0]}/{t[1]}/{t[2]}";
+    }
+
+    /// <param name="formatPair">a q/k/v op's format pair (q·k/v) when its weights differ in format</param>
+    public Instruction Launch(GraphOp op, int layer, Func<string, int, BoundOperand> resolve, string? formatPair = null)
     {
         var family = _program.Kernel(op.Kernel);
         string where = $"layer program {_program.Name}: op {op.Name}";
@@ -68,7 +84,7 @@ public sealed class KernelBinding
         if (family.Formats.Count > 0)
         {
             var wt = weight?.WeightType ?? throw new PlanException($"{where}: kernel {family.Name} needs a weight of the model's type");
-            format = wt.ToString();
+            format = formatPair ?? wt.ToString();
             if (!family.Formats.Contains(format)) throw new PlanException($"{where}: kernel {family.Name} has no entry point for {format}");
             if (op.Kind == OpKind.MatMulSwiGlu)
             {

@@ -70,9 +70,10 @@ public sealed class PlannerExplainTests
         // The issue expected tier C here; by this planner's arithmetic a 70B Q4_K_M (40 GiB of layers) fits
         // 22.8 GiB VRAM + 32 GiB pinned RAM, so nothing streams from NVMe: the snapshot shows the sums.
         var (plan, text) = PlanAndExplain(LlamaShape.Llama70B, "Q4_K_M", "rtx3090-48g", 4096, ramBudget: 32L << 30);
-        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q5_K");
+        // attn_v is Q5_K (Q6_K in the use_more_bits layers) beside Q4_K q and k: the pairs' fused q/k/v.
+        Assert.Contains(plan.Kernels, k => k.Entry == "GemvQkv_Q4_K_Q5_K");
+        Assert.Contains(plan.Kernels, k => k.Entry == "GemvQkv_Q4_K_Q6_K");
         Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q6_K");
-        Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q4_K");
         Snapshot.Verify(text);
     }
 

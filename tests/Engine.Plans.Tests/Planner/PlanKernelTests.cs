@@ -96,34 +96,45 @@ public sealed class PlanKernelTests
         Assert.Equal(1 / MathF.Sqrt(s.Embd / s.Heads), scale);
     }
 
-    /// <summary>q, k and v run as one launch (gemv_qkv, batch gemm_qkv) where their weights share a format, and as three
-    /// gemv launches (batch gemm) in the layers where they do not: a Q4_K_M file keeps attn_v in Q6_K in the
-    /// use_more_bits layers.</summary>
+    /// <summary>q, k and v run as one launch (gemv_qkv, batch gemm_qkv) in every layer of a Q4_K_M file: the format's
+    /// entry where the three weights share it, the Q4_K/Q6_K pair's in the use_more_bits layers that keep attn_v in
+    /// Q6_K.</summary>
     [Fact]
-    public void Qkv_fuse_where_the_formats_agree_and_run_apart_where_they_do_not()
+    public void Qkv_fuse_in_one_format_or_in_a_format_pair()
     {
         var plan = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2, Layers = 8 }, "Q4_K_M", "h100-80g", batch: 64);
         CheckAgainstKernelTable(plan);
         var launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch && i.Layer >= 0).ToList();
-        int fused = 0, apart = 0;
+        int one = 0, pair = 0;
         foreach (var layer in launches.GroupBy(i => i.Layer))
         {
             var names = layer.Select(i => i.OpName).ToList();
-            if (names.Contains("qkv_proj"))
-            {
-                var i = layer.First(i => i.OpName == "qkv_proj");
-                Assert.Equal(("GemvQkv_Q4_K", "GemmQkv_Q4_K"), (Entry(plan, i), plan.Kernels.First(k => k.Id == i.BatchKernelId).Entry));
-                Assert.DoesNotContain("v_proj", names);
-                fused++;
-            }
+            Assert.DoesNotContain("v_proj", names);
+            var i = layer.Single(i => i.OpName == "qkv_proj");
+            var entries = (Entry(plan, i), plan.Kernels.First(k => k.Id == i.BatchKernelId).Entry);
+            if (entries == ("GemvQkv_Q4_K", "GemmQkv_Q4_K")) one++;
             else
             {
-                Assert.Equal(["q_proj", "k_proj", "v_proj"], names.Where(n => n.EndsWith("_proj", StringComparison.Ordinal) && n != "o_proj"));
-                Assert.Equal("Gemv_Q6_K", Entry(plan, layer.First(i => i.OpName == "v_proj")));
-                apart++;
+                Assert.Equal(("GemvQkv_Q4_K_Q6_K", "GemmQkv_Q4_K_Q6_K"), entries);
+                pair++;
             }
         }
-        Assert.True(fused > 0 && apart > 0, $"{fused} fused and {apart} unfused layers");
+        Assert.True(one > 0 && pair > 0, $"{one} layers in one format and {pair} in the pair");
+    }
+
+    /// <summary>Where q and k differ in format (no pair entry fits), q, k and v run as three gemv launches (batch
+    /// gemm), named after their outputs.</summary>
+    [Fact]
+    public void Qkv_run_apart_where_q_and_k_differ_in_format()
+    {
+        var plan = Make(LlamaShape.Tiny, "Q8_0", "h100-80g", batch: 64, types: (role, layer) =>
+            role == "attn_k" && layer == 1 ? GgmlType.Q4_0 : LlamaModels.TypeOf("Q8_0", role, layer, LlamaShape.Tiny));
+        CheckAgainstKernelTable(plan);
+        var layer1 = plan.Instructions.Where(i => i.Opcode == Opcode.Launch && i.Layer == 1).ToList();
+        Assert.Equal(["q_proj", "k_proj", "v_proj"], layer1.Select(i => i.OpName).Where(n => n.EndsWith("_proj", StringComparison.Ordinal) && n != "o_proj"));
+        Assert.Equal(("Gemv_Q4_0", "Gemm_Q4_0"), (Entry(plan, layer1.First(i => i.OpName == "k_proj")),
+            plan.Kernels.First(k => k.Id == layer1.First(i => i.OpName == "k_proj").BatchKernelId).Entry));
+        Assert.Equal("GemvQkv_Q8_0", Entry(plan, plan.Instructions.First(i => i.Layer == 0 && i.OpName == "qkv_proj")));
     }
 
     /// <summary>--activations f32: every quantized matmul takes its f32act entry and no batch kernel, no quantize op
@@ -148,7 +159,7 @@ public sealed class PlanKernelTests
             Assert.Equal(quantized, table[(int)k.Id].F32Activations);
             Assert.Equal(quantized, k.Entry.EndsWith("_F32Act", StringComparison.Ordinal));
         }
-        if (fileType == "Q4_K_M") Assert.Contains(plan.Kernels, k => k.Entry == "Gemv_Q6_K_F32Act");   // the output matrix
+        if (fileType == "Q4_K_M") Assert.Contains(plan.Kernels, k => k.Entry == "GemvQkv_Q4_K_Q6_K_F32Act");   // attn_v in Q6_K: the pair's
         // The same layers, weights and buffers as the default plan; only kernels and the quantize launches differ.
         var int8 = Make(LlamaShape.Tiny with { Embd = 512, Ff = 1024, Heads = 8, HeadsKv = 2 }, fileType, hw, batch: 64);
         Assert.Equal(ActivationPrecision.Int8, int8.Inputs.Activations);
@@ -202,7 +213,8 @@ public sealed class PlanKernelTests
             Assert.True(k.Id < table.Count, $"kernel id {k.Id}");
             var e = table[(int)k.Id];
             Assert.Equal((e.Name, e.Family, e.ArgumentBytes), (k.Entry, k.Family, (int)k.ArgumentBytes));
-            Assert.Equal(e.Format ?? "", k.WeightType == PlanFormat.NoWeightType ? "" : ((GgmlType)k.WeightType).ToString());
+            // A format pair's kernel (q·k/v) records its first weight's type.
+            Assert.Equal(e.Format?.Split('/')[0] ?? "", k.WeightType == PlanFormat.NoWeightType ? "" : ((GgmlType)k.WeightType).ToString());
         }
         foreach (var ins in plan.Instructions.Where(i => i.Opcode == Opcode.Launch))
         {
