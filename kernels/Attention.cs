@@ -34,7 +34,7 @@ public static class Attention
         int head = Grid.IdxX, t = Grid.IdxY;
         int kvHead = head / (nHead / nHeadKv);
         int kvDim = nHeadKv * headDim;
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Warp.WarpSize;
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         long qRow = ((long)t * nHead + head) * headDim;
         int d = 4 * lane;
         bool wide = (headDim & 3) == 0 && (kvDim & 3) == 0;

@@ -9,7 +9,8 @@ namespace Engine.Kernels;
 /// <see cref="RowsPerGroup"/> rows; every warp of the group takes all of them over its share of the columns (lane
 /// units g = lane, lane + Group.DimX, …), so each activation is loaded once per group and used for every row from
 /// registers (with a warp per row, x traffic from L2 was 4 bytes per weight and bound the kernel at ~0.9 T weights/s
-/// on the H100 whatever the format). Warp sums by shuffles, then across warps in shared memory. grid.y tiles the
+/// on the H100 whatever the format). Warp sums by shuffles, then across warps in shared memory (<see cref="GroupSums"/>:
+/// one barrier, and threads 0–3 finish and store one row each). grid.y tiles the
 /// tokens, <see cref="TokensPerGroup"/> per group, so a prompt reads each weight row once per tile from DRAM.
 /// The quantized formats (<see cref="IWeightFormat.Int8Activations"/>) multiply their integer weights with the 8-bit
 /// activations xq by dp4a (<see cref="Int8Partials"/>; docs/kernels.md "Quantized activations"). The float formats
@@ -58,7 +59,7 @@ public static class Gemv
         int nTokens, int group, bool accumulate)
         where T : struct, IWeightFormat
     {
-        var partials = SharedMemory.Allocate<float>(MaxWarps * RowsPerGroup);
+        var partials = SharedMemory.Allocate<float>(2 * PartialsPerBuffer);
         int row0 = group * RowsPerGroup;
         long rowBytes = RowBytes<T>(cols);
         // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
@@ -70,48 +71,46 @@ public static class Gemv
         for (int t = first; t < last; t++)
         {
             Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
-            GroupSums(ref p0, ref p1, ref p2, ref p3, partials);
-            if (Group.IdxX != 0) continue;
-            long yRow = (long)t * rows;
-            if (accumulate)
+            float total = GroupSums(p0, p1, p2, p3, partials, t & 1);
+            int r = Group.IdxX;
+            if (r < RowsPerGroup && row0 + r < rows)
             {
-                p0 += y[yRow + row0];
-                if (row0 + 1 < rows) p1 += y[yRow + row0 + 1];
-                if (row0 + 2 < rows) p2 += y[yRow + row0 + 2];
-                if (row0 + 3 < rows) p3 += y[yRow + row0 + 3];
+                long i = (long)t * rows + row0 + r;
+                y[i] = accumulate ? total + y[i] : total;
             }
-            Store(y, yRow, row0, rows, p0, p1, p2, p3);
         }
     }
 
-    /// <summary>Thread 0 of the group writes the group's rows that exist.</summary>
-    public static void Store(ArrayView<float> y, long yRow, int row0, int rows, float p0, float p1, float p2, float p3)
-    {
-        y[yRow + row0] = p0;
-        if (row0 + 1 < rows) y[yRow + row0 + 1] = p1;
-        if (row0 + 2 < rows) y[yRow + row0 + 2] = p2;
-        if (row0 + 3 < rows) y[yRow + row0 + 3] = p3;
-    }
+    /// <summary>Floats of one partial-sum buffer of <see cref="GroupSums"/>.</summary>
+    public const int PartialsPerBuffer = MaxWarps * RowsPerGroup;
 
-    /// <summary>Sums the four row partials over the group; thread 0 gets the totals. All threads must call it.</summary>
-    public static void GroupSums(ref float p0, ref float p1, ref float p2, ref float p3, ArrayView<float> partials)
+    /// <summary>Sums the four row partials over the group: thread r (r &lt; 4) returns row r's total (the others 0).
+    /// Warp sums by shuffles (every lane of a warp ends with the same sums); lane 0 of each warp writes its four to
+    /// buffer <paramref name="buffer"/> (0 or 1) of <paramref name="partials"/> (2 × <see cref="PartialsPerBuffer"/>
+    /// floats of shared memory); one barrier; thread r adds row r over the warps in warp order (the floats of a
+    /// serial sum, the same bit for bit as one thread adding all four rows). Calls that alternate buffers need no
+    /// second barrier: a buffer is written again only after the next call's barrier, which every reader of its
+    /// previous contents reaches after reading. All threads must call it.</summary>
+    public static float GroupSums(float p0, float p1, float p2, float p3, ArrayView<float> partials, int buffer)
     {
         p0 = Reduce.WarpSum(p0); p1 = Reduce.WarpSum(p1); p2 = Reduce.WarpSum(p2); p3 = Reduce.WarpSum(p3);
-        int warps = Group.DimX / Warp.WarpSize;
-        if (warps == 1) return;
+        int r = Group.IdxX;
+        int warps = Group.DimX / Reduce.WarpLanes;
+        if (warps == 1) return r == 0 ? p0 : r == 1 ? p1 : r == 2 ? p2 : r == 3 ? p3 : 0f;
+        int b = buffer * PartialsPerBuffer;
         if (Warp.LaneIdx == 0)
         {
-            int k = Warp.WarpIdx * RowsPerGroup;
+            int k = b + Warp.WarpIdx * RowsPerGroup;
             partials[k] = p0; partials[k + 1] = p1; partials[k + 2] = p2; partials[k + 3] = p3;
         }
         Group.Barrier();
-        if (Group.IdxX == 0)
-            for (int i = 1; i < warps; i++)
-            {
-                int k = i * RowsPerGroup;
-                p0 += partials[k]; p1 += partials[k + 1]; p2 += partials[k + 2]; p3 += partials[k + 3];
-            }
-        Group.Barrier();
+        float total = 0;
+        if (r < RowsPerGroup)
+        {
+            total = partials[b + r];
+            for (int i = 1; i < warps; i++) total += partials[b + i * RowsPerGroup + r];
+        }
+        return total;
     }
 
     public static long RowBytes<T>(int cols) where T : struct, IWeightFormat =>

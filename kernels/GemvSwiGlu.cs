@@ -12,7 +12,7 @@ public static class GemvSwiGlu
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
-        var partials = SharedMemory.Allocate<float>(Gemv.MaxWarps * Gemv.RowsPerGroup);
+        var partials = SharedMemory.Allocate<float>(2 * Gemv.PartialsPerBuffer);
         int row0 = Grid.IdxX * Gemv.RowsPerGroup;
         long rowBytes = Gemv.RowBytes<T>(cols);
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
@@ -22,13 +22,13 @@ public static class GemvSwiGlu
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         for (int t = first; t < last; t++)
         {
+            // Gate's sums in buffer 0, up's in buffer 1: one barrier each (Gemv.GroupSums).
             Gemv.Partials<T>(gate, o0, o1, o2, o3, cols, x, xq, t, out float g0, out float g1, out float g2, out float g3);
-            Gemv.GroupSums(ref g0, ref g1, ref g2, ref g3, partials);
+            float g = Gemv.GroupSums(g0, g1, g2, g3, partials, 0);
             Gemv.Partials<T>(up, o0, o1, o2, o3, cols, x, xq, t, out float u0, out float u1, out float u2, out float u3);
-            Gemv.GroupSums(ref u0, ref u1, ref u2, ref u3, partials);
-            if (Group.IdxX == 0)
-                Gemv.Store(y, (long)t * rows, row0, rows,
-                    SwiGlu.Silu(g0) * u0, SwiGlu.Silu(g1) * u1, SwiGlu.Silu(g2) * u2, SwiGlu.Silu(g3) * u3);
+            float u = Gemv.GroupSums(u0, u1, u2, u3, partials, 1);
+            int r = Group.IdxX;
+            if (r < Gemv.RowsPerGroup && row0 + r < rows) y[(long)t * rows + row0 + r] = SwiGlu.Silu(g) * u;
         }
     }
 }

@@ -2,27 +2,45 @@ using ILGPU;
 
 namespace Engine.Kernels;
 
-/// <summary>Warp and group reductions by shuffles (butterfly: every lane ends with the total).</summary>
+/// <summary>Warp and group reductions by shuffles (butterfly: every lane ends with the total). The five steps are
+/// written out with constant offsets (16, 8, 4, 2, 1 for the 32 lanes of an NVIDIA warp): ILGPU's Warp.WarpSize is
+/// not a compile-time constant in the PTX, so a loop over it stayed a loop in SASS (a compare and a branch a step, the
+/// shuffle offset in a register), and ptxas could not interleave the four row sums of a GEMV group
+/// (docs/benchmarks.md "Warp sums unrolled"). The order of the additions is the loop's, so the sums are the same
+/// bit for bit.</summary>
 public static class Reduce
 {
+    /// <summary>Lanes of a warp (NVIDIA's 32; the CPU accelerator of the tests is built with 32-lane warps too), as a
+    /// constant: dividing by Warp.WarpSize was an integer division at run time.</summary>
+    public const int WarpLanes = 32;
+
     public static float WarpSum(float value)
     {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
-            value += Warp.ShuffleXor(value, offset);
+        value += Warp.ShuffleXor(value, 16);
+        value += Warp.ShuffleXor(value, 8);
+        value += Warp.ShuffleXor(value, 4);
+        value += Warp.ShuffleXor(value, 2);
+        value += Warp.ShuffleXor(value, 1);
         return value;
     }
 
     public static int WarpSum(int value)
     {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
-            value += Warp.ShuffleXor(value, offset);
+        value += Warp.ShuffleXor(value, 16);
+        value += Warp.ShuffleXor(value, 8);
+        value += Warp.ShuffleXor(value, 4);
+        value += Warp.ShuffleXor(value, 2);
+        value += Warp.ShuffleXor(value, 1);
         return value;
     }
 
     public static float WarpMax(float value)
     {
-        for (int offset = Warp.WarpSize / 2; offset > 0; offset /= 2)
-            value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, offset));
+        value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, 16));
+        value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, 8));
+        value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, 4));
+        value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, 2));
+        value = IntrinsicMath.Max(value, Warp.ShuffleXor(value, 1));
         return value;
     }
 
@@ -34,7 +52,7 @@ public static class Reduce
         if (Warp.LaneIdx == 0) partials[Warp.WarpIdx] = value;
         Group.Barrier();
         // Every warp sums the partials itself (a shuffle reduction instead of a serial loop of shared loads).
-        int warps = Group.DimX / Warp.WarpSize;
+        int warps = Group.DimX / WarpLanes;
         float total = WarpSum(Warp.LaneIdx < warps ? partials[Warp.LaneIdx] : 0f);
         Group.Barrier();
         return total;
