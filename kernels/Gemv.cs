@@ -228,11 +228,16 @@ public static class Gemv
             }
         for (; g < units; g += lanes)
         {
+            // The four rows' words first, then their arithmetic (IWeightFormat.QLaneLoad).
             format.QLaneX(xRow, pairs, g, out var a);
-            p0 += format.QLaneDot(w0, l0, g, a);
-            p1 += format.QLaneDot(w1, l1, g, a);
-            p2 += format.QLaneDot(w2, l2, g, a);
-            p3 += format.QLaneDot(w3, l3, g, a);
+            format.QLaneLoad(w0, l0, g, out var r0);
+            format.QLaneLoad(w1, l1, g, out var r1);
+            format.QLaneLoad(w2, l2, g, out var r2);
+            format.QLaneLoad(w3, l3, g, out var r3);
+            p0 += format.QLaneMath(w0, l0, g, r0, a);
+            p1 += format.QLaneMath(w1, l1, g, r1, a);
+            p2 += format.QLaneMath(w2, l2, g, r2, a);
+            p3 += format.QLaneMath(w3, l3, g, r3, a);
         }
     }
 }

@@ -41,4 +41,8 @@ public struct F32Act<T> : IWeightFormat where T : struct, IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => default(T).QLaneX(xq, pairs, g, out x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x) => default(T).QLaneDot(row, lead, g, x);
+
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => default(T).QLaneLoad(row, lead, g, out raw);
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => default(T).QLaneMath(row, lead, g, raw, x);
 }

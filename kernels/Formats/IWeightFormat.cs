@@ -69,6 +69,16 @@ public interface IWeightFormat
     /// <paramref name="lead"/> (an even number below N) bytes into it (rows of 2-byte aligned blocks, e.g. an odd
     /// number of 34-byte Q8_0 blocks, alternate), so the format can use aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
+
+    /// <summary>The words of int8 lane unit <paramref name="g"/> of a row that <see cref="QLaneMath"/> multiplies,
+    /// loaded ahead of it: the GEMV loads all four rows' units before any row's arithmetic, so ptxas issues the loads
+    /// together even at the 64-register cap (it did not hoist them across the rows' math by itself). A format that
+    /// gains nothing from it (or whose unit does not fit the registers) leaves <paramref name="raw"/> empty and loads in
+    /// QLaneMath. For every format QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x).</summary>
+    void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw);
+
+    /// <summary>Σ w·x over lane unit <paramref name="g"/> from the words <see cref="QLaneLoad"/> loaded.</summary>
+    float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x);
 }
 
 /// <summary>Little-endian loads from byte views (GGUF is little-endian; so are both CUDA and x64).</summary>

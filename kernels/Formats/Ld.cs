@@ -196,6 +196,13 @@ public static class Ld
     }
 }
 
+/// <summary>The weight words of one int8 lane unit, loaded before its arithmetic (<see cref="IWeightFormat.QLaneLoad"/>);
+/// a format uses as many as its unit has.</summary>
+public struct QRaw
+{
+    public uint A, B, C, D, E, F, G, H, I;
+}
+
 /// <summary>The quantized activations one int8 lane unit multiplies (<see cref="IWeightFormat.QLaneX"/>): up to 32
 /// signed bytes, up to four block scales and four integer terms whose meaning each format gives. Loaded once per
 /// unit and shared by the rows a group computes.</summary>

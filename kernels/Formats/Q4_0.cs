@@ -71,6 +71,11 @@ public partial struct Q4_0 : IWeightFormat
         x.S0 = 8 * sum;   // w = q − 8: the block's −8·Σq_x
     }
 
+    /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
         // As Q8_0: four aligned 32-bit loads and one 16-bit load per 18-byte block (Ld.Block2Aligned4).

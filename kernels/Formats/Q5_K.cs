@@ -91,6 +91,11 @@ public partial struct Q5_K : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
         default(Q4_K).QLaneX(xq, pairs, g, out x);
 
+    /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
         int block = (g >> 3) * 176, i = g & 7, j = i >> 1;

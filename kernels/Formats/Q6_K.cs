@@ -108,6 +108,11 @@ public partial struct Q6_K : IWeightFormat
         x.S3 = 32 * Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0));
     }
 
+    /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
         int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
