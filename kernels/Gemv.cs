@@ -35,14 +35,23 @@ public static class Gemv
     /// not capped (not measured).</summary>
     public const int Int8MaxRegisters = 64;
 
+    /// <summary>A higher cap for the entries that spill at 64 (ptxas -v, sm_90): Q5_K's gemv, gemv_add, gemv_swiglu and
+    /// gemv_qkv (24–28 bytes) and Q6_K's gemv_swiglu (168 bytes). At 80 they spill 0–16 bytes and run faster though an
+    /// SM holds 6 groups, not 8 (ptxbench, H100: Q6_K gate/up 51.3 → 44.0 µs, Q5_K gate/up 33.3 → 31.3, Q5_K 4096 × 4096
+    /// 7.5 → 7.25; uncapped they were slower than at 80: docs/benchmarks.md "Register caps of the Q5_K and Q6_K
+    /// entries").</summary>
+    public const int SpillingMaxRegisters = 80;
+
     /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
     /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add, gemv_swiglu and gemv_qkv of the int8 formats but Q4_0, whose
     /// gemv_swiglu (two lane units an iteration) takes 80 registers: capped, 8B Q4_0 decode fell 329 → 304 tok/s
-    /// (uncapped 335, same H100).</summary>
+    /// (uncapped 335, same H100); <see cref="SpillingMaxRegisters"/> for Q5_K's four and Q6_K's gemv_swiglu. A format
+    /// pair's entry (q/k/v) takes 64 (not measured higher: its q and k groups are the Q4_K or Q5_K lane).</summary>
     public static int MaxRegisters(string family, string? format) =>
-        family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv" && format is not null
-        && format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K")
-            ? Int8MaxRegisters : 0;
+        family is not ("gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv") || format is null
+            || !format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K") ? 0
+        : format == "Q5_K" || (format == "Q6_K" && family == "gemv_swiglu") ? SpillingMaxRegisters
+        : Int8MaxRegisters;
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
