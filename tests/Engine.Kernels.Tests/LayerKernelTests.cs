@@ -34,8 +34,6 @@ public class LayerKernelTests
     [Theory]
     [InlineData(37, 1)]
     [InlineData(300, 3)]
-    [InlineData(2500, 2)]   // three slices, the last one ragged
-    [InlineData(4096, 1)]
     public void RmsNorm_matches_reference(int cols, int tokens)
     {
         var rng = new Random(cols + tokens);
