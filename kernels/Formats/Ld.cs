@@ -153,25 +153,11 @@ public static class Ld
         q0 = Funnel(v0, v1, shift); q1 = Funnel(v1, v2, shift); q2 = Funnel(v2, v3, shift); q3 = Funnel(v3, extra, shift);
     }
 
-    /// <summary>The 8 bytes at an even byte offset of an 8-aligned view, by two 8-byte loads (the 16 bytes from the
-    /// 8-aligned byte at or before it) and funnel shifts, instead of four 16-bit loads: bytes off … off + 7 as two
-    /// little-endian words. It reads up to 16 bytes from off &amp; ~7 (at most 8 past the piece's end): callers keep
-    /// that inside the block.</summary>
-    public static void Piece8(ArrayView<byte> w, int off, out uint lo, out uint hi)
-    {
-        int a = off & ~7;
-        U2(w, a, out uint w0, out uint w1);
-        U2(w, a + 8, out uint w2, out uint w3);
-        bool upper = (off & 4) != 0;
-        int shift = 8 * (off & 3);   // 0 or 16 (off is even)
-        uint x0 = upper ? w1 : w0, x1 = upper ? w2 : w1, x2 = upper ? w3 : w2;
-        lo = Funnel(x0, x1, shift);
-        hi = Funnel(x1, x2, shift);
-    }
-
-    /// <summary><see cref="Piece8"/> by three 32-bit loads from the 4-aligned byte at or before off, none past the
-    /// 4-aligned word that holds byte off + 7 (where off is 4-aligned the third load repeats the second): for a piece
-    /// that ends near its block's end.</summary>
+    /// <summary>The 8 bytes at an even byte offset <paramref name="off"/> of a 4-aligned view as two little-endian
+    /// words, by three 32-bit loads from the 4-aligned byte at or before off and funnel shifts, none past the 4-aligned
+    /// word that holds byte off + 7 (where off is 4-aligned the third load repeats the second), instead of four 16-bit
+    /// loads. (Two 8-byte loads and selects, used until session 7, were as fast in the GEMV and made Q6_K's
+    /// gemv_swiglu spill: docs/benchmarks.md.)</summary>
     public static void Piece8Words(ArrayView<byte> w, int off, out uint lo, out uint hi)
     {
         int a = off & ~3, odd = off & 2;   // 0 or 2

@@ -81,8 +81,8 @@ public partial struct Q6_K : IWeightFormat
     /// 128n + 32k + l for k = 0..3 (scale 8n + 2k + l/16 each).</summary>
     public readonly int QLaneElements => 32;
 
-    /// <summary>8: rows come as 8-aligned views with their lead, so the 210-byte blocks (2-aligned) are read by 8-byte
-    /// loads (<see cref="Ld.Piece8"/>) instead of 16-bit ones: 10 loads a unit instead of 17.</summary>
+    /// <summary>8: rows come as 8-aligned views with their lead, so the 210-byte blocks (2-aligned) are read by aligned
+    /// 32-bit words and funnel shifts (<see cref="Ld.Piece8Words"/>) instead of 16-bit loads.</summary>
     public readonly int QLaneLeadAlignment => 8;
 
     public readonly bool QLanePairs => false;
@@ -117,11 +117,11 @@ public partial struct Q6_K : IWeightFormat
     {
         int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
         int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
-        // ql/qh pieces by 8-byte loads (their 16-byte windows end by byte 200 of the block); the scales (8n … 8n + 7
-        // after 192) by 32-bit words, which stay inside the block even for n = 1; d by one 16-bit load.
-        Ld.Piece8(row, ql, out uint a0, out uint a1);
-        Ld.Piece8(row, ql + 32, out uint b0, out uint b1);
-        Ld.Piece8(row, qh, out uint h0, out uint h1);
+        // ql/qh pieces and the scales (8n … 8n + 7 after 192) by three 32-bit words each, which stay inside the block
+        // even for the scales of n = 1; d by one 16-bit load.
+        Ld.Piece8Words(row, ql, out uint a0, out uint a1);
+        Ld.Piece8Words(row, ql + 32, out uint b0, out uint b1);
+        Ld.Piece8Words(row, qh, out uint h0, out uint h1);
         Ld.Piece8Words(row, block + 192 + 8 * n, out uint s0, out uint s1);
         const uint Low = 0x0F0F0F0F, Two = 0x03030303;
         int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
