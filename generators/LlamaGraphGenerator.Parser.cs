@@ -237,7 +237,17 @@ public sealed partial class LlamaGraphGenerator
             return sb.ToString();
         }
 
-        private static string F32ActName(Token first, string? second) => second == null ? first.Text : first.Text + "/" + second;
+        /// <summary>The rest of a format after its first name <paramref name="first"/>: a pair A/B names a body with two
+        /// format parameters (GemvQkv: q and k in A, v in B). Returns the names, the first one's token leading.</summary>
+        private static List<Token> FormatNames(Cursor c, Token first)
+        {
+            var names = new List<Token> { first };
+            if (c.Accept("/")) names.Add(c.Ident("the second format of a pair"));
+            return names;
+        }
+
+        /// <summary>The spec's spelling of a format: "Q4_K", or "Q4_K/Q6_K" for a pair.</summary>
+        private static string FormatName(List<Token> names) => string.Join("/", names.Select(x => x.Text));
 
         private sealed class PendingKernel
         {
@@ -245,8 +255,8 @@ public sealed partial class LlamaGraphGenerator
             public string Body = "";
             public bool? Implicit;
             public List<string> Formats = new();
-            /// <summary>f32act formats: the token (for diagnostics) and, for a pair, its second format.</summary>
-            public List<(Token First, string? Second)> F32Act = new();
+            /// <summary>f32act formats as read (<see cref="FormatNames"/>; the first token for diagnostics).</summary>
+            public List<List<Token>> F32Act = new();
             public List<ArgSpec> Args = new();
             public int Block;
             public List<List<Token>> Grid = new();
@@ -392,24 +402,17 @@ public sealed partial class LlamaGraphGenerator
                                 if (f.Text == "all") k.Formats.AddRange(formats.Select(x => x.Text));
                                 else if (f.Text != "none")
                                 {
-                                    // A format pair A/B: a body with two format parameters (GemvQkv: q and k in A, v in B).
-                                    var parts = new List<Token> { f };
-                                    if (c.Accept("/")) parts.Add(c.Ident("the second format of a pair"));
-                                    foreach (var part in parts)
-                                        if (!formats.Any(x => x.Text == part.Text))
-                                            Error(Diagnostics.UnknownFormat, part, $"format '{part.Text}' is not declared by a format statement");
-                                    k.Formats.Add(string.Join("/", parts.Select(x => x.Text)));
+                                    var names = FormatNames(c, f);
+                                    foreach (var name in names)
+                                        if (!formats.Any(x => x.Text == name.Text))
+                                            Error(Diagnostics.UnknownFormat, name, $"format '{name.Text}' is not declared by a format statement");
+                                    k.Formats.Add(FormatName(names));
                                 }
                             }
                             while (c.Accept(","));
                             break;
                         case "f32act":
-                            do
-                            {
-                                var f = c.Ident("a format name");
-                                k.F32Act.Add(c.Accept("/") ? (f, c.Ident("the second format of a pair").Text) : (f, null));
-                            }
-                            while (c.Accept(","));
+                            do k.F32Act.Add(FormatNames(c, c.Ident("a format name"))); while (c.Accept(","));
                             break;
                         case "grid":
                             do k.Grid.Add(c.Expression()); while (c.Accept(","));
@@ -426,9 +429,9 @@ public sealed partial class LlamaGraphGenerator
                 if (k.Implicit == false && (k.Grid.Count == 0 || k.Extent != null)) c.Fail(k.Name, $"explicit kernel '{k.Name.Text}' needs grid=EXPR[, EXPR…] and no extent");
                 // f32act: formats that also get an entry point reading f32 activations (a quantized format's int8 path
                 // swapped for its f32 one, Engine.Kernels.Formats.F32Act); a subset of the kernel's formats.
-                foreach (var (f, second) in k.F32Act)
-                    if (!k.Formats.Contains(F32ActName(f, second)))
-                        Error(Diagnostics.UnknownFormat, f, $"f32act format '{F32ActName(f, second)}' is not one of kernel '{k.Name.Text}''s formats");
+                foreach (var names in k.F32Act)
+                    if (!k.Formats.Contains(FormatName(names)))
+                        Error(Diagnostics.UnknownFormat, names[0], $"f32act format '{FormatName(names)}' is not one of kernel '{k.Name.Text}''s formats");
                 var scalars = new HashSet<string>(k.Args.Where(a => a.Type == "i32").Select(a => a.Name));
                 foreach (var e in k.Grid.Concat(k.Extent == null ? Enumerable.Empty<List<Token>>() : new[] { k.Extent }))
                     CheckNames(e, scalars, $"an i32 argument of kernel '{k.Name.Text}'");
@@ -597,7 +600,7 @@ public sealed partial class LlamaGraphGenerator
                     kernels.Select(k => new KernelSpec(k.Name.Text, k.Body, k.Implicit == true, k.Formats.ToEquatableArray(),
                         k.Args.ToEquatableArray(), k.Block, k.Grid.Select(Normalize).ToEquatableArray(),
                         k.Extent == null ? null : Normalize(k.Extent))
-                    { F32ActFormats = k.F32Act.Select(f => F32ActName(f.First, f.Second)).ToEquatableArray() }).ToEquatableArray(),
+                    { F32ActFormats = k.F32Act.Select(FormatName).ToEquatableArray() }).ToEquatableArray(),
                     tensors.Select(t => new TensorSpec(t.Name.Text, t.Role, t.Shape.Select(Normalize).ToEquatableArray(), t.Type,
                         t.PerLayer, t.Optional, t.Fallback?.Text,
                         first.TryGetValue(t.Name.Text, out var f) ? f : -1, last.TryGetValue(t.Name.Text, out var l) ? l : -1)).ToEquatableArray(),
