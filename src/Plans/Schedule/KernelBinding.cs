@@ -47,9 +47,11 @@ public sealed class KernelBinding
     /// k_proj, v_proj after the outputs.</summary>
     public IEnumerable<Instruction> Launches(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
     {
-        if (op.Kind == OpKind.MatMulQkv && QkvFormat(op, layer, resolve) is { } pair && pair.Contains('/'))
+        var t = op.Kind == OpKind.MatMulQkv ? op.Inputs.Take(3).Select(w => resolve(w, layer).WeightType).ToArray() : null;
+        if (t is not null && (t[0] != t[1] || t[1] != t[2]))
         {
-            if (_program.Kernel(op.Kernel).Formats.Contains(pair))
+            string pair = $"{t[0]}/{t[2]}";
+            if (t[0] == t[1] && _program.Kernel(op.Kernel).Formats.Contains(pair))
             {
                 yield return Launch(op, layer, resolve, pair);
                 yield break;
@@ -63,15 +65,6 @@ public sealed class KernelBinding
             yield break;
         }
         yield return Launch(op, layer, resolve);
-    }
-
-    /// <summary>The format of a q/k/v op's weights in a layer: the one they share, "A/B" where q and k are A and v
-    /// is B, or a name with no entry (q and k differ) that sends <see cref="Launches"/> to one launch per weight.</summary>
-    private static string? QkvFormat(GraphOp op, int layer, Func<string, int, BoundOperand> resolve)
-    {
-        var t = op.Inputs.Take(3).Select(w => resolve(w, layer).WeightType).ToArray();
-        if (t[0] is null || t[1] is null || t[2] is null) return null;
-        return t[0] == t[1] && t[1] == t[2] ? t[0].ToString() : t[0] == t[1] ? $"{t[0]}/{t[2]}" : $"{t[0]}/{t[1]}/{t[2]}";
     }
 
     /// <param name="formatPair">a q/k/v op's format pair (q·k/v) when its weights differ in format</param>
