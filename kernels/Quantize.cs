@@ -90,12 +90,7 @@ public static class Quantize
     /// 32 lanes must call it with the same block.</summary>
     public static void Store1(float v, ArrayView<byte> y, int t, int cols, int e)
     {
-        float amax = IntrinsicMath.Abs(v);
-        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 16));
-        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 8));
-        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 4));
-        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 2));
-        amax = IntrinsicMath.Max(amax, Warp.ShuffleXor(amax, 1));
+        float amax = Reduce.WarpMax(IntrinsicMath.Abs(v));
         float id = amax != 0 ? 127f / amax : 0f;
         int qv = Round(v, id);
         int sum = Reduce.WarpSum(qv);

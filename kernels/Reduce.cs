@@ -6,7 +6,7 @@ namespace Engine.Kernels;
 /// written out with constant offsets (16, 8, 4, 2, 1 for the 32 lanes of an NVIDIA warp): ILGPU's Warp.WarpSize is
 /// not a compile-time constant in the PTX, so a loop over it stayed a loop in SASS (a compare and a branch a step, the
 /// shuffle offset in a register), and ptxas could not interleave the four row sums of a GEMV group
-/// (docs/benchmarks.md "Warp sums unrolled"). The order of the additions is the loop's, so the sums are the same
+/// (docs/benchmarks.md "Session 7: where the GEMVs lost time to the code, not the memory"). The order of the additions is the loop's, so the sums are the same
 /// bit for bit.</summary>
 public static class Reduce
 {
