@@ -24,6 +24,7 @@ public sealed partial class LlamaGraphGenerator
             ["kv_store"] = "KvStore", ["attention"] = "Attention", ["add"] = "Add", ["swiglu"] = "SwiGlu",
             ["matmul_swiglu"] = "MatMulSwiGlu", ["copy"] = "Copy", ["quantize"] = "Quantize", ["matmul_add"] = "MatMulAdd",
             ["rope_kv_store"] = "RopeKvStore", ["attention_quantize"] = "AttentionQuantize", ["matmul_qkv"] = "MatMulQkv",
+            ["argmax"] = "ArgMax",
         }.ToImmutableDictionary();
 
         public static readonly ImmutableDictionary<string, string> TensorRoles = new Dictionary<string, string>

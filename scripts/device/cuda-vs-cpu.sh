@@ -3,6 +3,8 @@
 # artifacts/bin). For each model: a plan for this GPU, 32 greedy tokens on each backend (and on CUDA without graph
 # replay), then the CUDA backend teacher-forced on the CPU's tokens (--prompt-ids prompt+tokens --n-prompt k -n 0),
 # so the logits compare position by position even where a near-tie makes the free runs part; one row per model.
+# "device greedy" is the CUDA run without --dump-logits: its tokens come from the plan's argmax on the GPU (the
+# greedy graph, src/Runtime/Cuda/CudaModel.cs DecodeGreedy), not from the logits on the host.
 # PLAN_FLAGS adds `ntc plan` flags, e.g. PLAN_FLAGS="--activations f32" for the exact mode (docs/cuda-backend.md).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,14 +13,15 @@ models=("$@"); [[ ${#models[@]} -eq 0 ]] && models=(stories260K stories260K-pad2
   stories260K-Q8_0 stories260K-Q4_0 stories260K-pad256-Q8_0 stories260K-pad256-Q4_0 stories260K-pad256-Q4_K_M
   stories260K-pad256-Q5_K_M stories260K-pad256-Q6_K)
 echo "plan flags: --ctx 256 --batch 64 ${PLAN_FLAGS:-}"
-echo "| model | tokens cuda = cpu | graph off = on | logits NMSE cuda (teacher-forced) vs cpu |"
-echo "| --- | --- | --- | ---: |"
+echo "| model | tokens cuda = cpu | graph off = on | device greedy = cpu | logits NMSE cuda (teacher-forced) vs cpu |"
+echo "| --- | --- | --- | --- | ---: |"
 for m in "${models[@]}"; do
   plan="$TMP/$m.plan"
-  "$BIN/ntc" plan "models/$m.gguf" --hw auto --ctx 256 --batch 64 ${PLAN_FLAGS:-} -o "$plan" > /dev/null || { echo "| $m | plan failed | | |"; continue; }
+  "$BIN/ntc" plan "models/$m.gguf" --hw auto --ctx 256 --batch 64 ${PLAN_FLAGS:-} -o "$plan" > /dev/null || { echo "| $m | plan failed | | | |"; continue; }
   ids=$(sed -n 's/^prompt_tokens: *//p' "models/$m.ref.txt")
   run() { "$BIN/ntrun" "$plan" --backend "$1" --prompt-ids "$ids" -n 32 --temp 0 --ids --ignore-eos --dump-logits "$TMP/$m.$2.f32" 2>"$TMP/$m.$2.err"; }
   cpu=$(run cpu cpu); cuda=$(run cuda cuda); nog=$(ENGINE_CUDA_GRAPH=0 run cuda nograph)
+  dev=$("$BIN/ntrun" "$plan" --backend cuda --prompt-ids "$ids" -n 32 --temp 0 --ids --ignore-eos 2>"$TMP/$m.dev.err")
   k=$(echo $ids | wc -w)
   "$BIN/ntrun" "$plan" --backend cuda --prompt-ids "$ids $cpu" --n-prompt "$k" -n 0 --dump-logits "$TMP/$m.forced.f32" 2>>"$TMP/$m.cuda.err" >/dev/null
   vocab=$("$BIN/ntc" inspect "models/$m.gguf" | sed -n 's/^ *vocab size *//p')
@@ -35,5 +38,6 @@ PY
 )
   [[ -n "$cuda" && "$cpu" == "$cuda" ]] && same=yes || same="NO ($(head -c 200 "$TMP/$m.cuda.err"))"
   [[ "$nog" == "$cuda" ]] && g=yes || g=NO
-  echo "| $m | $same | $g | $nmse |"
+  [[ "$dev" == "$cpu" ]] && d=yes || d="NO ($(head -c 200 "$TMP/$m.dev.err"))"
+  echo "| $m | $same | $g | $d | $nmse |"
 done

@@ -22,6 +22,7 @@ public enum OpKind
     MatMulQkv,      // fused q, k and v projections of one input (one GEMV launch over the three matrices)
     Copy,
     Quantize,       // y = x as 8-bit integers per block of 32 with a scale and the block's integer sum (matmul input)
+    ArgMax,         // tokens[0] = argmax of the last logits row, positions[0] = its position + 1 (greedy feedback)
 }
 
 /// <summary>What a tensor is to the program.</summary>

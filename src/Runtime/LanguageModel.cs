@@ -12,6 +12,22 @@ public interface ILanguageModel
     void Forward(ReadOnlySpan<int> tokens, int startPos, Span<float> logits);
 }
 
+/// <summary>A backend that can decode greedily on its device: each step's argmax (the plan's argmax op) becomes the
+/// next step's input there, so no logits cross to the host and the next step is queued before the host has read the
+/// token (<see cref="Session.Generate"/> takes this path for plain greedy sampling when nobody reads the logits).</summary>
+public interface IGreedyDecoder
+{
+    /// <summary>Whether <see cref="DecodeGreedy"/> runs on the device for this plan (else sample on the host).</summary>
+    bool CanDecodeGreedy { get; }
+
+    /// <summary>Evaluates <paramref name="token"/> at <paramref name="startPos"/>, then each step's argmax at the
+    /// following positions, for at most <paramref name="maxSteps"/> steps (positions must stay inside the context);
+    /// calls <paramref name="onToken"/> with each step's argmax in order until it returns false. Steps after the one
+    /// whose token ended it may have run (their cache rows lie past the delivered history: the next evaluation
+    /// overwrites them). Returns the number of tokens delivered.</summary>
+    int DecodeGreedy(int token, int startPos, int maxSteps, Func<int, bool> onToken);
+}
+
 /// <summary>The argument checks every backend's <see cref="ILanguageModel.Forward"/> makes before touching a buffer
 /// (validate at the edge: the kernels behind it trust their inputs).</summary>
 public static class ForwardArguments

@@ -62,9 +62,16 @@ public sealed class Session
 
     /// <summary>Samples up to <paramref name="maxTokens"/> tokens, feeding each back, and calls
     /// <paramref name="onToken"/> with each one (and the logits it was sampled from) before it is fed. Stops at an
-    /// end-of-generation token (not fed), a full context, or cancellation. Returns the number of tokens produced.</summary>
-    public int Generate(int maxTokens, Func<int, bool> isEndOfGeneration, TokenCallback onToken, CancellationToken cancel = default)
+    /// end-of-generation token (not fed), a full context, or cancellation. Returns the number of tokens produced.
+    /// Where the sampling is plain greedy (<see cref="SamplerSettings.IsPlainGreedy"/>), the caller does not want the
+    /// logits (<paramref name="withLogits"/> false: onToken then gets an empty span) and the model decodes greedily
+    /// on its device (<see cref="IGreedyDecoder"/>), the tokens after the first come from the device's argmax: the
+    /// same tokens, with no logits copied out; <see cref="Logits"/> then keep the row the first token was sampled from.</summary>
+    public int Generate(int maxTokens, Func<int, bool> isEndOfGeneration, TokenCallback onToken, CancellationToken cancel = default,
+        bool withLogits = true)
     {
+        if (!withLogits && _sampler.Settings.IsPlainGreedy && _model is IGreedyDecoder { CanDecodeGreedy: true } device)
+            return GenerateOnDevice(device, maxTokens, isEndOfGeneration, onToken, cancel);
         int produced = 0;
         while (produced < maxTokens && !cancel.IsCancellationRequested)
         {
@@ -75,6 +82,30 @@ public sealed class Session
             if (end || produced == maxTokens || ContextRemaining == 0) break;
             Feed(token);
         }
+        return produced;
+    }
+
+    /// <summary><see cref="Generate"/> with the device's argmax: the first token from the current logits, then every
+    /// device step feeds the token before and yields the next. Each delivered token accounts for the one its step fed
+    /// (history, position), as <see cref="Feed(int)"/> would have.</summary>
+    private int GenerateOnDevice(IGreedyDecoder device, int maxTokens, Func<int, bool> isEndOfGeneration, TokenCallback onToken,
+        CancellationToken cancel)
+    {
+        if (maxTokens <= 0 || cancel.IsCancellationRequested) return 0;
+        int token = Sample();
+        bool end = isEndOfGeneration(token);
+        onToken(token, default);
+        int produced = 1;
+        if (end || produced == maxTokens || ContextRemaining == 0) return produced;
+        device.DecodeGreedy(token, Position, Math.Min(maxTokens - 1, ContextRemaining), next =>
+        {
+            _history[Position++] = token;
+            token = next;
+            bool stop = isEndOfGeneration(next);
+            onToken(next, default);
+            produced++;
+            return !(stop || produced == maxTokens || ContextRemaining == 0 || cancel.IsCancellationRequested);
+        });
         return produced;
     }
 }

@@ -260,4 +260,52 @@ public class LayerKernelTests
         h.Launch("Add", ab.View, bb.View, n);
         Nmse.Check("add", ab.GetAsArray1D(), a.Select((x, i) => (double)x + b[i]).ToArray(), 1e-14);
     }
+
+    /// <summary>argmax: the last row's best id into tokens[0] (ties to the lowest id, -∞ and NaN elements), the next
+    /// position into positions[0]; rows whose start is not 16-byte aligned (odd vocabularies), smaller and larger
+    /// than a group's quads, the lane count of the GPU launch's group (1024 threads: the CPU device runs 256, the
+    /// body adapts).</summary>
+    [Theory]
+    [InlineData(1, 1, 7)]
+    [InlineData(3, 1, 0)]
+    [InlineData(4099, 3, 4098)]
+    [InlineData(128256, 1, 77777)]
+    [InlineData(32001, 2, 5)]
+    public void ArgMax_picks_the_last_rows_lowest_best_id_and_advances_the_position(int vocab, int tokens, int best)
+    {
+        best = Math.Min(best, vocab - 1);
+        var rng = new Random(vocab + tokens);
+        var h = KernelHarness.Shared;
+        float[] logits = ReferenceFormats.Gaussian(rng, vocab * tokens);
+        long row = (long)(tokens - 1) * vocab;
+        for (int t = 0; t < tokens - 1; t++) logits[(long)t * vocab + (best + 1) % vocab] = 1e9f;   // earlier rows do not count
+        if (vocab > 2) logits[row + vocab - 1] = float.NegativeInfinity;
+        if (best > 0) logits[row + best - 1] = float.NaN;                     // a NaN never wins
+        logits[row + best] = 50f;
+        if (best + 9 < vocab) logits[row + best + 9] = 50f;                  // a tie after it
+        using var lb = h.Upload(logits);
+        using var tb = h.Upload(new int[Math.Max(tokens, 1)]);
+        using var pb = h.Upload(Enumerable.Range(40, tokens).ToArray());
+        h.Launch("ArgMax", lb.View, tb.View, pb.View, vocab, tokens);
+        Assert.Equal(best, tb.GetAsArray1D()[0]);
+        Assert.Equal(40 + tokens, pb.GetAsArray1D()[0]);
+        // The host sampler's answer for the same row (no NaN at id 0, so the two agree).
+        Assert.Equal(best, Engine.Runtime.Sampling.Sampler.ArgMax(logits.AsSpan((int)row, vocab)));
+    }
+
+    /// <summary>A row of -∞ gives id 0 (every element ties), a row of NaNs id 0 (none is ever taken).</summary>
+    [Fact]
+    public void ArgMax_of_a_row_without_a_number_above_minus_infinity_is_zero()
+    {
+        var h = KernelHarness.Shared;
+        foreach (float v in new[] { float.NegativeInfinity, float.NaN })
+        {
+            using var lb = h.Upload(Enumerable.Repeat(v, 1000).ToArray());
+            using var tb = h.Upload(new[] { 5 });
+            using var pb = h.Upload(new[] { 9 });
+            h.Launch("ArgMax", lb.View, tb.View, pb.View, 1000, 1);
+            Assert.Equal(0, tb.GetAsArray1D()[0]);
+            Assert.Equal(10, pb.GetAsArray1D()[0]);
+        }
+    }
 }

@@ -18,8 +18,10 @@ public sealed record CpuModelOptions
 /// table; a pass writes the tokens and positions into the plan's input buffers, runs the steps in order (a switch per
 /// step, nothing allocated or looked up) and copies the wanted rows of the plan's logits buffer out. Weights stay in
 /// the mapped GGUF, except those of streamed layers, which a <see cref="LayerStreamer"/> brings into their slot before
-/// the plan's wait for the layer returns (docs/streaming.md).</summary>
-public sealed unsafe class CpuModel : ILanguageModel, IDisposable
+/// the plan's wait for the layer returns (docs/streaming.md). Greedy decoding (<see cref="DecodeGreedy"/>) runs
+/// passes back to back on the inputs the plan's argmax step leaves, as the CUDA backend's greedy graph does (here it
+/// saves the logits row's copy and the sampler's second argmax).</summary>
+public sealed unsafe class CpuModel : ILanguageModel, IGreedyDecoder, IDisposable
 {
     public ModelConfig Config { get; }
     public CpuWeights Weights { get; }
@@ -81,6 +83,26 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                 new ReadOnlySpan<float>(_program.Logits + (long)firstRow * vocab, rows * vocab)
                     .CopyTo(all ? logits.Slice(done * vocab, rows * vocab) : logits);
         }
+    }
+
+    /// <summary>Plans with the argmax op (every plan of llama.graph since it has one).</summary>
+    public bool CanDecodeGreedy => _steps.Any(s => s.Kind == CpuStepKind.ArgMax);
+
+    public int DecodeGreedy(int token, int startPos, int maxSteps, Func<int, bool> onToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!CanDecodeGreedy) throw new InvalidOperationException("this plan has no argmax op: sample on the host");
+        if ((uint)token >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
+        if (startPos < 0 || maxSteps < 0 || startPos > MaxContext - maxSteps)
+            throw new ArgumentOutOfRangeException(nameof(maxSteps), $"positions {startPos}..{startPos + maxSteps - 1} exceed the context of {MaxContext}");
+        _program.Tokens[0] = token;
+        _program.Positions[0] = startPos;
+        for (int step = 0; step < maxSteps; step++)
+        {
+            Pass(1, 0, 1);   // the argmax step writes the next token and position into the inputs
+            if (!onToken(_program.Tokens[0])) return step + 1;
+        }
+        return maxSteps;
     }
 
     /// <summary>One pass of the plan over n tokens (at most n_batch); the epilogue over rows firstRow.. only.</summary>
@@ -150,6 +172,10 @@ public sealed unsafe class CpuModel : ILanguageModel, IDisposable
                     break;
                 case CpuStepKind.SwiGlu:
                     SwiGlu.Apply(s.X + (long)first * s.Cols, s.X2 + (long)first * s.Cols, s.Y0 + (long)first * s.Cols, (long)count * s.Cols);
+                    break;
+                case CpuStepKind.ArgMax:
+                    s.Tokens[0] = Sampling.Sampler.ArgMax(new ReadOnlySpan<float>(s.X + (long)(n - 1) * s.Cols, s.Cols));
+                    s.Positions[0] = s.Positions[n - 1] + 1;
                     break;
                 case CpuStepKind.Wait:
                     _streamer!.WaitLoaded(s.Layer);

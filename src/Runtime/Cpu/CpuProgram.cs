@@ -352,6 +352,15 @@ public sealed unsafe class CpuProgram : IDisposable
                     step.Cols = n;
                     break;
                 }
+                case KernelFamilyId.Argmax:
+                    Equal("n_vocab", I32("n_vocab"), c.VocabSize);
+                    OneTokenPerRow();
+                    step.Kind = CpuStepKind.ArgMax;
+                    step.X = Floats("logits", c.VocabSize);
+                    step.Tokens = Ints("tokens");
+                    step.Positions = Ints("positions");
+                    step.Cols = c.VocabSize;
+                    break;
                 default:
                     throw new PlanException($"{where}: kernel family {family} has no cpu implementation");
             }
@@ -373,7 +382,7 @@ public sealed unsafe class CpuProgram : IDisposable
         // An epilogue that is not row-wise (no such op in llama.graph) runs in full in every pass.
         var array = steps.ToArray();
         if (array.Any(s => s.Epilogue && s.Kind is not (CpuStepKind.RmsNorm or CpuStepKind.MatMul or CpuStepKind.MatMulAdd
-                or CpuStepKind.MatMulSwiGlu or CpuStepKind.Add or CpuStepKind.SwiGlu)))
+                or CpuStepKind.MatMulSwiGlu or CpuStepKind.Add or CpuStepKind.SwiGlu or CpuStepKind.ArgMax)))
             for (int i = 0; i < array.Length; i++) array[i].Epilogue = false;
         return new CpuProgram(array, batch, ctx, workspace, tokens, positions, logits, maxColumns, maxScratch, rope)
         {

@@ -27,6 +27,9 @@ public enum CpuStepKind : byte
     Add,
     /// <summary>swiglu: y = silu(gate) ⊙ up.</summary>
     SwiGlu,
+    /// <summary>argmax: tokens[0] = the argmax of the pass's last logits row, positions[0] = its position + 1 (the
+    /// greedy feedback a device decode loop reads; skipped, as the logits are, in a pass whose logits nobody reads).</summary>
+    ArgMax,
     /// <summary>The plan's wait: block until a streamed layer's weights are in its slot.</summary>
     Wait,
     /// <summary>After a streamed layer's last launch: its slot may take the next layer that uses it.</summary>
@@ -53,13 +56,13 @@ public unsafe struct CpuStep
     public WeightMatrix W0, W1, W2;   // MatMul: up to three; MatMulSwiGlu: gate, up; MatMulAdd / Embedding: W0
     public int Matrices;              // MatMul: how many of W0..W2
     public bool F32Activations;       // MatMul*: an f32act kernel (quantized rows dotted with f32 x, not its int8 quantization)
-    public float* X;                  // input [n, per-token]; Add: the accumulated x; SwiGlu: gate
+    public float* X;                  // input [n, per-token]; Add: the accumulated x; SwiGlu: gate; ArgMax: the logits
     public float* X2;                 // Rope, RopeKvStore: k; KvStore: v; SwiGlu: up; Add: y
     public float* X3;                 // RopeKvStore: v
     public float* Y0, Y1, Y2;         // outputs (MatMul: one per matrix; Rope: none)
     public float* Weight;             // RmsNorm: the norm vector [cols]
-    public int* Tokens;               // Embedding: the plan's token ids
-    public int* Positions;            // Rope, KvStore, Attention: the pass's positions (consecutive from [0])
+    public int* Tokens;               // Embedding: the plan's token ids; ArgMax: written at [0]
+    public int* Positions;            // Rope, KvStore, Attention: the pass's positions (consecutive from [0]); ArgMax: [0] written
     public Half* KCache, VCache;      // KvStore, Attention: the layer's cache [ctx, kv_dim]
     public int Cols;                  // per-token elements of the input (RmsNorm, Add, SwiGlu, KvStore: kv_dim)
     public float Scalar;              // RmsNorm: eps; Attention: scale

@@ -21,8 +21,11 @@ namespace Engine.Runtime.Cuda;
 /// launch with a batch kernel (the tiled GEMM of the matmuls) runs it instead from <see cref="BatchMinTokens"/> tokens.
 /// Streamed layers (tiers B, C) go through the plan's slots on a transfer stream ordered by events
 /// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
-/// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.</summary>
-public sealed unsafe class CudaModel : ILanguageModel, IDisposable
+/// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.
+/// Greedy decoding (<see cref="DecodeGreedy"/>) replays a second graph, the decode step without its copies: the plan's
+/// argmax op writes each step's token and next position into the input buffers the next step reads, and the host
+/// keeps two steps queued, reading each token (4 bytes) as its step completes.</summary>
+public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposable
 {
     public ModelConfig Config { get; }
     public int MaxContext { get; }
@@ -67,6 +70,10 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     private readonly float* _hostLogits;                 // [n_batch, n_vocab]
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
     private IntPtr _decodeGraph;
+    private IntPtr _greedyGraph;                      // the decode step without its input and logits copies
+    private readonly int _argmaxLaunch;               // the launch of the plan's argmax op (-1: none)
+    private readonly int* _hostNext;                  // [2] pinned: the tokens of the two greedy steps in flight
+    private readonly IntPtr[] _nextReady = new IntPtr[2];   // recorded after each greedy step's token copy
     private readonly bool _useGraph;
     private readonly bool[] _pdl;                     // [launch] launched with programmatic dependent launch
     private bool _disposed, _ownsContext;
@@ -122,10 +129,12 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _hostTokens = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
         _hostPositions = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
         _hostLogits = (float*)cu.AllocPinned((ulong)MaxBatch * (ulong)Config.VocabSize * 4);
+        _hostNext = (int*)cu.AllocPinned(2 * 4);
 
         // Launch list.
         _launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
         _launchCount = _launches.Length;
+        _argmaxLaunch = Array.FindLastIndex(_launches, l => KernelTable.All[(int)l.KernelId].Family == "argmax");
         _functions = new IntPtr[_launchCount];
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
@@ -251,12 +260,16 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
     }
 
     /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens; a streamed
-    /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order).</summary>
-    private void Enqueue(int n, int firstRow, int rows)
+    /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order). Without
+    /// <paramref name="inputs"/> the step reads the tokens and positions the device holds (the greedy graph).</summary>
+    private void Enqueue(int n, int firstRow, int rows, bool inputs = true)
     {
         int vocab = Config.VocabSize;
-        Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
-        Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
+        if (inputs)
+        {
+            Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
+            Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
+        }
         Prepare(n);
         var shapes = n == 1 ? _oneTokenShapes : _stepShapes;
         foreach (var step in _steps)
@@ -333,19 +346,78 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         if (_decodeGraph == IntPtr.Zero)
         {
             Prepare(1);
-            Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
-            Check(cuStreamBeginCapture(_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
-            IntPtr graph;
-            try { Enqueue(1, 0, 1); }
-            finally { Check(cuStreamEndCapture(_stream, &graph), "cuStreamEndCapture"); }
-            IntPtr exec;
-            Check(cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
-            Check(cuGraphDestroy(graph), "cuGraphDestroy");
-            _decodeGraph = exec;
+            _decodeGraph = Capture(() => Enqueue(1, 0, 1));
         }
         Check(cuGraphLaunch(_decodeGraph, _stream), "cuGraphLaunch");
         Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
         _ = wantLogits; // the graph always copies the row back (n_vocab floats: cheaper than a second graph)
+    }
+
+    /// <summary>Resident plans with an argmax op replay the greedy graph (streamed plans run without graphs);
+    /// ENGINE_CUDA_GREEDY=0 turns it off (each token's logits out and the host's argmax, for comparisons).</summary>
+    public bool CanDecodeGreedy => _useGraph && _argmaxLaunch >= 0 && s_greedy;
+
+    private static readonly bool s_greedy = Environment.GetEnvironmentVariable("ENGINE_CUDA_GREEDY") != "0";
+
+    public int DecodeGreedy(int token, int startPos, int maxSteps, Func<int, bool> onToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!CanDecodeGreedy) throw new InvalidOperationException("this plan has no greedy decode on the device (a streamed plan, or a plan without the argmax op)");
+        if ((uint)token >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
+        if (startPos < 0 || maxSteps < 0 || startPos > MaxContext - maxSteps)
+            throw new ArgumentOutOfRangeException(nameof(maxSteps), $"positions {startPos}..{startPos + maxSteps - 1} exceed the context of {MaxContext}");
+        if (maxSteps == 0) return 0;
+        if (_greedyGraph == IntPtr.Zero)
+        {
+            Prepare(1);
+            _greedyGraph = Capture(() => Enqueue(1, 0, 0, inputs: false));
+            _nextReady[0] = _cu.CreateEvent(timing: false);
+            _nextReady[1] = _cu.CreateEvent(timing: false);
+        }
+        _hostTokens[0] = token;
+        _hostPositions[0] = startPos;
+        Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, 4, _stream), "cuMemcpyHtoDAsync(tokens)");
+        Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, 4, _stream), "cuMemcpyHtoDAsync(positions)");
+        // Step s copies its token into slot s % 2, which step s + 2 overwrites: it is queued only after step s's token
+        // was read. So two steps are always in flight, and the GPU never waits for the host between tokens.
+        int launched = 0, delivered = 0;
+        try
+        {
+            while (launched < Math.Min(2, maxSteps)) QueueGreedyStep(launched++);
+            while (delivered < launched)
+            {
+                int slot = delivered & 1;
+                Check(cuEventSynchronize(_nextReady[slot]), "cuEventSynchronize(greedy step)");
+                int next = Volatile.Read(ref _hostNext[slot]);
+                delivered++;
+                if (launched < maxSteps) QueueGreedyStep(launched++);
+                if (!onToken(next)) break;
+            }
+        }
+        finally { Check(cuStreamSynchronize(_stream), "cuStreamSynchronize"); }
+        return delivered;
+    }
+
+    private void QueueGreedyStep(int step)
+    {
+        int slot = step & 1;
+        Check(cuGraphLaunch(_greedyGraph, _stream), "cuGraphLaunch(greedy)");
+        Check(cuMemcpyDtoHAsync(_hostNext + slot, _tokensBuffer, 4, _stream), "cuMemcpyDtoHAsync(token)");
+        Check(cuEventRecord(_nextReady[slot], _stream), "cuEventRecord(greedy step)");
+    }
+
+    /// <summary>The launches <paramref name="enqueue"/> issues on the compute stream, captured as an instantiated graph.</summary>
+    private IntPtr Capture(Action enqueue)
+    {
+        Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
+        Check(cuStreamBeginCapture(_stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+        IntPtr graph;
+        try { enqueue(); }
+        finally { Check(cuStreamEndCapture(_stream, &graph), "cuStreamEndCapture"); }
+        IntPtr exec;
+        Check(cuGraphInstantiateWithFlags(&exec, graph, 0), "cuGraphInstantiateWithFlags");
+        Check(cuGraphDestroy(graph), "cuGraphDestroy");
+        return exec;
     }
 
     public void Dispose()
@@ -354,12 +426,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IDisposable
         _disposed = true;
         cuCtxSynchronize();
         if (_decodeGraph != IntPtr.Zero) cuGraphExecDestroy(_decodeGraph);
+        if (_greedyGraph != IntPtr.Zero) cuGraphExecDestroy(_greedyGraph);
+        foreach (var e in _nextReady) if (e != IntPtr.Zero) cuEventDestroy(e);
         _streamer?.Dispose();
         foreach (var m in _modules) cuModuleUnload(m);
         cuStreamDestroy(_stream);
         _cu.Free(_device);
         if (_pinnedHost != IntPtr.Zero) _cu.FreePinned((void*)_pinnedHost);
-        _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits);
+        _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits); _cu.FreePinned(_hostNext);
         NativeMemory.AlignedFree(_blocks); NativeMemory.Free(_sizes); NativeMemory.Free(_extra);
         if (_ownsContext) _cu.Dispose();
     }

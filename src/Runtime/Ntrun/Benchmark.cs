@@ -7,7 +7,7 @@ using Engine.Runtime.Streaming;
 namespace Engine.Runtime.Cli;
 
 /// <summary>llama-bench-style speed rows: pp (a prompt of random ids, in the plan's batches) and tg (tokens generated
-/// one at a time from an empty context), each the mean ± sd of --repetitions runs after one warm-up, beside the
+/// one at a time from an empty context, greedily: on the device where the backend can, <see cref="IGreedyDecoder"/>), each the mean ± sd of --repetitions runs after one warm-up, beside the
 /// plan's predicted tokens/s (its prediction section: a token's bytes over the bandwidths the planner assumed).
 /// The plan predicts a decode step only (pp rows show "-"). A streamed plan adds a table of its links: bytes
 /// streamed per token per tier beside the plan's, and each link's achieved rate beside the rate the plan assumed.</summary>
@@ -35,10 +35,20 @@ internal static class Benchmark
             model.Forward(prompt, 0, logits);
             return prompt.Length / sw.Elapsed.TotalSeconds;
         }
+        // Greedy decode, as `ntrun --temp 0` generates: on the device where the backend decodes greedily there (the
+        // logits stay on it), else each step's logits out and the host's argmax.
+        var device = model is IGreedyDecoder { CanDecodeGreedy: true } g ? g : null;
+        Func<int, bool> more = _ => true;
         double Tg()
         {
             int token = prompt[0];
             var sw = Stopwatch.StartNew();
+            if (device != null)
+            {
+                int steps = device.DecodeGreedy(token, 0, o.Predict, more);
+                if (steps != o.Predict) throw new InvalidOperationException($"greedy decode ran {steps} of {o.Predict} steps");
+                return o.Predict / sw.Elapsed.TotalSeconds;
+            }
             for (int i = 0; i < o.Predict; i++)
             {
                 model.Forward([token], i, logits);

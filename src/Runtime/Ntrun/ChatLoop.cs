@@ -49,7 +49,7 @@ internal static class ChatLoop
                 var piece = decoder.Push(token);
                 foreach (byte b in piece) reply.Add(b);
                 text.Write(piece);
-            }, interrupt.Token);
+            }, interrupt.Token, withLogits: false);
             var tail = decoder.Flush();
             foreach (byte b in tail) reply.Add(b);
             text.Write(tail);

@@ -96,7 +96,7 @@ public static class Program
             dump?.Write(logits);
             if (asIds) { Console.Out.Write(first ? token.ToString() : " " + token); first = false; }
             else text.Write(decoder.Push(token));
-        }, interrupt.Token);
+        }, interrupt.Token, withLogits: dump != null);
         if (!asIds) text.Write(decoder.Flush());
         Console.Out.WriteLine();
         Console.Out.Flush();

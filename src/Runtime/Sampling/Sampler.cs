@@ -20,6 +20,10 @@ public sealed record SamplerSettings
     /// <summary>Window of recent tokens the repetition penalty looks at.</summary>
     public int RepeatLastN { get; init; } = 64;
     public ulong Seed { get; init; }
+
+    /// <summary>Greedy with no repetition penalty: the next token is the argmax of the logits alone (what a device
+    /// argmax computes; <see cref="Session.Generate"/>).</summary>
+    public bool IsPlainGreedy => Temperature <= 0 && (RepeatPenalty == 1.0f || RepeatLastN == 0);
 }
 
 /// <summary>llama.cpp's common sampler chain (common/sampling.cpp, llama-sampling.cpp): penalties → top-k → top-p →

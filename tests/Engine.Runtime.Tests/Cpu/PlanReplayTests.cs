@@ -56,8 +56,9 @@ public sealed unsafe class PlanReplayTests
             (CpuStepKind.Attention, 1), (CpuStepKind.MatMulAdd, 2), (CpuStepKind.RmsNorm, 1), (CpuStepKind.MatMulSwiGlu, 1),
             (CpuStepKind.MatMulAdd, 2),
         }, layer0);
-        Assert.Equal(o.Plan.Config.LayerCount * layer0.Length + 3, steps.Count);   // + embedding, final norm, lm_head
-        Assert.True(steps[^1].Epilogue && steps[^2].Epilogue && !steps[0].Epilogue);
+        Assert.Equal(o.Plan.Config.LayerCount * layer0.Length + 4, steps.Count);   // + embedding, final norm, lm_head, argmax
+        Assert.Equal(CpuStepKind.ArgMax, steps[^1].Kind);
+        Assert.True(steps[^1].Epilogue && steps[^2].Epilogue && steps[^3].Epilogue && !steps[0].Epilogue);
     }
 
     [Fact]

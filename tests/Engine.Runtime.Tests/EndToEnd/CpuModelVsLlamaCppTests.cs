@@ -38,6 +38,43 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
         Assert.Equal(reference.GenTokens, generated);
     }
 
+    /// <summary>Generation through the plan's argmax op (<see cref="IGreedyDecoder"/>: the step's token and position
+    /// fed back in the plan's inputs, no logits out) gives llama.cpp's tokens and leaves the session where the host
+    /// sampler's loop does: the same history and position, with a stop token and with -n.</summary>
+    [Theory]
+    [MemberData(nameof(FloatModels))]
+    public void Greedy_decode_through_the_plans_argmax_matches_llama_cpp_and_the_host_sampler(string model)
+    {
+        var reference = LlamaCppReference.Load(model + ".ref-kvf32.txt");
+        using var plan = TestPlans.Load(model);
+        Assert.True(plan.Model is IGreedyDecoder { CanDecodeGreedy: true });
+        (List<int> Tokens, int[] History, int Produced) Run(bool withLogits, int max, Func<int, bool> isEnd)
+        {
+            var session = plan.OpenSession(new SamplerSettings { Temperature = 0 });
+            session.Feed(reference.PromptTokens);
+            var generated = new List<int>();
+            int produced = session.Generate(max, isEnd, (token, logits) =>
+            {
+                Assert.Equal(withLogits, !logits.IsEmpty);
+                generated.Add(token);
+            }, withLogits: withLogits);
+            Assert.Equal(reference.PromptTokens.Length + produced - 1, session.Position);
+            return (generated, session.History.ToArray(), produced);
+        }
+        var device = Run(false, 32, _ => false);
+        Assert.Equal(reference.GenTokens, device.Tokens);
+        Assert.Equal([.. reference.PromptTokens, .. reference.GenTokens[..31]], device.History);
+        int stop = reference.GenTokens[12];
+        foreach (var (max, isEnd) in new (int, Func<int, bool>)[] { (32, t => t == stop), (7, _ => false), (1, _ => false) })
+        {
+            var host = Run(true, max, isEnd);
+            var fast = Run(false, max, isEnd);
+            Assert.Equal(host.Tokens, fast.Tokens);
+            Assert.Equal(host.History, fast.History);
+            Assert.Equal(host.Produced, fast.Produced);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(AllModels))]
     public void Teacher_forced_logits_match_llama_cpp(string model)
