@@ -4,121 +4,268 @@ using Half = ILGPU.Half;
 
 namespace Engine.Kernels;
 
-/// <summary>Causal GQA attention of one query head of one token over the f16 cache: out = softmax(q·Kᵀ·scale)·V over
-/// positions 0..pos (query head h reads kv head h / (n_head / n_head_kv)). One group per (head, token); its warps
-/// split the positions and keep an online softmax (Milakov &amp; Gimelshein 2018; flash-decoding), then merge through
-/// shared memory. A lane holds four consecutive head dims 4·lane .. 4·lane + 3 (head_dim ≤ <see cref="MaxHeadDim"/>)
-/// and reads them from the cache as one 8-byte load when head_dim and kv_dim are multiples of 4. A warp takes four
-/// positions per step, their loads in flight together; the first step's rows, where earlier steps wrote them, are
-/// loaded before the PDL wait (<see cref="Pdl"/>). The merge is a warp reduction of the per-warp maxima and
-/// sums (one warp), then one weighted sum over warps per head dim.</summary>
+/// <summary>Causal GQA attention over the f16 cache: out = softmax(q·Kᵀ·scale)·V over positions 0..pos, query head h
+/// reading kv head h / (n_head / n_head_kv). Split over the positions (flash-decoding: Dao et al. 2023): the grid is
+/// n_head_kv × S groups of 256 threads per token (S = ceil(32 / n_tokens): 32 for a decode step, 1 from 32 tokens on).
+/// From <see cref="SharedFromPositions"/> positions on (shared mode), group (kv head, s) takes the s-th of up to S
+/// equal ranges of positions for every query head of its kv head, four heads a pass, so each K and V row is read
+/// once for the four (the GQA heads share it); below (per-head mode) group s takes query head s % group over range
+/// s / group, spreading a short context over more warps. Ranges hold at least <see cref="MinSplitPositions"/>
+/// positions; groups past the ranges a context needs return at once. A lane holds four consecutive head dims 4·lane ..
+/// 4·lane + 3 (head_dim ≤ <see cref="MaxHeadDim"/>), read from the cache as one 8-byte load when head_dim and kv_dim
+/// are multiples of 4; a warp takes four positions per step, their loads in flight together, and keeps an online
+/// softmax per head (Milakov &amp; Gimelshein 2018); the first step's rows, where earlier steps wrote them, are loaded
+/// before the PDL wait (<see cref="Pdl"/>). The warps merge through shared memory. With one range the group writes the
+/// output; otherwise each range's (max, sum, unnormalised output) goes to <c>attn_part</c>, and the last group of the
+/// kv head to finish (a ticket from <c>attn_sync</c>, which it resets to 0 for the next launch) merges the ranges in
+/// range order, so the result does not depend on which group is last. Measured (docs/benchmarks.md "Attention split
+/// over the context"): 8B decode at 4096 positions 1.54×, at 8000 2.03× the one-group-a-head kernel before it, 3 %
+/// slower in the first 150 positions.</summary>
 public static class Attention
 {
     public const int MaxHeadDim = 128;
+
+    /// <summary>Warps a group may have (the spec's block is 256: 8).</summary>
     public const int MaxWarps = 32;
 
-    public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
-        ArrayView<float> y, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
-        Heads(q, kCache, vCache, positions, y, y.Cast<byte>(), nHead, nHeadKv, headDim, scale, quantize: false);
+    /// <summary>Query heads a pass of a group covers (the GQA heads of a kv head, four at a time).</summary>
+    public const int HeadsPerPass = 4;
 
-    /// <summary>The group's head; with <paramref name="quantize"/> the output is also written quantized into
+    /// <summary>Fewest positions a range of a split takes: two steps of a group's eight warps.</summary>
+    public const int MinSplitPositions = 64;
+
+    /// <summary>Contexts from this many positions on share each K and V row among a kv head's query heads (shared
+    /// mode); shorter ones spread the query heads over groups (per-head mode).</summary>
+    public const int SharedFromPositions = 1024;
+
+    /// <summary>Floats of one range's partial result in <c>part</c>: max, sum, then head_dim unnormalised outputs.</summary>
+    public static int PartStride(int headDim) => headDim + 2;
+
+    public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
+        Heads(q, kCache, vCache, positions, y, y.Cast<byte>(), part, sync, nHead, nHeadKv, headDim, scale, quantize: false);
+
+    /// <summary>The group's ranges; with <paramref name="quantize"/> the output is also written quantized into
     /// <paramref name="yq"/> (<see cref="AttentionQuant"/>).</summary>
     public static void Heads(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
-        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, float scale, bool quantize)
+        ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
+        float scale, bool quantize)
     {
-        var warpMax = SharedMemory.Allocate<float>(MaxWarps);
-        var warpSum = SharedMemory.Allocate<float>(MaxWarps);
-        var factor = SharedMemory.Allocate<float>(MaxWarps);
-        var warpAcc = SharedMemory.Allocate<float>(MaxWarps * MaxHeadDim);
+        var warpMax = SharedMemory.Allocate<float>(MaxWarps * HeadsPerPass);
+        var warpSum = SharedMemory.Allocate<float>(MaxWarps * HeadsPerPass);
+        var factor = SharedMemory.Allocate<float>(MaxWarps * HeadsPerPass);
+        var headSum = SharedMemory.Allocate<float>(HeadsPerPass);
+        var headMax = SharedMemory.Allocate<float>(HeadsPerPass);
+        var warpAcc = SharedMemory.Allocate<float>(MaxWarps * MaxHeadDim);   // one head's dims of every warp at a time
+        var last = SharedMemory.Allocate<int>(1);
 
-        int head = Grid.IdxX, t = Grid.IdxY;
-        int kvHead = head / (nHead / nHeadKv);
+        int splits = Grid.DimX / nHeadKv;
+        int kvHead = Grid.IdxX / splits, split = Grid.IdxX - kvHead * splits, t = Grid.IdxY;
+        int group = nHead / nHeadKv;
         int kvDim = nHeadKv * headDim;
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
-        long qRow = ((long)t * nHead + head) * headDim;
         int d = 4 * lane;
         bool wide = (headDim & 3) == 0 && (kvDim & 3) == 0;
+        // positions and rows before the step's first position are written before this step's first kernel (by the
+        // host's copy, or a greedy step's argmax in the step before): safe to read before the PDL wait.
         int count = positions[t] + 1;
+        // Shared mode (deep contexts, or fewer groups than query heads): group s takes range s for every query head of
+        // the kv head. Per-head mode (short contexts): group s takes query head s % group over range s / group, so the
+        // few positions are spread over more warps; the K and V rows are read once a query head (mostly from L2).
+        bool perHead = count < SharedFromPositions && splits >= group;
+        int ranges = IntrinsicMath.Min(perHead ? splits / group : splits, (count + MinSplitPositions - 1) / MinSplitPositions);
+        int range = perHead ? split / group : split;
+        if (range >= ranges) return;   // nothing to write (range 0 always runs, and waits)
+        int hStart = perHead ? split - range * group : 0, hEnd = perHead ? hStart + 1 : group;
+        int participants = perHead ? ranges * group : ranges;
+        int chunk = (count + ranges - 1) / ranges;
+        int begin = range * chunk, end = IntrinsicMath.Min(begin + chunk, count);
         long kvBase = (long)kvHead * headDim + d;
-
-        // The K and V rows of this warp's first four positions, where an earlier step wrote them, are loaded before
-        // the PDL wait, so their DRAM latency (the cache leaves L2 between tokens) overlaps the kernels before this
-        // one. Both reads are safe there: positions is copied from the host before the step's first kernel (which
-        // every later launch follows), and rows before the step's first position (positions[0]) are never written by
-        // this step. The rest, this step's rows included, are loaded after the wait.
         int stepStart = positions[0];
-        int pa = warp, pb = pa + warps, pc = pa + 2 * warps, pd = pa + 3 * warps;
+
+        // The K and V rows of this warp's first four positions, where an earlier step wrote them, before the wait (their
+        // DRAM latency overlaps the kernels before this one; the cache leaves L2 between tokens).
+        int pa = begin + warp, pb = pa + warps, pc = pa + 2 * warps, pd = pa + 3 * warps;
         Ld.Pair ka = default, kb = default, kc = default, kd = default, va = default, vb = default, vc = default, vd = default;
-        if (pa < stepStart) Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va);
-        if (pb < stepStart) Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb);
-        if (pc < stepStart) Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc);
-        if (pd < stepStart) Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd);
-
+        if (pa < stepStart && pa < end) Fetch(kCache, vCache, Row(pa, end, kvDim, kvBase), d, headDim, wide, out ka, out va);
+        if (pb < stepStart && pb < end) Fetch(kCache, vCache, Row(pb, end, kvDim, kvBase), d, headDim, wide, out kb, out vb);
+        if (pc < stepStart && pc < end) Fetch(kCache, vCache, Row(pc, end, kvDim, kvBase), d, headDim, wide, out kc, out vc);
+        if (pd < stepStart && pd < end) Fetch(kCache, vCache, Row(pd, end, kvDim, kvBase), d, headDim, wide, out kd, out vd);
         Pdl.Wait();
-        float q0 = d < headDim ? q[qRow + d] : 0, q1 = d + 1 < headDim ? q[qRow + d + 1] : 0;
-        float q2 = d + 2 < headDim ? q[qRow + d + 2] : 0, q3 = d + 3 < headDim ? q[qRow + d + 3] : 0;
 
-        float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        // Four positions per iteration (p, p + warps, p + 2·warps, p + 3·warps): their K and V loads are issued
-        // together, so a warp waits for memory once per four positions instead of once per position. Positions past
-        // the end read the last row (clamped), weighted 0.
-        for (int p = warp; p < count; p += 4 * warps)
+        for (int h0 = hStart; h0 < hEnd; h0 += HeadsPerPass)
         {
-            pa = p; pb = p + warps; pc = p + 2 * warps; pd = p + 3 * warps;
-            bool first = p == warp;   // the rows loaded before the wait are this iteration's
-            if (!first || pa >= stepStart) Fetch(kCache, vCache, Row(pa, count, kvDim, kvBase), d, headDim, wide, out ka, out va);
-            if (!first || pb >= stepStart) Fetch(kCache, vCache, Row(pb, count, kvDim, kvBase), d, headDim, wide, out kb, out vb);
-            if (!first || pc >= stepStart) Fetch(kCache, vCache, Row(pc, count, kvDim, kvBase), d, headDim, wide, out kc, out vc);
-            if (!first || pd >= stepStart) Fetch(kCache, vCache, Row(pd, count, kvDim, kvBase), d, headDim, wide, out kd, out vd);
+            // The pass's heads h0 .. h0 + 3 of the kv head, those before hEnd (the others are skipped, never stored).
+            int head0 = kvHead * group + h0;
+            bool v1 = h0 + 1 < hEnd, v2 = h0 + 2 < hEnd, v3 = h0 + 3 < hEnd;
+            LoadQ(q, t, nHead, headDim, head0, true, d, out float q00, out float q01, out float q02, out float q03);
+            LoadQ(q, t, nHead, headDim, head0 + 1, v1, d, out float q10, out float q11, out float q12, out float q13);
+            LoadQ(q, t, nHead, headDim, head0 + 2, v2, d, out float q20, out float q21, out float q22, out float q23);
+            LoadQ(q, t, nHead, headDim, head0 + 3, v3, d, out float q30, out float q31, out float q32, out float q33);
+            var s0 = Softmax.Empty; var s1 = Softmax.Empty; var s2 = Softmax.Empty; var s3 = Softmax.Empty;
+            for (int p = begin + warp; p < end; p += 4 * warps)
+            {
+                pa = p; pb = p + warps; pc = p + 2 * warps; pd = p + 3 * warps;
+                bool preloaded = h0 == hStart && p == begin + warp;   // the rows loaded before the wait are this step's
+                if (!preloaded || pa >= stepStart) Fetch(kCache, vCache, Row(pa, end, kvDim, kvBase), d, headDim, wide, out ka, out va);
+                if (!preloaded || pb >= stepStart) Fetch(kCache, vCache, Row(pb, end, kvDim, kvBase), d, headDim, wide, out kb, out vb);
+                if (!preloaded || pc >= stepStart) Fetch(kCache, vCache, Row(pc, end, kvDim, kvBase), d, headDim, wide, out kc, out vc);
+                if (!preloaded || pd >= stepStart) Fetch(kCache, vCache, Row(pd, end, kvDim, kvBase), d, headDim, wide, out kd, out vd);
+                bool hb = pb < end, hc = pc < end, hd = pd < end;
+                s0.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q00, q01, q02, q03, scale);
+                if (v1) s1.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q10, q11, q12, q13, scale);
+                if (v2) s2.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q20, q21, q22, q23, scale);
+                if (v3) s3.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q30, q31, q32, q33, scale);
+            }
+
+            // Warps → the group: per head, the maximum over warps, each warp's weight exp(max_w − max), the sum
+            // (warp i of the first four reduces head i over the warps, lane w holding warp w's).
+            if (lane == 0)
+            {
+                warpMax[warp * HeadsPerPass] = s0.Max; warpSum[warp * HeadsPerPass] = s0.Sum;
+                warpMax[warp * HeadsPerPass + 1] = s1.Max; warpSum[warp * HeadsPerPass + 1] = s1.Sum;
+                warpMax[warp * HeadsPerPass + 2] = s2.Max; warpSum[warp * HeadsPerPass + 2] = s2.Sum;
+                warpMax[warp * HeadsPerPass + 3] = s3.Max; warpSum[warp * HeadsPerPass + 3] = s3.Sum;
+            }
+            Group.Barrier();
+            if (warp < HeadsPerPass)
+            {
+                float m = lane < warps ? warpMax[lane * HeadsPerPass + warp] : -1e30f;
+                float total = Reduce.WarpMax(m);
+                float f = lane < warps ? MathF.Exp(m - total) : 0f;
+                float sum = Reduce.WarpSum(lane < warps ? warpSum[lane * HeadsPerPass + warp] * f : 0f);
+                if (lane < warps) factor[lane * HeadsPerPass + warp] = f;
+                if (lane == 0) { headMax[warp] = total; headSum[warp] = sum; }
+            }
+            // Then head by head: the warps' dims into shared memory, one output per thread (a warp's 32 outputs are 32
+            // consecutive dims of the head: one quantization block when head_dim is a multiple of 32).
+            for (int i = 0; i < HeadsPerPass && h0 + i < hEnd; i++)
+            {
+                var si = i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : s3;
+                si.ToShared(warpAcc, warp, d, headDim);
+                Group.Barrier();
+                {
+                    int head = head0 + i;
+                    for (int e = Group.IdxX; e < headDim; e += Group.DimX)
+                    {
+                        float o = 0;
+                        for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w * HeadsPerPass + i];
+                        if (ranges == 1)
+                        {
+                            float v = o / headSum[i];
+                            y[((long)t * nHead + head) * headDim + e] = v;
+                            if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
+                        }
+                        else
+                        {
+                            long at = ((long)(t * splits + range) * nHead + head) * PartStride(headDim);
+                            if (e == 0) { part[at] = headMax[i]; part[at + 1] = headSum[i]; }
+                            part[at + 2 + e] = o;
+                        }
+                    }
+                }
+                Group.Barrier();   // warpAcc is rewritten by the next head
+            }
+        }
+        if (ranges == 1) return;
+
+        // The last group of this kv head and token to finish merges the ranges.
+        MemoryFence.DeviceLevel();
+        Group.Barrier();
+        if (Group.IdxX == 0) last[0] = Atomic.Add(ref sync[t * nHeadKv + kvHead], 1) == participants - 1 ? 1 : 0;
+        Group.Barrier();
+        if (last[0] == 0) return;
+        MemoryFence.DeviceLevel();
+        var weight = warpAcc;   // [group × 32] range weights exp(max_r − max) / Σ
+        for (int i = warp; i < group; i += warps)
+        {
+            long at = ((long)t * splits * nHead + kvHead * group + i) * PartStride(headDim);
+            long rangeStride = (long)nHead * PartStride(headDim);
+            float m = -1e30f;
+            for (int r = lane; r < ranges; r += Reduce.WarpLanes) m = IntrinsicMath.Max(m, part[at + r * rangeStride]);
+            m = Reduce.WarpMax(m);
+            float sum = 0;
+            for (int r = lane; r < ranges; r += Reduce.WarpLanes) sum += part[at + r * rangeStride + 1] * MathF.Exp(part[at + r * rangeStride] - m);
+            sum = Reduce.WarpSum(sum);
+            for (int r = lane; r < ranges; r += Reduce.WarpLanes) weight[i * 32 + r] = MathF.Exp(part[at + r * rangeStride] - m) / sum;
+        }
+        Group.Barrier();
+        for (int j = Group.IdxX; j < group * headDim; j += Group.DimX)
+        {
+            int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
+            long at = ((long)t * splits * nHead + head) * PartStride(headDim) + 2 + e;
+            long rangeStride = (long)nHead * PartStride(headDim);
+            float o0 = 0, o1 = 0, o2 = 0, o3 = 0;
+            int r = 0;
+            for (; r + 3 < ranges; r += 4)
+            {
+                o0 += part[at + r * rangeStride] * weight[i * 32 + r];
+                o1 += part[at + (r + 1) * rangeStride] * weight[i * 32 + r + 1];
+                o2 += part[at + (r + 2) * rangeStride] * weight[i * 32 + r + 2];
+                o3 += part[at + (r + 3) * rangeStride] * weight[i * 32 + r + 3];
+            }
+            for (; r < ranges; r++) o0 += part[at + r * rangeStride] * weight[i * 32 + r];
+            float v = (o0 + o1) + (o2 + o3);
+            y[((long)t * nHead + head) * headDim + e] = v;
+            if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
+        }
+        if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
+    }
+
+    /// <summary>Head <paramref name="head"/>'s q dims d .. d + 3 of token t (0 past head_dim or for a head past the
+    /// group).</summary>
+    private static void LoadQ(ArrayView<float> q, int t, int nHead, int headDim, int head, bool valid, int d,
+        out float q0, out float q1, out float q2, out float q3)
+    {
+        long row = ((long)t * nHead + head) * headDim;
+        q0 = valid && d < headDim ? q[row + d] : 0; q1 = valid && d + 1 < headDim ? q[row + d + 1] : 0;
+        q2 = valid && d + 2 < headDim ? q[row + d + 2] : 0; q3 = valid && d + 3 < headDim ? q[row + d + 3] : 0;
+    }
+
+    /// <summary>A warp's online softmax of one head: running maximum, sum of weights and the lane's four weighted dims.</summary>
+    private struct Softmax
+    {
+        public float Max, Sum, A0, A1, A2, A3;
+
+        public static Softmax Empty => new() { Max = -1e30f };
+
+        /// <summary>Four positions (the first always valid, the others where <paramref name="hb"/>.. say so).</summary>
+        public void Step(Ld.Pair ka, Ld.Pair kb, Ld.Pair kc, Ld.Pair kd, Ld.Pair va, Ld.Pair vb, Ld.Pair vc, Ld.Pair vd,
+            bool hb, bool hc, bool hd, float q0, float q1, float q2, float q3, float scale)
+        {
             float sa = Reduce.WarpSum(Score(ka, q0, q1, q2, q3)) * scale, sb = Reduce.WarpSum(Score(kb, q0, q1, q2, q3)) * scale;
             float sc = Reduce.WarpSum(Score(kc, q0, q1, q2, q3)) * scale, sd = Reduce.WarpSum(Score(kd, q0, q1, q2, q3)) * scale;
-            if (pb >= count) sb = -1e30f;
-            if (pc >= count) sc = -1e30f;
-            if (pd >= count) sd = -1e30f;
-            float newMax = IntrinsicMath.Max(IntrinsicMath.Max(max, sa), IntrinsicMath.Max(IntrinsicMath.Max(sb, sc), sd));
-            float correction = MathF.Exp(max - newMax);
+            if (!hb) sb = -1e30f;
+            if (!hc) sc = -1e30f;
+            if (!hd) sd = -1e30f;
+            float newMax = IntrinsicMath.Max(IntrinsicMath.Max(Max, sa), IntrinsicMath.Max(IntrinsicMath.Max(sb, sc), sd));
+            float correction = MathF.Exp(Max - newMax);
             float wa = MathF.Exp(sa - newMax);
-            float wb = pb < count ? MathF.Exp(sb - newMax) : 0f;
-            float wc = pc < count ? MathF.Exp(sc - newMax) : 0f;
-            float wd = pd < count ? MathF.Exp(sd - newMax) : 0f;
-            sum = sum * correction + ((wa + wb) + (wc + wd));
-            a0 = a0 * correction + ((wa * Ld.Half(va.A) + wb * Ld.Half(vb.A)) + (wc * Ld.Half(vc.A) + wd * Ld.Half(vd.A)));
-            a1 = a1 * correction + ((wa * Ld.Half(va.A >> 16) + wb * Ld.Half(vb.A >> 16)) + (wc * Ld.Half(vc.A >> 16) + wd * Ld.Half(vd.A >> 16)));
-            a2 = a2 * correction + ((wa * Ld.Half(va.B) + wb * Ld.Half(vb.B)) + (wc * Ld.Half(vc.B) + wd * Ld.Half(vd.B)));
-            a3 = a3 * correction + ((wa * Ld.Half(va.B >> 16) + wb * Ld.Half(vb.B >> 16)) + (wc * Ld.Half(vc.B >> 16) + wd * Ld.Half(vd.B >> 16)));
-            max = newMax;
+            float wb = hb ? MathF.Exp(sb - newMax) : 0f;
+            float wc = hc ? MathF.Exp(sc - newMax) : 0f;
+            float wd = hd ? MathF.Exp(sd - newMax) : 0f;
+            Sum = Sum * correction + ((wa + wb) + (wc + wd));
+            A0 = A0 * correction + ((wa * Ld.Half(va.A) + wb * Ld.Half(vb.A)) + (wc * Ld.Half(vc.A) + wd * Ld.Half(vd.A)));
+            A1 = A1 * correction + ((wa * Ld.Half(va.A >> 16) + wb * Ld.Half(vb.A >> 16)) + (wc * Ld.Half(vc.A >> 16) + wd * Ld.Half(vd.A >> 16)));
+            A2 = A2 * correction + ((wa * Ld.Half(va.B) + wb * Ld.Half(vb.B)) + (wc * Ld.Half(vc.B) + wd * Ld.Half(vd.B)));
+            A3 = A3 * correction + ((wa * Ld.Half(va.B >> 16) + wb * Ld.Half(vb.B >> 16)) + (wc * Ld.Half(vc.B >> 16) + wd * Ld.Half(vd.B >> 16)));
+            Max = newMax;
         }
 
-        if (lane == 0) { warpMax[warp] = max; warpSum[warp] = sum; }
-        int acc = warp * MaxHeadDim + d;
-        if (d < headDim) warpAcc[acc] = a0;
-        if (d + 1 < headDim) warpAcc[acc + 1] = a1;
-        if (d + 2 < headDim) warpAcc[acc + 2] = a2;
-        if (d + 3 < headDim) warpAcc[acc + 3] = a3;
-        Group.Barrier();
-        // Warp 0: the overall maximum and the softmax denominator, then each warp's weight exp(max_w − max) / Σ.
-        if (warp == 0)
+        /// <summary>This warp's dims into its row of <paramref name="warpAcc"/>.</summary>
+        public readonly void ToShared(ArrayView<float> warpAcc, int warp, int d, int headDim)
         {
-            float m = lane < warps ? warpMax[lane] : -1e30f;
-            float total = Reduce.WarpMax(m);
-            float f = lane < warps ? MathF.Exp(m - total) : 0f;
-            float norm = Reduce.WarpSum(lane < warps ? warpSum[lane] * f : 0f);
-            if (lane < warps) factor[lane] = f / norm;
-        }
-        Group.Barrier();
-        for (int e = Group.IdxX; e < headDim; e += Group.DimX)
-        {
-            float o = 0;
-            for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w];
-            y[qRow + e] = o;
-            // head_dim a multiple of 32: a warp's 32 outputs are one quantization block of the token's row.
-            if (quantize) Quantize.Store1(o, yq, t, nHead * headDim, head * headDim + e);
+            int acc = warp * MaxHeadDim + d;
+            if (d < headDim) warpAcc[acc] = A0;
+            if (d + 1 < headDim) warpAcc[acc + 1] = A1;
+            if (d + 2 < headDim) warpAcc[acc + 2] = A2;
+            if (d + 3 < headDim) warpAcc[acc + 3] = A3;
         }
     }
 
     /// <summary>Offset of position <paramref name="p"/>'s row (dims from this lane's) in a layer's cache, the position
-    /// clamped to the last one (<paramref name="count"/> − 1).</summary>
-    private static long Row(int p, int count, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, count - 1) * kvDim + kvBase;
+    /// clamped to the range's last one (<paramref name="end"/> − 1).</summary>
+    private static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
 
     /// <summary>The K and V cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as four f16 bit
     /// patterns (A = dims d, d + 1; B = d + 2, d + 3), 0 past head_dim: one 8-byte load each when head_dim and kv_dim
@@ -155,6 +302,7 @@ public static class Attention
 public static class AttentionQuant
 {
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
-        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
-        Attention.Heads(q, kCache, vCache, positions, y, yq, nHead, nHeadKv, headDim, scale, quantize: true);
+        ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
+        int nTokens, float scale) =>
+        Attention.Heads(q, kCache, vCache, positions, y, yq, part, sync, nHead, nHeadKv, headDim, scale, quantize: true);
 }

@@ -4,7 +4,8 @@
 // edited and timed without a .NET build (docs/benchmarks.md "Session 7"): PTX from kernels/Ptx/obj/ptx/sm_90/.
 // Build and run there (nvcc is on the device image):
 //   nvcc -O3 -arch=sm_90 -std=c++17 scripts/device/ptxbench.cu -o /tmp/pb -lcuda
-//   /tmp/pb FILE.ptx Kernel_ENTRY gemv|swiglu ROWS COLS ROW_BYTES [LAUNCHES]   (FILL=N: weights memset to N)
+//   /tmp/pb FILE.ptx Kernel_ENTRY gemv|swiglu ROWS COLS ROW_BYTES [LAUNCHES]   (FILL=N: weights memset to N;
+//   BLOCK=N: N threads a group instead of 128, the grid unchanged, as ENGINE_CUDA_GEMV_BLOCK)
 // e.g. /tmp/pb Gemv_Q4_K.ptx Kernel_Gemv_Q4_K gemv 4096 4096 2304 32
 #include <cstdio>
 #include <cstdlib>
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   CUdeviceptr x, xq, y; CU(cuMemAlloc(&x, cols * 4)); CU(cuMemAlloc(&xq, xqBytes)); CU(cuMemAlloc(&y, rows * 4));
   CU(cuMemsetD8(x, 0, cols * 4)); CU(cuMemsetD8(xq, 1, xqBytes)); CU(cuMemsetD8(y, 0, rows * 4));
   CUstream s; CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+  unsigned block = getenv("BLOCK") ? (unsigned)atoi(getenv("BLOCK")) : 128;
   auto launch = [&](int i) {
     unsigned char buf[128] = {0}; int off = 0;
     auto view = [&](CUdeviceptr p, long long len) { View v{p, len}; memcpy(buf + off, &v, 16); off += 16; };
@@ -50,7 +52,7 @@ int main(int argc, char** argv) {
     int ints[3] = {rows, cols, 1}; memcpy(buf + off, ints, 12); off += 12;
     size_t size = off;
     void* extra[] = { CU_LAUNCH_PARAM_BUFFER_POINTER, buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END };
-    CUlaunchConfig cfg = {}; cfg.gridDimX = (rows + 3) / 4; cfg.gridDimY = 1; cfg.gridDimZ = 1; cfg.blockDimX = 128; cfg.blockDimY = 1; cfg.blockDimZ = 1;
+    CUlaunchConfig cfg = {}; cfg.gridDimX = (rows + 3) / 4; cfg.gridDimY = 1; cfg.gridDimZ = 1; cfg.blockDimX = block; cfg.blockDimY = 1; cfg.blockDimZ = 1;
     cfg.hStream = s; CUlaunchAttribute at[1]; at[0].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION; at[0].value.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at; cfg.numAttrs = 1;
     CU(cuLaunchKernelEx(&cfg, fn, nullptr, extra));
@@ -65,6 +67,6 @@ int main(int argc, char** argv) {
   for (int r = 0; r < 21; r++) { cuEventRecord(e0, s); CU(cuGraphLaunch(ge, s)); cuEventRecord(e1, s); CU(cuEventSynchronize(e1)); float ms; cuEventElapsedTime(&ms, e0, e1); ts.push_back(ms); }
   std::sort(ts.begin(), ts.end());
   double us = ts[10] * 1e3 / n;
-  printf("%-28s %6dx%-6d regs %3d local %3d  %8.2f us  %7.0f GB/s\n", entry, rows, cols, regs, local, us, wbytes * (swiglu ? 2 : 1) / (us * 1e-6) / 1e9);
+  printf("%-28s %6dx%-6d block %4u regs %3d local %3d  %8.2f us  %7.0f GB/s\n", entry, rows, cols, block, regs, local, us, wbytes * (swiglu ? 2 : 1) / (us * 1e-6) / 1e9);
   return 0;
 }

@@ -264,6 +264,9 @@ public static unsafe class Program
         RopeKvStore(8, 2, 128, [5, 100, 4000]);
         Attention(8, 2, 128, [37, 38]);
         Attention(32, 8, 128, [0, 700]);
+        Attention(32, 8, 128, [8000]);      // one decode token deep in the context: 32 ranges merged by the last group
+        Attention(64, 8, 128, [3000]);      // eight query heads a kv head (70B): two passes of four, 12 ranges
+        Attention(32, 32, 128, [700]);      // no GQA (Llama 2 7B): three ranges
         Elementwise(10007);
     }
 
@@ -617,7 +620,11 @@ public static unsafe class Program
         using var vb = Upload<Half>(vc);
         using var pb = Upload<int>(positions);
         using var yb = Poisoned((long)tokens * nHead * headDim * 4);
-        Launch("Attention", qb, kb, vb, pb, yb, nHead, nHeadKv, headDim, tokens, scale);
+        using var part = Poisoned(64L * nHead * (headDim + 2) * 4);
+        using var sync = Upload<int>(new int[nHeadKv * tokens]);
+        Launch("Attention", qb, kb, vb, pb, yb, part, sync, nHead, nHeadKv, headDim, tokens, scale);
+        // The last group of each kv head and token leaves its range counter at zero for the next launch.
+        CountRow("Attention counters", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Download<int>(sync).Count(c => c != 0));
         // attention_quant (head_dim a multiple of 32): the same y, and its 8-bit form byte for byte the quantize
         // kernel's of that y.
         if (headDim % 32 == 0)
@@ -625,7 +632,7 @@ public static unsafe class Program
             int cols = nHead * headDim;
             using var y2 = Poisoned((long)tokens * cols * 4);
             using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
-            Launch("AttentionQuant", qb, kb, vb, pb, y2, yq, nHead, nHeadKv, headDim, tokens, scale);
+            Launch("AttentionQuant", qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
             float[] plain = Download<float>(yb), fused = Download<float>(y2);
             Row("AttentionQuant y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(fused, plain.Select(x => (double)x).ToArray()), KvStoreLimit);
             using var ref8 = Quantized(yb, cols, tokens);

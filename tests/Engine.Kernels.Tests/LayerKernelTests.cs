@@ -192,8 +192,10 @@ public class LayerKernelTests
         using var y1 = h.Allocate<float>(tokens * cols);
         using var y2 = h.Allocate<float>(tokens * cols);
         using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
-        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, y1.View, nHead, nHeadKv, headDim, tokens, scale);
-        h.Launch("AttentionQuant", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, nHead, nHeadKv, headDim, tokens, scale);
+        using var part = h.Allocate<float>(64L * nHead * (headDim + 2));
+        using var sync = h.Allocate<int>(nHeadKv * tokens);
+        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, y1.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        h.Launch("AttentionQuant", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
         float[] y = y2.GetAsArray1D();
         Assert.Equal(y1.GetAsArray1D(), y);
         Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
@@ -204,6 +206,10 @@ public class LayerKernelTests
     [InlineData(8, 2, 128, 3)]  // GQA 4:1, head_dim 128 (Llama)
     [InlineData(3, 3, 40, 1)]   // MHA, head_dim not a multiple of the warp
     [InlineData(8, 2, 128, 2, 300)] // past the 128 positions of a group's first step (the rows loaded before the wait)
+    [InlineData(8, 2, 128, 1, 2100)] // one decode token deep in the context: 9 ranges, merged by the last group
+    [InlineData(16, 2, 64, 1, 700)]  // eight query heads a kv head (two passes of four), 3 ranges
+    [InlineData(3, 3, 40, 1, 600)]   // MHA, head_dim 40, 3 ranges
+    [InlineData(4, 2, 64, 5, 400)]   // a step of 5 tokens: 7 groups a kv head and token, 2 ranges each
     public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37)
     {
         var rng = new Random(nHead * 100 + headDim);
@@ -219,7 +225,10 @@ public class LayerKernelTests
         using var vc = h.Upload(vHalf);
         using var pb = h.Upload(positions);
         using var yb = h.Allocate<float>(tokens * nHead * headDim);
-        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, yb.View, nHead, nHeadKv, headDim, tokens, scale);
+        using var part = h.Upload(Enumerable.Repeat(float.NaN, 64 * nHead * (headDim + 2)).ToArray());
+        using var sync = h.Allocate<int>(nHeadKv * tokens);
+        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, yb.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        Assert.All(sync.GetAsArray1D(), c => Assert.Equal(0, c));   // every range counter back at zero
 
         var expected = new double[tokens * nHead * headDim];
         for (int t = 0; t < tokens; t++)

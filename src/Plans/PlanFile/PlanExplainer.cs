@@ -47,7 +47,9 @@ public static class PlanExplainer
         long workSize = work.Count == 0 ? 0 : work.Max(b => b.Offset + b.Size);
         var globals = p.Tensors.Where(t => t.Layer < 0).ToList();
         var slots = p.Buffers.Where(b => b.Role == BufferRole.Slot).ToList();
-        L($"reserved before layers: workspace {B(workSize)}, KV cache {B(kv.Sum(b => b.Size))} (f16, {kv.Count} buffers), " +
+        // Per-layer persistent buffers by name: the f16 K and V caches, attention's i32 range counters.
+        string perLayer = string.Join(", ", kv.GroupBy(b => b.Name).Select(g => $"{g.Key} {g.Count()} x {B(g.First().Size)}"));
+        L($"reserved before layers: workspace {B(workSize)}, KV cache {B(kv.Sum(b => b.Size))} ({(kv.Count == 0 ? "none" : perLayer)}), " +
           $"globals {B(globals.Where(t => t.Tier == Tier.A).Sum(t => t.Size))} on device + {B(globals.Where(t => t.Tier == Tier.H).Sum(t => t.Size))} host-resident, " +
           $"slots {slots.Count} x {B(slots.Select(b => b.Size).DefaultIfEmpty(0).Max())}, staging {B(p.Arenas[Arenas.Staging].Size)}");
         foreach (var t in globals)
@@ -71,8 +73,8 @@ public static class PlanExplainer
         L("buffers:");
         foreach (var b in work.Concat(slots).Concat(p.Buffers.Where(b => b.Role == BufferRole.StagingSlot)))
             L($"  {b.Name,-12} {b.Role,-11} {p.Arenas[b.Arena].Name}@{b.Offset,-12} {B(b.Size),10}  live {(b.FirstUse < 0 ? "whole run" : $"ops {b.FirstUse}-{b.LastUse}")}");
-        if (kv.Count > 0)
-            L($"  {"kv caches",-12} {"KvCache",-11} {kv.Count} buffers of {B(kv[0].Size)} at device@{kv.Min(b => b.Offset)}..{kv.Max(b => b.Offset + b.Size)}");
+        foreach (var g in kv.GroupBy(b => b.Name))
+            L($"  {g.Key,-12} {"KvCache",-11} {g.Count()} buffers of {B(g.First().Size)} at device@{g.Min(b => b.Offset)}..{g.Max(b => b.Offset + b.Size)}");
 
         var launches = p.Instructions.Where(x => x.Opcode == Opcode.Launch).ToList();
         L($"instructions: {p.Instructions.Count} per token ({launches.Count} launches, {p.Instructions.Count(x => x.Opcode == Opcode.Prefetch)} prefetches, {p.Instructions.Count(x => x.Opcode == Opcode.Wait)} waits)");

@@ -46,7 +46,8 @@ public static class FusedFallback
             {
                 if (op.Kind != OpKind.AttentionQuantize) { list.Add(op); continue; }
                 string y = op.Outputs[0], yq = op.Outputs[1];
-                list.Add(new GraphOp(OpKind.Attention, op.Name, op.Inputs, [y]) { Kernel = FamilyOf(program, OpKind.Attention) });
+                // The outputs after the two activations (the ranges' scratch and counters) stay the attention's.
+                list.Add(new GraphOp(OpKind.Attention, op.Name, op.Inputs, [y, .. op.Outputs.Skip(2)]) { Kernel = FamilyOf(program, OpKind.Attention) });
                 if (keepQuantize)
                     list.Add(new GraphOp(OpKind.Quantize, op.Name + "_quantize", [y], [yq]) { Kernel = FamilyOf(program, OpKind.Quantize) });
             }

@@ -20,7 +20,9 @@ public sealed record Workspace(IReadOnlyList<ProgramBuffer> Buffers, IReadOnlyLi
 {
     public const int Alignment = 256;
 
-    public long KvBytesPerLayer => KvPerLayer.Sum(k => k.Size);
+    /// <summary>A layer's persistent buffers (KV cache, attention's range counters) as the planner places them: each
+    /// at an <see cref="Alignment"/>-aligned offset.</summary>
+    public long KvBytesPerLayer => KvPerLayer.Sum(k => Align(k.Size, Alignment));
 
     public static Workspace Build(LayerProgram program, ModelShapes shapes)
     {

@@ -57,9 +57,13 @@ public sealed class PlanKernelTests
         var s = LlamaShape.Tiny;
         var plan = Make(s, "F32", "cpu-only");
         int kvDim = s.HeadsKv * (s.Embd / s.Heads);
-        var kv = plan.Buffers.Where(b => b.Role == BufferRole.KvCache).ToList();
+        var kv = plan.Buffers.Where(b => b.Role == BufferRole.KvCache && b.Name != "attn_sync").ToList();
         Assert.Equal(2 * s.Layers, kv.Count);
         Assert.All(kv, b => Assert.Equal((long)kvDim * 256 * 2, b.Size));
+        // Beside each layer's cache, attention's range counters: an i32 a kv head and token of a step.
+        var sync = plan.Buffers.Where(b => b.Name == "attn_sync").ToList();
+        Assert.Equal(Enumerable.Range(0, s.Layers), sync.Select(b => b.Layer));
+        Assert.All(sync, b => Assert.Equal((long)s.HeadsKv * plan.Inputs.Batch * 4, b.Size));
     }
 
     [Fact]
@@ -91,7 +95,7 @@ public sealed class PlanKernelTests
         var down = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "ffn_down");
         Assert.Equal(("GemvAdd_Q8_0", (uint)s.Embd / 4), (Entry(plan, down), down.Shape.GridX));   // the residual add fused in
         var attention = plan.Instructions.First(i => i.Layer == 0 && i.OpName == "attention");
-        Assert.Equal(((uint)s.Heads, 1u), (attention.Shape.GridX, attention.Shape.GridY));
+        Assert.Equal(((uint)s.HeadsKv * 32, 1u, 256u), (attention.Shape.GridX, attention.Shape.GridY, attention.Shape.BlockX));   // 32 ranges a kv head
         float scale = BitConverter.Int32BitsToSingle((int)attention.Arguments[^1].Value);
         Assert.Equal(1 / MathF.Sqrt(s.Embd / s.Heads), scale);
     }
@@ -236,8 +240,10 @@ public sealed class PlanKernelTests
                     case "view<f16>":
                         Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role == BufferRole.KvCache, where);
                         break;
-                    case "view<i32>":
-                        Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role == BufferRole.Input, where);
+                    case "view<i32>":   // token ids and positions; attention's range counters (per layer, persistent)
+                        Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role
+                            == (p.Name == "attn_sync" ? BufferRole.KvCache : BufferRole.Input), where);
+                        if (p.Name == "attn_sync") Assert.Equal(ins.Layer, plan.Buffers[(int)a.Value].Layer);
                         break;
                     case "view<f32>":
                         Assert.True(a.Kind is ArgKind.Buffer or ArgKind.None

@@ -71,7 +71,7 @@ public sealed class ArgumentBlockTests
         AssertSame(rope, Packed(p, "rope_store", 1, n), Launchers.RopeKvStore.Size);
 
         var att = Launchers.Attention.Create(Buffer(p, "q", 4), Buffer(p, "k_cache", 2, 0), Buffer(p, "v_cache", 2, 0), positions, Buffer(p, "attn_out", 4),
-            c.HeadCount, c.HeadCountKv, c.HeadDim, n, 1f / MathF.Sqrt(c.HeadDim));
+            Buffer(p, "attn_part", 4), Buffer(p, "attn_sync", 4, 0), c.HeadCount, c.HeadCountKv, c.HeadDim, n, 1f / MathF.Sqrt(c.HeadDim));
         AssertSame(att, Packed(p, "attention", 0, n), Launchers.Attention.Size);
         Assert.Equal(att.Shape(), Launchers.ShapeOf(KernelId.Attention, Packed(p, "attention", 0, n)));
 
