@@ -47,4 +47,14 @@ public static class ForwardArguments
             if ((uint)t >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(tokens), t, $"token id outside the vocabulary (0..{vocab - 1})");
         return all;
     }
+
+    /// <summary>The checks of <see cref="IGreedyDecoder.DecodeGreedy"/>: a token inside the vocabulary, and every step's
+    /// position (startPos .. startPos + maxSteps − 1) inside the context.</summary>
+    public static void CheckGreedy(ILanguageModel model, int token, int startPos, int maxSteps)
+    {
+        int vocab = model.Config.VocabSize, context = model.MaxContext;
+        if ((uint)token >= (uint)vocab) throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary (0..{vocab - 1})");
+        if (startPos < 0 || maxSteps < 0 || startPos > context - maxSteps)
+            throw new ArgumentOutOfRangeException(nameof(maxSteps), $"positions {startPos}..{startPos + maxSteps - 1} exceed the context of {context}");
+    }
 }

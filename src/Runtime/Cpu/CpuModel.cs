@@ -92,9 +92,7 @@ public sealed unsafe class CpuModel : ILanguageModel, IGreedyDecoder, IDisposabl
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!CanDecodeGreedy) throw new InvalidOperationException("this plan has no argmax op: sample on the host");
-        if ((uint)token >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
-        if (startPos < 0 || maxSteps < 0 || startPos > MaxContext - maxSteps)
-            throw new ArgumentOutOfRangeException(nameof(maxSteps), $"positions {startPos}..{startPos + maxSteps - 1} exceed the context of {MaxContext}");
+        ForwardArguments.CheckGreedy(this, token, startPos, maxSteps);
         _program.Tokens[0] = token;
         _program.Positions[0] = startPos;
         for (int step = 0; step < maxSteps; step++)

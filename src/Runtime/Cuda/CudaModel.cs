@@ -363,9 +363,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (!CanDecodeGreedy) throw new InvalidOperationException("this plan has no greedy decode on the device (a streamed plan, or a plan without the argmax op)");
-        if ((uint)token >= (uint)Config.VocabSize) throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary (0..{Config.VocabSize - 1})");
-        if (startPos < 0 || maxSteps < 0 || startPos > MaxContext - maxSteps)
-            throw new ArgumentOutOfRangeException(nameof(maxSteps), $"positions {startPos}..{startPos + maxSteps - 1} exceed the context of {MaxContext}");
+        ForwardArguments.CheckGreedy(this, token, startPos, maxSteps);
         if (maxSteps == 0) return 0;
         if (_greedyGraph == IntPtr.Zero)
         {

@@ -47,7 +47,11 @@ public sealed class CpuModelVsLlamaCppTests(ITestOutputHelper output)
     {
         var reference = LlamaCppReference.Load(model + ".ref-kvf32.txt");
         using var plan = TestPlans.Load(model);
-        Assert.True(plan.Model is IGreedyDecoder { CanDecodeGreedy: true });
+        var decoder = Assert.IsAssignableFrom<IGreedyDecoder>(plan.Model);
+        Assert.True(decoder.CanDecodeGreedy);
+        // A token outside the vocabulary, or steps past the context, are refused before anything runs.
+        Assert.Throws<ArgumentOutOfRangeException>(() => decoder.DecodeGreedy(plan.Model.Config.VocabSize, 0, 1, _ => true));
+        Assert.Throws<ArgumentOutOfRangeException>(() => decoder.DecodeGreedy(1, plan.Model.MaxContext - 2, 3, _ => true));
         (List<int> Tokens, int[] History, int Produced) Run(bool withLogits, int max, Func<int, bool> isEnd)
         {
             var session = plan.OpenSession(new SamplerSettings { Temperature = 0 });
