@@ -20,7 +20,7 @@ namespace Engine.Kernels;
 /// kv head to finish (a ticket from <c>attn_sync</c>, which it resets to 0 for the next launch) merges the ranges in
 /// range order, so the result does not depend on which group is last. Measured (docs/benchmarks.md "Attention split
 /// over the context"): 8B decode at 4096 positions 1.54×, at 8000 2.03× the one-group-a-head kernel before it, 3 %
-/// slower in the first 150 positions.</summary>
+/// slower in the first few hundred positions (the range merge, eight warps a group instead of 32).</summary>
 public static class Attention
 {
     public const int MaxHeadDim = 128;
