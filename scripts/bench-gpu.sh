@@ -3,6 +3,7 @@
 #   bash scripts/publish.sh                      # here: ntc, ntrun, gpu-selftest into artifacts/bin (carry artifacts/bin)
 #   bash scripts/bench-gpu.sh [TYPES...]         # there: default TYPES Q8_0 Q4_K_M Q4_0
 #   SELFTEST=0 bash scripts/bench-gpu.sh Q4_K_M  # later calls: reuse the self-test, one type per call
+#   DEPTH=4096 bash scripts/bench-gpu.sh         # also tg128 after 4096 tokens of context (ntrun --benchmark -d)
 # 1. gpu-selftest: every PTX module loads, every kernel family x format against the float64 reference, GEMV
 #    bandwidth per format; its device copy rate is the bound below.
 # 2. per type: ntc synth (Llama 3 8B shape, llama-bpe vocab) into /tmp, ntc plan --hw auto, ntrun --benchmark
@@ -39,7 +40,8 @@ for t in "${types[@]}"; do
   model="$TMP/llama3-8b-$t.gguf"; plan="$TMP/llama3-8b-$t.plan"
   echo "== $t"
   [[ -f "$model" ]] || "$BIN/ntc" synth --preset llama3-8b --type "$t" --vocab-from "$VOCAB" -o "$model" || { rows+=("| $t | synth failed |"); continue; }
-  "$BIN/ntc" plan "$model" --hw auto --ctx 1024 --batch 512 -o "$plan" || { rows+=("| $t | plan failed |"); continue; }
+  ctx=$(( ${DEPTH:-0} + 256 > 1024 ? ${DEPTH:-0} + 256 : 1024 ))
+  "$BIN/ntc" plan "$model" --hw auto --ctx "$ctx" --batch 512 -o "$plan" || { rows+=("| $t | plan failed |"); continue; }
   out=$("$BIN/ntrun" "$plan" --backend cuda --benchmark --prompt-ids "$prompt" -n 128 -r 3 2>&1)
   echo "$out"
   pp=$(echo "$out" | awk -F'|' '$6 ~ /pp512/ {split($7, a, " "); print a[1]}')
@@ -47,18 +49,29 @@ for t in "${types[@]}"; do
   bytes=$(stat -c %s "$model")
   bound=$(awk -v c="$copy" -v b="$bytes" 'BEGIN { printf "%.1f", c * 1e9 / b }')
   frac=$(awk -v t="${tg:-0}" -v b="$bound" 'BEGIN { printf "%.0f%%", 100 * t / b }')
+  deep=""
+  if [[ "${DEPTH:-0}" -gt 0 ]]; then
+    dout=$("$BIN/ntrun" "$plan" --backend cuda --benchmark --prompt-ids "$prompt" -n 128 -r 3 -d "$DEPTH" 2>&1)
+    echo "$dout"
+    deep=" $(echo "$dout" | awk -F'|' -v d="tg128 @ d$DEPTH" '$6 ~ d {split($7, a, " "); print a[1]}') |"
+  fi
   lpp="-"; ltg="-"
   if [[ -x /tmp/peer/gpu/run.sh ]]; then
     peer=$(/tmp/peer/gpu/run.sh bench "$model" -ngl 999 -p 512 -n 128 -r 3 2>&1); echo "$peer"
     lpp=$(echo "$peer" | awk -F'|' '/pp512/ {split($(NF-1), a, " "); print a[1]}' | tail -1)
     ltg=$(echo "$peer" | awk -F'|' '/tg128/ {split($(NF-1), a, " "); print a[1]}' | tail -1)
   fi
-  rows+=("| $t | $(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 2^30 }') GiB | ${tg:-fail} | $bound | $frac | ${pp:-fail} | ${ltg:-"-"} | ${lpp:-"-"} |")
+  rows+=("| $t | $(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 2^30 }') GiB | ${tg:-fail} | $bound | $frac | ${pp:-fail} | ${ltg:-"-"} | ${lpp:-"-"} |$deep")
 done
 
 echo
 echo "device copy (read + write): $copy GB/s; gpu-selftest exit $selftest"
-echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+if [[ "${DEPTH:-0}" -gt 0 ]]; then
+  echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 | tg128 @ d$DEPTH |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+else
+  echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+fi
 printf '%s\n' "${rows[@]}"
 [[ "$selftest" == 0 ]]

@@ -7,7 +7,9 @@ using Engine.Runtime.Streaming;
 namespace Engine.Runtime.Cli;
 
 /// <summary>llama-bench-style speed rows: pp (a prompt of random ids, in the plan's batches) and tg (tokens generated
-/// one at a time from an empty context, greedily: on the device where the backend can, <see cref="IGreedyDecoder"/>), each the mean ± sd of --repetitions runs after one warm-up, beside the
+/// one at a time, greedily: on the device where the backend can, <see cref="IGreedyDecoder"/>; from an empty context, or
+/// after --depth N context tokens as llama-bench's -d, whose row has no prediction: the plan predicts the weights'
+/// bytes, not the KV cache's), each the mean ± sd of --repetitions runs after one warm-up, beside the
 /// plan's predicted tokens/s (its prediction section: a token's bytes over the bandwidths the planner assumed).
 /// The plan predicts a decode step only (pp rows show "-"). A streamed plan adds a table of its links: bytes
 /// streamed per token per tier beside the plan's, and each link's achieved rate beside the rate the plan assumed.</summary>
@@ -17,8 +19,8 @@ internal static class Benchmark
     {
         var model = loaded.Model;
         int promptLength = o.PromptIds?.Length ?? Math.Min(128, loaded.Context);
-        if (o.Predict > loaded.Context)
-            throw new UsageException($"-n {o.Predict}: more than the context of {loaded.Context} in {o.PlanPath}");
+        if (o.Predict + o.BenchmarkDepth > loaded.Context)
+            throw new UsageException($"-n {o.Predict}{(o.BenchmarkDepth > 0 ? $" after --depth {o.BenchmarkDepth}" : "")}: more than the context of {loaded.Context} in {o.PlanPath}");
         var rng = new Xoshiro256StarStar(1234);
         var prompt = new int[promptLength];
         for (int i = 0; i < prompt.Length; i++) prompt[i] = (int)(rng.NextUInt64() % (ulong)model.Config.VocabSize);
@@ -39,19 +41,25 @@ internal static class Benchmark
         // logits stay on it), else each step's logits out and the host's argmax.
         var device = model is IGreedyDecoder { CanDecodeGreedy: true } g ? g : null;
         Func<int, bool> more = _ => true;
+        // --depth: the tg rows decode after that many context tokens (random ids, evaluated untimed before each run),
+        // as llama-bench's -d; attention then reads a KV cache of that length every step.
+        int depth = o.BenchmarkDepth;
+        var context = new int[depth];
+        for (int i = 0; i < depth; i++) context[i] = (int)(rng.NextUInt64() % (ulong)model.Config.VocabSize);
         double Tg()
         {
             int token = prompt[0];
+            if (depth > 0) model.Forward(context, 0, logits);
             var sw = Stopwatch.StartNew();
             if (device != null)
             {
-                int steps = device.DecodeGreedy(token, 0, o.Predict, more);
+                int steps = device.DecodeGreedy(token, depth, o.Predict, more);
                 if (steps != o.Predict) throw new InvalidOperationException($"greedy decode ran {steps} of {o.Predict} steps");
                 return o.Predict / sw.Elapsed.TotalSeconds;
             }
             for (int i = 0; i < o.Predict; i++)
             {
-                model.Forward([token], i, logits);
+                model.Forward([token], depth + i, logits);
                 token = Sampler.ArgMax(logits);
             }
             return o.Predict / sw.Elapsed.TotalSeconds;
@@ -64,7 +72,7 @@ internal static class Benchmark
         if (o.Predict > 0)
         {
             before = streamer?.Counters ?? default;
-            Row($"tg{o.Predict}", Tg, predictedTg);
+            Row(depth > 0 ? $"tg{o.Predict} @ d{depth}" : $"tg{o.Predict}", Tg, depth > 0 ? 0 : predictedTg);
         }
         if (streamer != null) Links(loaded, streamer, streamer.Counters - before, o.Predict > 0 ? $"tg{o.Predict}" : $"pp{promptLength}");
         return 0;

@@ -29,6 +29,8 @@ public sealed record NtrunOptions
     /// <summary>--perplexity FILE: llama.cpp-style perplexity of the file's text over chunks of the plan's context.</summary>
     public string? PerplexityFile { get; init; }
     public int BenchmarkRepetitions { get; init; } = 3;
+    /// <summary>--depth N (llama-bench's -d): the benchmark's tg rows decode after N context tokens, not from position 0.</summary>
+    public int BenchmarkDepth { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Interactive chat: user lines from stdin, the model's chat format.</summary>
     public bool Chat { get; init; }
@@ -72,6 +74,7 @@ public static class CommandLine
           --benchmark             prompt and generation speed (tokens/s), llama-bench style, beside the plan's
                                   predicted figures
           -r, --repetitions N     benchmark runs (default 3)
+          -d, --depth N           benchmark tg rows after N tokens of context (llama-bench's -d; default 0)
           -t, --threads N         CPU threads (default: all cores)
           --stream-from direct|mmap
                                   how streamed tier-C layers are read: O_DIRECT reads of the plan's I/O lists
@@ -116,6 +119,7 @@ public static class CommandLine
                 "--benchmark" => o with { Benchmark = true },
                 "--perplexity" => o with { PerplexityFile = Value() },
                 "-r" or "--repetitions" => o with { BenchmarkRepetitions = Int(1) },
+                "-d" or "--depth" => o with { BenchmarkDepth = Int(0) },
                 "-t" or "--threads" => o with { Threads = Int(1) },
                 "--stream-from" => o with { StreamFrom = Value() switch
                 {
@@ -142,6 +146,7 @@ public static class CommandLine
         if (o.PerplexityFile != null && (sources > 0 || o.Chat || o.Benchmark))
             throw new UsageException("--perplexity reads its own text: not with -p, -f, --prompt-ids, --chat or --benchmark");
         if (o.NPrompt >= 0 && o.PromptIds == null) throw new UsageException("--n-prompt needs --prompt-ids");
+        if (o.BenchmarkDepth > 0 && !o.Benchmark) throw new UsageException("--depth is a --benchmark option");
         if (o.PromptIds != null && o.NPrompt > o.PromptIds.Length)
             throw new UsageException($"--n-prompt {o.NPrompt} exceeds the {o.PromptIds.Length} ids of --prompt-ids");
         return o;

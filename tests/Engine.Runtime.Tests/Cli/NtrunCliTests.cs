@@ -132,6 +132,21 @@ public sealed class NtrunCliTests
         Assert.Matches(@"\| tg8 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", output);
     }
 
+    /// <summary>--depth N (llama-bench's -d): the tg row decodes after N context tokens; it has no prediction (the plan
+    /// predicts the weights' bytes, not the KV cache's). Depth plus -n past the context, or --depth without
+    /// --benchmark, is one usage line.</summary>
+    [Fact]
+    public void Benchmark_depth_decodes_after_that_many_context_tokens()
+    {
+        var (code, output, _) = Ntrun(Stories, "--benchmark", "-n", "8", "-r", "1", "-t", "1", "-d", "40");
+        Assert.Equal(0, code);
+        Assert.Matches(@"\| tg8 @ d40 \| [0-9.]+ ± [0-9.]+ \| - \| - \|", output);
+        var (tooDeep, _, err) = Ntrun(TestPlans.For("stories260K", ctx: 32), "--benchmark", "-n", "8", "-r", "1", "-t", "1", "--depth", "30");
+        AssertOneLine(1, tooDeep, err, "after --depth 30: more than the context of 32");
+        var (alone, _, err2) = Ntrun(Stories, "-p", "x", "--depth", "4");
+        AssertOneLine(2, alone, err2, "--depth is a --benchmark option");
+    }
+
     [Fact]
     public void A_plan_used_with_another_model_is_refused_in_one_line()
     {
