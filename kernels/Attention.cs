@@ -38,8 +38,17 @@ public static class Attention
     /// mode); shorter ones spread the query heads over groups (per-head mode).</summary>
     public const int SharedFromPositions = 1024;
 
+    /// <summary>Most ranges a kv head's positions are split into: the spec's grid has ceil(32 / n_tokens) groups a kv
+    /// head and token (llama.graph), 32 for a decode step.</summary>
+    public const int MaxRanges = 32;
+
     /// <summary>Floats of one range's partial result in <c>part</c>: max, sum, then head_dim unnormalised outputs.</summary>
     public static int PartStride(int headDim) => headDim + 2;
+
+    /// <summary>Where range <paramref name="range"/>'s partial result for query head <paramref name="head"/> of token
+    /// <paramref name="t"/> starts in <c>part</c> (<paramref name="splits"/> range slots a token, every head's in turn).</summary>
+    private static long PartAt(int t, int splits, int range, int nHead, int head, int headDim) =>
+        ((long)(t * splits + range) * nHead + head) * PartStride(headDim);
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
@@ -144,24 +153,22 @@ public static class Attention
                 var si = i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : s3;
                 si.ToShared(warpAcc, warp, d, headDim);
                 Group.Barrier();
+                int head = head0 + i;
+                for (int e = Group.IdxX; e < headDim; e += Group.DimX)
                 {
-                    int head = head0 + i;
-                    for (int e = Group.IdxX; e < headDim; e += Group.DimX)
+                    float o = 0;
+                    for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w * HeadsPerPass + i];
+                    if (ranges == 1)
                     {
-                        float o = 0;
-                        for (int w = 0; w < warps; w++) o += warpAcc[w * MaxHeadDim + e] * factor[w * HeadsPerPass + i];
-                        if (ranges == 1)
-                        {
-                            float v = o / headSum[i];
-                            y[((long)t * nHead + head) * headDim + e] = v;
-                            if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
-                        }
-                        else
-                        {
-                            long at = ((long)(t * splits + range) * nHead + head) * PartStride(headDim);
-                            if (e == 0) { part[at] = headMax[i]; part[at + 1] = headSum[i]; }
-                            part[at + 2 + e] = o;
-                        }
+                        float v = o / headSum[i];
+                        y[((long)t * nHead + head) * headDim + e] = v;
+                        if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
+                    }
+                    else
+                    {
+                        long at = PartAt(t, splits, range, nHead, head, headDim);
+                        if (e == 0) { part[at] = headMax[i]; part[at + 1] = headSum[i]; }
+                        part[at + 2 + e] = o;
                     }
                 }
                 Group.Barrier();   // warpAcc is rewritten by the next head
@@ -176,35 +183,34 @@ public static class Attention
         Group.Barrier();
         if (last[0] == 0) return;
         MemoryFence.DeviceLevel();
-        var weight = warpAcc;   // [group × 32] range weights exp(max_r − max) / Σ
+        var weight = warpAcc;   // [group × MaxRanges] range weights exp(max_r − max) / Σ
+        long rangeStride = (long)nHead * PartStride(headDim);   // from one range's partial of a head to the next's
         for (int i = warp; i < group; i += warps)
         {
-            long at = ((long)t * splits * nHead + kvHead * group + i) * PartStride(headDim);
-            long rangeStride = (long)nHead * PartStride(headDim);
+            long at = PartAt(t, splits, 0, nHead, kvHead * group + i, headDim);
             float m = -1e30f;
             for (int r = lane; r < ranges; r += Reduce.WarpLanes) m = IntrinsicMath.Max(m, part[at + r * rangeStride]);
             m = Reduce.WarpMax(m);
             float sum = 0;
             for (int r = lane; r < ranges; r += Reduce.WarpLanes) sum += part[at + r * rangeStride + 1] * MathF.Exp(part[at + r * rangeStride] - m);
             sum = Reduce.WarpSum(sum);
-            for (int r = lane; r < ranges; r += Reduce.WarpLanes) weight[i * 32 + r] = MathF.Exp(part[at + r * rangeStride] - m) / sum;
+            for (int r = lane; r < ranges; r += Reduce.WarpLanes) weight[i * MaxRanges + r] = MathF.Exp(part[at + r * rangeStride] - m) / sum;
         }
         Group.Barrier();
         for (int j = Group.IdxX; j < group * headDim; j += Group.DimX)
         {
             int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
-            long at = ((long)t * splits * nHead + head) * PartStride(headDim) + 2 + e;
-            long rangeStride = (long)nHead * PartStride(headDim);
+            long at = PartAt(t, splits, 0, nHead, head, headDim) + 2 + e;
             float o0 = 0, o1 = 0, o2 = 0, o3 = 0;
             int r = 0;
             for (; r + 3 < ranges; r += 4)
             {
-                o0 += part[at + r * rangeStride] * weight[i * 32 + r];
-                o1 += part[at + (r + 1) * rangeStride] * weight[i * 32 + r + 1];
-                o2 += part[at + (r + 2) * rangeStride] * weight[i * 32 + r + 2];
-                o3 += part[at + (r + 3) * rangeStride] * weight[i * 32 + r + 3];
+                o0 += part[at + r * rangeStride] * weight[i * MaxRanges + r];
+                o1 += part[at + (r + 1) * rangeStride] * weight[i * MaxRanges + r + 1];
+                o2 += part[at + (r + 2) * rangeStride] * weight[i * MaxRanges + r + 2];
+                o3 += part[at + (r + 3) * rangeStride] * weight[i * MaxRanges + r + 3];
             }
-            for (; r < ranges; r++) o0 += part[at + r * rangeStride] * weight[i * 32 + r];
+            for (; r < ranges; r++) o0 += part[at + r * rangeStride] * weight[i * MaxRanges + r];
             float v = (o0 + o1) + (o2 + o3);
             y[((long)t * nHead + head) * headDim + e] = v;
             if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
