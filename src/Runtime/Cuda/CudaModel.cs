@@ -265,11 +265,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private void Enqueue(int n, int firstRow, int rows, bool inputs = true)
     {
         int vocab = Config.VocabSize;
-        if (inputs)
-        {
-            Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
-            Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
-        }
+        if (inputs) CopyInputs(n);
         Prepare(n);
         var shapes = n == 1 ? _oneTokenShapes : _stepShapes;
         foreach (var step in _steps)
@@ -288,6 +284,13 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         }
         if (rows > 0)
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
+    }
+
+    /// <summary>The first n token ids and positions of the pinned staging into the plan's input buffers.</summary>
+    private void CopyInputs(int n)
+    {
+        Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
+        Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
     }
 
     /// <summary>ENGINE_CUDA_GEMV_BLOCK=N (a multiple of 32 up to 1024; for measurements): the GEMV families' groups get
@@ -374,8 +377,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         }
         _hostTokens[0] = token;
         _hostPositions[0] = startPos;
-        Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, 4, _stream), "cuMemcpyHtoDAsync(tokens)");
-        Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, 4, _stream), "cuMemcpyHtoDAsync(positions)");
+        CopyInputs(1);
         // Step s copies its token into slot s % 2, which step s + 2 overwrites: it is queued only after step s's token
         // was read. So two steps are always in flight, and the GPU never waits for the host between tokens.
         int launched = 0, delivered = 0;
