@@ -41,15 +41,15 @@ internal static class Benchmark
         // logits stay on it), else each step's logits out and the host's argmax.
         var device = model is IGreedyDecoder { CanDecodeGreedy: true } g ? g : null;
         Func<int, bool> more = _ => true;
-        // --depth: the tg rows decode after that many context tokens (random ids, evaluated untimed before each run),
-        // as llama-bench's -d; attention then reads a KV cache of that length every step.
+        // --depth: the tg rows decode after that many context tokens (random ids, evaluated once, untimed, before the
+        // tg row: every run then decodes positions depth .. depth + n − 1 over the same cache rows), as llama-bench's -d;
+        // attention then reads a KV cache of that length every step.
         int depth = o.BenchmarkDepth;
         var context = new int[depth];
         for (int i = 0; i < depth; i++) context[i] = (int)(rng.NextUInt64() % (ulong)model.Config.VocabSize);
         double Tg()
         {
             int token = prompt[0];
-            if (depth > 0) model.Forward(context, 0, logits);
             var sw = Stopwatch.StartNew();
             if (device != null)
             {
@@ -71,6 +71,7 @@ internal static class Benchmark
         Row($"pp{promptLength}", Pp, 0);
         if (o.Predict > 0)
         {
+            if (depth > 0) model.Forward(context, 0, logits);
             before = streamer?.Counters ?? default;
             Row(depth > 0 ? $"tg{o.Predict} @ d{depth}" : $"tg{o.Predict}", Tg, depth > 0 ? 0 : predictedTg);
         }
