@@ -77,16 +77,18 @@ public static class Gemv
         Pdl.Wait();
         int first = Grid.IdxY * TokensPerGroup;
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
+        int r = Group.IdxX;
+        bool stores = r < RowsPerGroup && row0 + r < rows;
         for (int t = first; t < last; t++)
         {
             Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
+            // gemv_add: the residual this thread adds to is loaded before the group's sums, so its trip to L2 overlaps
+            // the shuffles and the barrier instead of following them (loaded before the lane loop it would stay live
+            // across it, a register the capped int8 loops have not got to spare).
+            long i = (long)t * rows + row0 + r;
+            float residual = accumulate && stores ? y[i] : 0f;
             float total = GroupSums(p0, p1, p2, p3, partials, t & 1);
-            int r = Group.IdxX;
-            if (r < RowsPerGroup && row0 + r < rows)
-            {
-                long i = (long)t * rows + row0 + r;
-                y[i] = accumulate ? total + y[i] : total;
-            }
+            if (stores) y[i] = accumulate ? total + residual : total;
         }
     }
 

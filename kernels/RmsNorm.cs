@@ -19,8 +19,12 @@ public static class RmsNorm
         // has for rows up to 4 × 1024 wide.
         Quantize.Load4(w, 0, cols, Q * Group.IdxX, out float w0, out float w1, out float w2, out float w3);
         Pdl.Wait();
-        float sum = 0;
-        for (int e = Q * Group.IdxX; e < cols; e += Q * Group.DimX)
+        // The thread's first four elements stay in registers for the second pass (a 4096-wide row is one pass of 1024
+        // threads: no second trip to L2 after the reduction); 0 past the row, as the loads below give.
+        int e0 = Q * Group.IdxX;
+        Quantize.Load4(x, row, cols, e0, out float x0, out float x1, out float x2, out float x3);
+        float sum = (x0 * x0 + x1 * x1) + (x2 * x2 + x3 * x3);
+        for (int e = e0 + Q * Group.DimX; e < cols; e += Q * Group.DimX)
         {
             Quantize.Load4(x, row, cols, e, out float a, out float b, out float c, out float d);
             sum += (a * a + b * b) + (c * c + d * d);
@@ -29,11 +33,14 @@ public static class RmsNorm
         float scale = 1f / MathF.Sqrt(total / cols + eps);
         // Warp-uniform bounds (every lane takes part in the quantize shuffles), over the padded blocks too.
         int padded = Quantize.PaddedElements(cols);
-        for (int e = Q * Group.IdxX; e - Q * Warp.LaneIdx < padded; e += Q * Group.DimX)
+        for (int e = e0; e - Q * Warp.LaneIdx < padded; e += Q * Group.DimX)
         {
-            Quantize.Load4(x, row, cols, e, out float a, out float b, out float c, out float d);
-            float wa = w0, wb = w1, wc = w2, wd = w3;
-            if (e != Q * Group.IdxX) Quantize.Load4(w, 0, cols, e, out wa, out wb, out wc, out wd);
+            float a = x0, b = x1, c = x2, d = x3, wa = w0, wb = w1, wc = w2, wd = w3;
+            if (e != e0)
+            {
+                Quantize.Load4(x, row, cols, e, out a, out b, out c, out d);
+                Quantize.Load4(w, 0, cols, e, out wa, out wb, out wc, out wd);
+            }
             a = a * scale * wa; b = b * scale * wb; c = c * scale * wc; d = d * scale * wd;
             if ((cols & 3) == 0 && e + 3 < cols) Formats.Ld.StoreF4(y, row + e, a, b, c, d);
             else
