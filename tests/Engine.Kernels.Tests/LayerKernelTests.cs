@@ -210,6 +210,10 @@ public class LayerKernelTests
     [InlineData(16, 2, 64, 1, 700)]  // eight query heads a kv head (two passes of four), 3 ranges
     [InlineData(3, 3, 40, 1, 600)]   // MHA, head_dim 40, 3 ranges
     [InlineData(4, 2, 64, 5, 400)]   // a step of 5 tokens: 7 groups a kv head and token, 2 ranges each
+    [InlineData(8, 2, 128, 1, 100)]  // the short path: one pass of K, one round of V rows
+    [InlineData(8, 2, 128, 1, 250)]  // the short path's two passes and two rounds
+    [InlineData(8, 2, 128, 2, 255)]  // one token on the short path (256 positions), the next on the ranges (257)
+    [InlineData(4, 2, 48, 3, 60)]    // the short path with head_dim 48: three quads a half row, lanes past the dims
     public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37)
     {
         var rng = new Random(nHead * 100 + headDim);
