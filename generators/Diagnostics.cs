@@ -20,12 +20,13 @@ internal static class Diagnostics
     public static readonly DiagnosticDescriptor UnknownRole = Error("ENG010", "Unknown tensor role");
     public static readonly DiagnosticDescriptor UnusedTensor = Error("ENG011", "Tensor used by no op");
     public static readonly DiagnosticDescriptor BatchMismatch = Error("ENG012", "Batch kernel does not match the op's kernel");
+    public static readonly DiagnosticDescriptor ShortMismatch = Error("ENG013", "Short kernel does not match the op's kernel");
 
     public static DiagnosticDescriptor ById(string id) => id switch
     {
         "ENG001" => Syntax, "ENG002" => UnknownName, "ENG003" => Duplicate, "ENG004" => UnknownTensor,
         "ENG005" => UnknownKernel, "ENG006" => UnknownFormat, "ENG007" => UnknownType, "ENG008" => UnknownOpKind,
-        "ENG009" => MissingWeight, "ENG010" => UnknownRole, "ENG012" => BatchMismatch, _ => UnusedTensor,
+        "ENG009" => MissingWeight, "ENG010" => UnknownRole, "ENG012" => BatchMismatch, "ENG013" => ShortMismatch, _ => UnusedTensor,
     };
 
     private static DiagnosticDescriptor Error(string id, string title) =>

@@ -193,7 +193,8 @@ public sealed partial class LlamaGraphGenerator
                       .Append(Strings(op.Inputs)).Append(", ").Append(Strings(op.Outputs)).Append(", ").Append(Literal(op.Weight)).Append(")\n");
                     sb.Append("                { Kernel = ").Append(Literal(op.Kernel)).Append(", Fuses = new OpKind[] { ")
                       .Append(string.Join(", ", op.Fuses.Select(f => "OpKind." + Parser.OpKinds[f]))).Append(op.Fuses.Count > 0 ? " }" : "}")
-                      .Append(op.Batch == null ? "" : ", Batch = " + Literal(op.Batch)).Append(" },\n");
+                      .Append(op.Batch == null ? "" : ", Batch = " + Literal(op.Batch))
+                      .Append(op.Short == null ? "" : ", Short = " + Literal(op.Short)).Append(" },\n");
                 }
                 sb.Append(section == "epilogue" ? "        })\n" : "        },\n");
             }

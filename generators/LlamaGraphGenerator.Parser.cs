@@ -282,6 +282,7 @@ public sealed partial class LlamaGraphGenerator
             public List<Token> Inputs = new(), Outputs = new();
             public Token? Kernel;
             public Token? Batch;
+            public Token? Short;
             public List<Token> Fuses = new();
         }
 
@@ -507,6 +508,7 @@ public sealed partial class LlamaGraphGenerator
                     {
                         case "kernel": op.Kernel = c.Ident("a kernel family"); break;
                         case "batch": op.Batch = c.Ident("a kernel family"); break;
+                        case "short": op.Short = c.Ident("a kernel family"); break;
                         case "fused":
                             do
                             {
@@ -516,7 +518,7 @@ public sealed partial class LlamaGraphGenerator
                             }
                             while (c.Accept("+"));
                             break;
-                        default: c.Fail(attr, $"unknown op attribute '{attr.Text}' (expected kernel, batch, fused)"); break;
+                        default: c.Fail(attr, $"unknown op attribute '{attr.Text}' (expected kernel, batch, short, fused)"); break;
                     }
                 }
                 if (op.Kernel == null) c.Fail(op.Name, $"op '{op.Name.Text}' needs kernel=FAMILY");
@@ -525,6 +527,9 @@ public sealed partial class LlamaGraphGenerator
 
             private static string UnknownKind(string kind) =>
                 $"unknown op kind '{kind}' (known: {string.Join(", ", OpKinds.Keys.OrderBy(x => x, StringComparer.Ordinal))})";
+
+            private static bool SameArgs(PendingKernel a, PendingKernel b) =>
+                a.Args.Count == b.Args.Count && a.Args.Zip(b.Args, (x, y) => x.Name == y.Name && x.Type == y.Type).All(x => x);
 
             public ParseResult Finish(string text)
             {
@@ -564,6 +569,16 @@ public sealed partial class LlamaGraphGenerator
                                 $"op '{op.Name.Text}' runs kernel '{kt.Text}', which is specialised per format, but has no weight input of type any");
                     }
                     weights[op] = weight;
+                    if (op.Short is Token st)
+                    {
+                        // The runtime swaps the function for one-token steps of short contexts, keeping the argument block.
+                        if (!kernelByName.TryGetValue(st.Text, out var shortKernel))
+                            Error(Diagnostics.UnknownKernel, st, $"'{st.Text}' is not a declared kernel family");
+                        else if (!SameArgs(shortKernel, kernel) || shortKernel.Implicit != kernel.Implicit
+                            || !shortKernel.Formats.SequenceEqual(kernel.Formats))
+                            Error(Diagnostics.ShortMismatch, st,
+                                $"short kernel '{st.Text}' of op '{op.Name.Text}' must take the arguments of '{kt.Text}' in order, group the same way and have its formats");
+                    }
                     if (op.Batch is not Token bt) continue;
                     if (!kernelByName.TryGetValue(bt.Text, out var batch))
                     {
@@ -571,9 +586,7 @@ public sealed partial class LlamaGraphGenerator
                         continue;
                     }
                     // The runtime swaps the function for many-token steps and keeps the argument block: same arguments.
-                    bool sameArgs = batch.Args.Count == kernel.Args.Count
-                        && batch.Args.Zip(kernel.Args, (a, b) => a.Name == b.Name && a.Type == b.Type).All(x => x);
-                    if (!sameArgs || batch.Implicit != kernel.Implicit || batch.Formats.Count == 0 || batch.Formats.Any(f => !kernel.Formats.Contains(f)))
+                    if (!SameArgs(batch, kernel) || batch.Implicit != kernel.Implicit || batch.Formats.Count == 0 || batch.Formats.Any(f => !kernel.Formats.Contains(f)))
                         Error(Diagnostics.BatchMismatch, bt,
                             $"batch kernel '{bt.Text}' of op '{op.Name.Text}' must take the arguments of '{kt.Text}' in order, group the same way and be specialised for some of its formats");
                 }
@@ -607,7 +620,7 @@ public sealed partial class LlamaGraphGenerator
                         first.TryGetValue(t.Name.Text, out var f) ? f : -1, last.TryGetValue(t.Name.Text, out var l) ? l : -1)).ToEquatableArray(),
                     ordered.Select(o => new OpSpec(o.Name.Text, o.Section, o.Kind.Text, o.Inputs.Select(t => t.Text).ToEquatableArray(),
                         o.Outputs.Select(t => t.Text).ToEquatableArray(), o.Kernel!.Value.Text, weights[o],
-                        o.Fuses.Select(t => t.Text).ToEquatableArray(), o.Batch?.Text)).ToEquatableArray());
+                        o.Fuses.Select(t => t.Text).ToEquatableArray(), o.Batch?.Text, o.Short?.Text)).ToEquatableArray());
                 return new ParseResult(spec, diagnostics.ToEquatableArray());
             }
         }

@@ -38,13 +38,6 @@ public static class Attention
     /// mode); shorter ones spread the query heads over groups (per-head mode).</summary>
     public const int SharedFromPositions = 1024;
 
-    /// <summary>Contexts of at most this many positions take the short path (<see cref="Short"/>) in steps of few
-    /// tokens: one group a query head, no ranges to merge.</summary>
-    public const int ShortPositions = 256;
-
-    /// <summary>Positions a warp's V loads cover in one round of the short path (16 rows of 8 bytes a lane in flight).</summary>
-    private const int ShortRoundRows = 16;
-
     /// <summary>Most ranges a kv head's positions are split into: the spec's grid has ceil(32 / n_tokens) groups a kv
     /// head and token (llama.graph), 32 for a decode step.</summary>
     public const int MaxRanges = 32;
@@ -74,8 +67,6 @@ public static class Attention
         var headMax = SharedMemory.Allocate<float>(HeadsPerPass);
         var warpAcc = SharedMemory.Allocate<float>(MaxWarps * MaxHeadDim);   // one head's dims of every warp at a time
         var last = SharedMemory.Allocate<int>(1);
-        var scores = SharedMemory.Allocate<float>(ShortPositions);
-        var qs = SharedMemory.Allocate<float>(MaxHeadDim);
 
         int splits = Grid.DimX / nHeadKv;
         int kvHead = Grid.IdxX / splits, split = Grid.IdxX - kvHead * splits, t = Grid.IdxY;
@@ -87,13 +78,6 @@ public static class Attention
         // positions and rows before the step's first position are written before this step's first kernel (by the
         // host's copy, or a greedy step's argmax in the step before): safe to read before the PDL wait.
         int count = positions[t] + 1;
-        if (count <= ShortPositions && splits >= group && (headDim & 15) == 0 && headDim <= MaxHeadDim)
-        {
-            if (split < group)
-                Short(q, kCache, vCache, y, yq, scores, qs, warpMax, warpSum, warpAcc, nHead, headDim, kvDim, kvHead,
-                    kvHead * group + split, t, count, positions[0], scale, quantize);
-            return;
-        }
         // Shared mode (deep contexts, or fewer groups than query heads): group s takes range s for every query head of
         // the kv head. Per-head mode (short contexts): group s takes query head s % group over range s / group, so the
         // few positions are spread over more warps; the K and V rows are read once a query head (mostly from L2).
@@ -234,208 +218,6 @@ public static class Attention
         if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
     }
 
-    /// <summary>Short contexts (the grid's first <c>group</c> groups of a kv head, one a query head; the others return):
-    /// the whole context in one group, so no partial results and no merge. Phase 1: two threads a position, each
-    /// taking half of the head's dims of the K row (head_dim / 16 loads of 16 bytes) against q from shared memory, one
-    /// shuffle for the score. Phase 2: the group's maximum and sum (a barrier each). Phase 3: warp w takes positions
-    /// w, w + 8, … ; a lane holds four dims of the V rows, <see cref="ShortRoundRows"/> rows of them in flight. The
-    /// first pass's K and the first round's V rows, where earlier steps wrote them, are loaded before the PDL wait,
-    /// so their DRAM latency overlaps the kernels before this one; with at most 128 positions the whole context is
-    /// one pass and one round.</summary>
-    private static void Short(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<float> y,
-        ArrayView<byte> yq, ArrayView<float> scores, ArrayView<float> qs, ArrayView<float> redMax, ArrayView<float> redSum,
-        ArrayView<float> warpAcc, int nHead, int headDim, int kvDim, int kvHead, int head, int t, int count, int stepStart,
-        float scale, bool quantize)
-    {
-        int tid = Group.IdxX, threads = Group.DimX;
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = threads / Reduce.WarpLanes;
-        int halfDims = headDim / 2, quads = headDim / 16;
-        long kvBase = (long)kvHead * headDim;
-        var kRows = kCache.Cast<Ld.Quad<uint>>();
-        var vPairs = vCache.Cast<Ld.Pair>();
-        // Phase 1's position and half for this thread, phase 3's dims.
-        int side = tid & 1, pairs = threads / 2;
-        long kOffset = kvBase + side * halfDims;
-        int d = 4 * lane;
-        bool dims = d < headDim;
-        long vOffset = kvBase + d;
-
-        int p0 = tid >> 1;
-        KHalf k = default;
-        if (p0 < stepStart) k = LoadKHalf(kRows, KRow(p0, count, kvDim, kOffset), quads);
-        VRows v = default;
-        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, 0, stepStart);
-        Pdl.Wait();
-
-        long qRow = ((long)t * nHead + head) * headDim;
-        for (int e = tid; e < headDim; e += threads) qs[e] = q[qRow + e];
-        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, stepStart, int.MaxValue);
-        Group.Barrier();
-
-        // Phase 1: scores. The pass bound is the warp's first position, so both threads of a position (and every lane
-        // of the warp) take the shuffle together; positions past the context are computed on the last row, not kept.
-        float localMax = -1e30f;
-        for (int pass = 0; pass * pairs + (warp * Reduce.WarpLanes >> 1) < count; pass++)
-        {
-            int p = pass * pairs + p0;
-            if (pass > 0 || p >= stepStart) k = LoadKHalf(kRows, KRow(p, count, kvDim, kOffset), quads);
-            float s = DotKHalf(k, qs, side * halfDims, quads);
-            s = (s + Warp.ShuffleXor(s, 1)) * scale;
-            if (p < count)
-            {
-                if (side == 0) scores[p] = s;
-                localMax = IntrinsicMath.Max(localMax, s);
-            }
-        }
-        localMax = Reduce.WarpMax(localMax);
-        if (lane == 0) redMax[warp] = localMax;
-        Group.Barrier();
-
-        // Phase 2: weights exp(s − max) in place, and their sum (warp sums added in warp order).
-        float max = redMax[0];
-        for (int i = 1; i < warps; i++) max = IntrinsicMath.Max(max, redMax[i]);
-        float localSum = 0;
-        for (int p = tid; p < count; p += threads)
-        {
-            float w = MathF.Exp(scores[p] - max);
-            scores[p] = w;
-            localSum += w;
-        }
-        localSum = Reduce.WarpSum(localSum);
-        if (lane == 0) redSum[warp] = localSum;
-        Group.Barrier();
-        float sum = redSum[0];
-        for (int i = 1; i < warps; i++) sum += redSum[i];
-
-        // Phase 3: Σ w·V over the warp's positions, round by round.
-        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        int roundRows = ShortRoundRows * warps;
-        for (int round = 0; round * roundRows + warp < count; round++)
-        {
-            int first = round * roundRows;
-            if (round > 0 && dims) LoadVRows(vPairs, ref v, warp + first, warps, count, kvDim, vOffset, 0, int.MaxValue);
-            v.Accumulate(scores, warp + first, warps, count, ref a0, ref a1, ref a2, ref a3);
-        }
-        int acc = warp * MaxHeadDim + d;
-        if (dims) { warpAcc[acc] = a0; warpAcc[acc + 1] = a1; warpAcc[acc + 2] = a2; warpAcc[acc + 3] = a3; }
-        Group.Barrier();
-        for (int e = tid; e < headDim; e += threads)
-        {
-            float o = warpAcc[e];
-            for (int w = 1; w < warps; w++) o += warpAcc[w * MaxHeadDim + e];
-            float value = o / sum;
-            y[qRow + e] = value;
-            if (quantize) Quantize.Store1(value, yq, t, nHead * headDim, head * headDim + e);
-        }
-    }
-
-    /// <summary>The quad index of position <paramref name="p"/>'s K half row (clamped to the context's last row).</summary>
-    private static long KRow(int p, int count, int kvDim, long offset) =>
-        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 3;
-
-    /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>
-    private struct KHalf
-    {
-        public Ld.Quad<uint> C0, C1, C2, C3, C4, C5, C6, C7;
-    }
-
-    private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, long at, int quads)
-    {
-        KHalf k = default;
-        k.C0 = rows[at];
-        if (quads > 1) k.C1 = rows[at + 1];
-        if (quads > 2) k.C2 = rows[at + 2];
-        if (quads > 3) k.C3 = rows[at + 3];
-        if (quads > 4) k.C4 = rows[at + 4];
-        if (quads > 5) k.C5 = rows[at + 5];
-        if (quads > 6) k.C6 = rows[at + 6];
-        if (quads > 7) k.C7 = rows[at + 7];
-        return k;
-    }
-
-    private static float DotKHalf(KHalf k, ArrayView<float> qs, int e, int quads)
-    {
-        float s = DotQuad(k.C0, qs, e);
-        if (quads > 1) s += DotQuad(k.C1, qs, e + 8);
-        if (quads > 2) s += DotQuad(k.C2, qs, e + 16);
-        if (quads > 3) s += DotQuad(k.C3, qs, e + 24);
-        if (quads > 4) s += DotQuad(k.C4, qs, e + 32);
-        if (quads > 5) s += DotQuad(k.C5, qs, e + 40);
-        if (quads > 6) s += DotQuad(k.C6, qs, e + 48);
-        if (quads > 7) s += DotQuad(k.C7, qs, e + 56);
-        return s;
-    }
-
-    /// <summary>q[e .. e + 7] · eight f16 dims.</summary>
-    private static float DotQuad(Ld.Quad<uint> c, ArrayView<float> qs, int e) =>
-        ((qs[e] * Ld.Half(c.A) + qs[e + 1] * Ld.Half(c.A >> 16)) + (qs[e + 2] * Ld.Half(c.B) + qs[e + 3] * Ld.Half(c.B >> 16)))
-        + ((qs[e + 4] * Ld.Half(c.C) + qs[e + 5] * Ld.Half(c.C >> 16)) + (qs[e + 6] * Ld.Half(c.D) + qs[e + 7] * Ld.Half(c.D >> 16)));
-
-    /// <summary>Rows first, first + warps, …, first + 15·warps (clamped to the context) of the V cache, this lane's four
-    /// dims of each: those whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded.</summary>
-    private static void LoadVRows(ArrayView<Ld.Pair> v, ref VRows r, int first, int warps, int count, int kvDim, long offset,
-        int from, int to)
-    {
-        int p = first;
-        if (p >= from && p < to) r.R0 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R1 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R2 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R3 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R4 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R5 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R6 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R7 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R8 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R9 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R10 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R11 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R12 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R13 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R14 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R15 = v[VRow(p, count, kvDim, offset)];
-    }
-
-    /// <summary>The pair index of position <paramref name="p"/>'s V dims (clamped to the context's last row).</summary>
-    private static long VRow(int p, int count, int kvDim, long offset) =>
-        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 2;
-
-    /// <summary>A lane's four dims of <see cref="ShortRoundRows"/> V rows.</summary>
-    private struct VRows
-    {
-        public Ld.Pair R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, R11, R12, R13, R14, R15;
-
-        /// <summary>a += w(p)·v(p) for the rows' positions first, first + warps, … (weight 0 past the context).</summary>
-        public readonly void Accumulate(ArrayView<float> w, int first, int warps, int count,
-            ref float a0, ref float a1, ref float a2, ref float a3)
-        {
-            int p = first;
-            Add(R0, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R1, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R2, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R3, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R4, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R5, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R6, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R7, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R8, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R9, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R10, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R11, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R12, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R13, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R14, w, p, count, ref a0, ref a1, ref a2, ref a3); p += warps;
-            Add(R15, w, p, count, ref a0, ref a1, ref a2, ref a3);
-        }
-
-        private static void Add(Ld.Pair v, ArrayView<float> w, int p, int count, ref float a0, ref float a1, ref float a2,
-            ref float a3)
-        {
-            if (p >= count) return;
-            float x = w[p];
-            a0 += x * Ld.Half(v.A); a1 += x * Ld.Half(v.A >> 16); a2 += x * Ld.Half(v.B); a3 += x * Ld.Half(v.B >> 16);
-        }
-    }
-
     /// <summary>Head <paramref name="head"/>'s q dims d .. d + 3 of token t (0 past head_dim or for a head past the
     /// group).</summary>
     private static void LoadQ(ArrayView<float> q, int t, int nHead, int headDim, int head, bool valid, int d,
@@ -529,4 +311,241 @@ public static class AttentionQuant
         ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
         int nTokens, float scale) =>
         Attention.Heads(q, kCache, vCache, positions, y, yq, part, sync, nHead, nHeadKv, headDim, scale, quantize: true);
+}
+
+/// <summary>Attention for short contexts (the op's short kernel, attention_short / attention_quant_short in llama.graph:
+/// the CUDA runtime runs it instead of <see cref="Attention"/> for one-token steps at up to
+/// CudaModel.ShortAttentionPositions positions, docs/kernels.md "Attention"). One group per query head and token, the
+/// whole context in that group, so no partial results and no merge; correct at any length, passes of
+/// <see cref="PassPositions"/> positions with the online softmax carried across them. A pass: (1) two threads a
+/// position, each taking half of the head's dims of the K row (head_dim / 16 loads of 16 bytes) against q in shared
+/// memory, one shuffle for the score; (2) the pass's maximum and sum over the group (a barrier each); (3) warp w takes
+/// positions w, w + 8, … of the pass, a lane four dims of <see cref="RowsPerLane"/> V rows, all in flight together. The
+/// first pass's K and V rows, where earlier steps wrote them, are loaded before the PDL wait, so their DRAM latency
+/// overlaps the kernels before this one. A kernel of its own: inside the ranged kernel the same code made ptxas slow
+/// that kernel's long-context path by 3–4 % of a token (docs/benchmarks.md "Session 10"). Needs head_dim a multiple of 16
+/// and at most <see cref="Attention.MaxHeadDim"/>, and 8 warps (the spec's block); the planner gives the op no short
+/// kernel otherwise.</summary>
+public static class AttentionShort
+{
+    /// <summary>Positions a pass covers: two threads each in phase 1, <see cref="RowsPerLane"/> rows a warp in phase 3.</summary>
+    public const int PassPositions = 128;
+
+    /// <summary>V rows a lane holds in flight (of one pass: PassPositions / 8 warps).</summary>
+    public const int RowsPerLane = 16;
+
+    public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
+        Head(q, kCache, vCache, positions, y, y.Cast<byte>(), nHead, nHeadKv, headDim, scale, quantize: false);
+
+    /// <summary>Query head Grid.IdxX of token Grid.IdxY; with <paramref name="quantize"/> the output is also written
+    /// quantized (a warp's 32 outputs are one block: head_dim a multiple of 32).</summary>
+    public static void Head(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, float scale, bool quantize)
+    {
+        var scores = SharedMemory.Allocate<float>(2 * PassPositions);   // two passes' weights, alternating
+        var qs = SharedMemory.Allocate<float>(Attention.MaxHeadDim);
+        var redMax = SharedMemory.Allocate<float>(Attention.MaxWarps);
+        var redSum = SharedMemory.Allocate<float>(Attention.MaxWarps);
+        var warpAcc = SharedMemory.Allocate<float>(Attention.MaxWarps * Attention.MaxHeadDim);
+
+        int head = Grid.IdxX, t = Grid.IdxY;
+        int kvHead = head / (nHead / nHeadKv), kvDim = nHeadKv * headDim;
+        int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        int halfDims = headDim / 2, quads = headDim / 16;
+        long kvBase = (long)kvHead * headDim;
+        var kRows = kCache.Cast<Ld.Quad<uint>>();
+        var vPairs = vCache.Cast<Ld.Pair>();
+        // Phase 1: thread pair p0 = tid / 2 (a position of the pass), side = which half of the dims. Phase 3: four dims.
+        int side = tid & 1, p0 = tid >> 1;
+        long kOffset = kvBase + side * halfDims;
+        int d = 4 * lane;
+        bool dims = d < headDim;
+        long vOffset = kvBase + d;
+        // positions and the rows before the step's first position are written before this step's first kernel (by
+        // the host's copy, or a greedy step's argmax in the step before): safe to read before the PDL wait.
+        int count = positions[t] + 1, stepStart = positions[0];
+
+        KHalf k = default;
+        if (p0 < stepStart) k = LoadKHalf(kRows, KRow(p0, count, kvDim, kOffset), quads);
+        VRows v = default;
+        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, 0, stepStart);
+        Pdl.Wait();
+
+        long qRow = ((long)t * nHead + head) * headDim;
+        for (int e = tid; e < headDim; e += Group.DimX) qs[e] = q[qRow + e];
+        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, stepStart, int.MaxValue);
+        Group.Barrier();
+
+        float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (int pass = 0; pass * PassPositions < count; pass++)
+        {
+            int first = pass * PassPositions, buffer = (pass & 1) * PassPositions;
+            // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
+            // positions past the context are computed on the last row and not kept.
+            int p = first + p0;
+            if (pass > 0 || p >= stepStart) k = LoadKHalf(kRows, KRow(p, count, kvDim, kOffset), quads);
+            if (pass > 0 && dims) LoadVRows(vPairs, ref v, first + warp, warps, count, kvDim, vOffset, 0, int.MaxValue);
+            float s = DotKHalf(k, qs, side * halfDims, quads);
+            s = (s + Warp.ShuffleXor(s, 1)) * scale;
+            float localMax = p < count ? s : -1e30f;
+            if (p < count && side == 0) scores[buffer + p0] = s;
+            localMax = Reduce.WarpMax(localMax);
+            if (lane == 0) redMax[warp] = localMax;
+            Group.Barrier();
+
+            // (2) The pass's weights exp(s − max) in place, the running maximum and sum rescaled to it.
+            float passMax = redMax[0];
+            for (int i = 1; i < warps; i++) passMax = IntrinsicMath.Max(passMax, redMax[i]);
+            float newMax = IntrinsicMath.Max(max, passMax);
+            float correction = MathF.Exp(max - newMax);
+            max = newMax;
+            float w = 0;
+            if (tid < PassPositions && first + tid < count)
+            {
+                w = MathF.Exp(scores[buffer + tid] - max);
+                scores[buffer + tid] = w;
+            }
+            w = Reduce.WarpSum(w);
+            if (lane == 0) redSum[warp] = w;
+            Group.Barrier();
+            float passSum = redSum[0];
+            for (int i = 1; i < warps; i++) passSum += redSum[i];
+            sum = sum * correction + passSum;
+
+            // (3) Σ w·V over the warp's positions of the pass.
+            a0 *= correction; a1 *= correction; a2 *= correction; a3 *= correction;
+            v.Accumulate(scores, buffer, first, warp, warps, count, ref a0, ref a1, ref a2, ref a3);
+        }
+
+        int acc = warp * Attention.MaxHeadDim + d;
+        if (dims) { warpAcc[acc] = a0; warpAcc[acc + 1] = a1; warpAcc[acc + 2] = a2; warpAcc[acc + 3] = a3; }
+        Group.Barrier();
+        for (int e = tid; e < headDim; e += Group.DimX)
+        {
+            float o = warpAcc[e];
+            for (int i = 1; i < warps; i++) o += warpAcc[i * Attention.MaxHeadDim + e];
+            float value = o / sum;
+            y[qRow + e] = value;
+            if (quantize) Quantize.Store1(value, yq, t, nHead * headDim, head * headDim + e);
+        }
+    }
+
+    /// <summary>The quad index of position <paramref name="p"/>'s K half row (clamped to the context's last row).</summary>
+    private static long KRow(int p, int count, int kvDim, long offset) =>
+        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 3;
+
+    /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>
+    private struct KHalf
+    {
+        public Ld.Quad<uint> C0, C1, C2, C3, C4, C5, C6, C7;
+    }
+
+    private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, long at, int quads)
+    {
+        KHalf k = default;
+        k.C0 = rows[at];
+        if (quads > 1) k.C1 = rows[at + 1];
+        if (quads > 2) k.C2 = rows[at + 2];
+        if (quads > 3) k.C3 = rows[at + 3];
+        if (quads > 4) k.C4 = rows[at + 4];
+        if (quads > 5) k.C5 = rows[at + 5];
+        if (quads > 6) k.C6 = rows[at + 6];
+        if (quads > 7) k.C7 = rows[at + 7];
+        return k;
+    }
+
+    private static float DotKHalf(KHalf k, ArrayView<float> qs, int e, int quads)
+    {
+        float s = DotQuad(k.C0, qs, e);
+        if (quads > 1) s += DotQuad(k.C1, qs, e + 8);
+        if (quads > 2) s += DotQuad(k.C2, qs, e + 16);
+        if (quads > 3) s += DotQuad(k.C3, qs, e + 24);
+        if (quads > 4) s += DotQuad(k.C4, qs, e + 32);
+        if (quads > 5) s += DotQuad(k.C5, qs, e + 40);
+        if (quads > 6) s += DotQuad(k.C6, qs, e + 48);
+        if (quads > 7) s += DotQuad(k.C7, qs, e + 56);
+        return s;
+    }
+
+    /// <summary>q[e .. e + 7] · eight f16 dims.</summary>
+    private static float DotQuad(Ld.Quad<uint> c, ArrayView<float> qs, int e) =>
+        ((qs[e] * Ld.Half(c.A) + qs[e + 1] * Ld.Half(c.A >> 16)) + (qs[e + 2] * Ld.Half(c.B) + qs[e + 3] * Ld.Half(c.B >> 16)))
+        + ((qs[e + 4] * Ld.Half(c.C) + qs[e + 5] * Ld.Half(c.C >> 16)) + (qs[e + 6] * Ld.Half(c.D) + qs[e + 7] * Ld.Half(c.D >> 16)));
+
+    /// <summary>This lane's four dims of the V rows at positions first, first + warps, …, first + 15·warps (clamped to
+    /// the context): those whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded.</summary>
+    private static void LoadVRows(ArrayView<Ld.Pair> v, ref VRows r, int first, int warps, int count, int kvDim, long offset,
+        int from, int to)
+    {
+        int p = first;
+        if (p >= from && p < to) r.R0 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R1 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R2 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R3 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R4 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R5 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R6 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R7 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R8 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R9 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R10 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R11 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R12 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R13 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R14 = v[VRow(p, count, kvDim, offset)]; p += warps;
+        if (p >= from && p < to) r.R15 = v[VRow(p, count, kvDim, offset)];
+    }
+
+    /// <summary>The pair index of position <paramref name="p"/>'s V dims (clamped to the context's last row).</summary>
+    private static long VRow(int p, int count, int kvDim, long offset) =>
+        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 2;
+
+    /// <summary>A lane's four dims of <see cref="RowsPerLane"/> V rows.</summary>
+    private struct VRows
+    {
+        public Ld.Pair R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, R11, R12, R13, R14, R15;
+
+        /// <summary>a += w·v for the rows of positions first + warp, first + warp + warps, … (none past the context);
+        /// position p's weight is <paramref name="w"/>[buffer + p − first].</summary>
+        public readonly void Accumulate(ArrayView<float> w, int buffer, int first, int warp, int warps, int count,
+            ref float a0, ref float a1, ref float a2, ref float a3)
+        {
+            int i = warp, at = buffer - first;
+            Add(R0, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R1, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R2, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R3, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R4, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R5, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R6, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R7, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R8, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R9, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R10, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R11, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R12, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R13, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R14, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
+            Add(R15, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3);
+        }
+
+        private static void Add(Ld.Pair v, ArrayView<float> w, int at, int p, int count, ref float a0, ref float a1,
+            ref float a2, ref float a3)
+        {
+            if (p >= count) return;
+            float x = w[at + p];
+            a0 += x * Ld.Half(v.A); a1 += x * Ld.Half(v.A >> 16); a2 += x * Ld.Half(v.B); a3 += x * Ld.Half(v.B >> 16);
+        }
+    }
+}
+
+/// <summary><see cref="AttentionShort"/> with the quantize of its output (attention_quant_short: the short kernel of
+/// attention_quant, the same arguments).</summary>
+public static class AttentionQuantShort
+{
+    public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
+        ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
+        int nTokens, float scale) =>
+        AttentionShort.Head(q, kCache, vCache, positions, y, yq, nHead, nHeadKv, headDim, scale, quantize: true);
 }

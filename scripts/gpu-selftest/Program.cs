@@ -267,6 +267,8 @@ public static unsafe class Program
         Attention(32, 8, 128, [8000]);      // one decode token deep in the context: 32 ranges merged by the last group
         Attention(64, 8, 128, [3000]);      // eight query heads a kv head (70B): two passes of four, 12 ranges
         Attention(32, 32, 128, [700]);      // no GQA (Llama 2 7B): three ranges
+        Attention(32, 8, 128, [100]);       // a context of one pass of the short kernel
+        Attention(32, 8, 128, [255, 256]);  // two and three passes of the short kernel
         Elementwise(10007);
     }
 
@@ -661,6 +663,24 @@ public static unsafe class Program
                 }
             }
         Row("Attention", $"{nHead}/{nHeadKv}x{headDim}, pos {string.Join(",", positions)}", Nmse(Download<float>(yb), expected), AttentionLimit);
+        // The short kernel (the op's short=: one group a query head, any context length in passes of 128 positions).
+        if (headDim % 16 == 0 && headDim <= 128)
+        {
+            using var ys = Poisoned((long)tokens * nHead * headDim * 4);
+            Launch("AttentionShort", qb, kb, vb, pb, ys, part, sync, nHead, nHeadKv, headDim, tokens, scale);
+            Row("AttentionShort", $"{nHead}/{nHeadKv}x{headDim}, pos {string.Join(",", positions)}", Nmse(Download<float>(ys), expected), AttentionLimit);
+            if (headDim % 32 == 0)
+            {
+                int cols = nHead * headDim;
+                using var y2 = Poisoned((long)tokens * cols * 4);
+                using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
+                Launch("AttentionQuantShort", qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
+                Row("AttentionQuantShort y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(Download<float>(y2), Download<float>(ys).Select(x => (double)x).ToArray()), KvStoreLimit);
+                using var ref8 = Quantized(ys, cols, tokens);
+                byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
+                CountRow("AttentionQuantShort q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
+            }
+        }
     }
 
     private static void Elementwise(int n)

@@ -71,6 +71,11 @@ public sealed record GraphOp(OpKind Kind, string Name, IReadOnlyList<string> Inp
     /// weight's format (null: <see cref="Kernel"/> always). Same arguments as <see cref="Kernel"/>, so the runtime
     /// swaps the function and the grid, not the argument block (docs/graph-spec.md "batch").</summary>
     public string? Batch { get; init; }
+
+    /// <summary>Kernel family that runs this op in one-token steps whose context is short (null: <see cref="Kernel"/>
+    /// always): the same arguments and formats as <see cref="Kernel"/>, correct at any context length; the CUDA runtime
+    /// picks it by the step's position (docs/graph-spec.md "short").</summary>
+    public string? Short { get; init; }
 }
 
 /// <summary>A kernel family: one generic ILGPU body (class <see cref="Body"/> in kernels/) specialised for each of

@@ -214,7 +214,49 @@ public class LayerKernelTests
     [InlineData(8, 2, 128, 1, 250)]  // the short path's two passes and two rounds
     [InlineData(8, 2, 128, 2, 255)]  // one token on the short path (256 positions), the next on the ranges (257)
     [InlineData(4, 2, 48, 3, 60)]    // the short path with head_dim 48: three quads a half row, lanes past the dims
-    public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37)
+    public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37) =>
+        CheckAttention("Attention", nHead, nHeadKv, headDim, tokens, start);
+
+    /// <summary>The short kernel (one group a query head, passes of 128 positions with the softmax carried across them)
+    /// against the same float64 reference: one pass, several, a step of several tokens whose contexts end in different
+    /// passes, head_dim 48 and 64 (lanes past the dims, fewer quads a half row), MHA and GQA.</summary>
+    [Theory]
+    [InlineData(8, 2, 128, 1, 37)]
+    [InlineData(8, 2, 128, 1, 127)]  // exactly one pass
+    [InlineData(8, 2, 128, 1, 128)]  // one position into the second pass
+    [InlineData(8, 2, 128, 1, 300)]  // three passes
+    [InlineData(4, 2, 64, 3, 126)]   // three tokens: 127, 128, 129 positions (one or two passes)
+    [InlineData(3, 3, 48, 2, 200)]   // MHA, head_dim 48: three quads a half row, lanes 12.. hold no dims
+    [InlineData(16, 2, 64, 1, 0)]    // the first position: a context of one
+    public void AttentionShort_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start) =>
+        CheckAttention("AttentionShort", nHead, nHeadKv, headDim, tokens, start);
+
+    /// <summary>attention_quant_short writes what attention_short writes and, quantized, the quantize kernel's bytes.</summary>
+    [Fact]
+    public void AttentionQuantShort_equals_attention_short_then_quantize()
+    {
+        var rng = new Random(77);
+        var h = KernelHarness.Shared;
+        int nHead = 8, nHeadKv = 2, headDim = 128, tokens = 2, kvDim = nHeadKv * headDim, ctx = 200, cols = nHead * headDim;
+        int[] positions = [150, 151];
+        float scale = 1f / MathF.Sqrt(headDim);
+        using var qb = h.Upload(ReferenceFormats.Gaussian(rng, tokens * cols));
+        using var kc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
+        using var vc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
+        using var pb = h.Upload(positions);
+        using var y1 = h.Allocate<float>(tokens * cols);
+        using var y2 = h.Allocate<float>(tokens * cols);
+        using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
+        using var part = h.Allocate<float>(64L * nHead * (headDim + 2));
+        using var sync = h.Allocate<int>(nHeadKv * tokens);
+        h.Launch("AttentionShort", qb.View, kc.View, vc.View, pb.View, y1.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        h.Launch("AttentionQuantShort", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        float[] y = y2.GetAsArray1D();
+        Assert.Equal(y1.GetAsArray1D(), y);
+        Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
+    }
+
+    private static void CheckAttention(string kernel, int nHead, int nHeadKv, int headDim, int tokens, int start)
     {
         var rng = new Random(nHead * 100 + headDim);
         var h = KernelHarness.Shared;
@@ -231,7 +273,7 @@ public class LayerKernelTests
         using var yb = h.Allocate<float>(tokens * nHead * headDim);
         using var part = h.Upload(Enumerable.Repeat(float.NaN, 64 * nHead * (headDim + 2)).ToArray());
         using var sync = h.Allocate<int>(nHeadKv * tokens);
-        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, yb.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        h.Launch(kernel, qb.View, kc.View, vc.View, pb.View, yb.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
         Assert.All(sync.GetAsArray1D(), c => Assert.Equal(0, c));   // every range counter back at zero
 
         var expected = new double[tokens * nHead * headDim];
@@ -255,7 +297,7 @@ public class LayerKernelTests
                     expected[(t * nHead + hd) * headDim + d] = acc;
                 }
             }
-        Nmse.Check("attention", yb.GetAsArray1D(), expected, 1e-9);
+        Nmse.Check(kernel, yb.GetAsArray1D(), expected, 1e-9);
     }
 
     [Fact]

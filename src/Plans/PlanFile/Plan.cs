@@ -7,7 +7,7 @@ namespace Engine.Plans.PlanFile;
 
 public static class PlanFormat
 {
-    public const uint Version = 5;
+    public const uint Version = 6;
     public static ReadOnlySpan<byte> Magic => "NTPLAN\0\0"u8;
     public const int SectionAlignment = 4096;
     public const int MaxSections = 64;
@@ -16,6 +16,9 @@ public static class PlanFormat
     public const uint NoWeightType = 255;
     /// <summary>Instruction batch_kernel_id of a launch without a batch kernel.</summary>
     public const uint NoBatchKernel = uint.MaxValue;
+
+    /// <summary>instruction.short_kernel_id of a launch without a short kernel.</summary>
+    public const uint NoShortKernel = uint.MaxValue;
 }
 
 public enum SectionKind : uint
@@ -94,11 +97,14 @@ public readonly record struct LaunchShape(uint GridX, uint GridY, uint GridZ, ui
 
 /// <summary>An instruction; a launch may name a batch kernel (<see cref="BatchKernelId"/>, else
 /// <see cref="PlanFormat.NoBatchKernel"/>) with the same arguments, which the CUDA runtime runs instead for steps of
-/// many tokens (docs/plan-format.md "instructions").</summary>
+/// many tokens, and a short kernel (<see cref="ShortKernelId"/>, else <see cref="PlanFormat.NoShortKernel"/>), run
+/// instead for one-token steps of short contexts (docs/plan-format.md "instructions").</summary>
 public sealed record Instruction(Opcode Opcode, int Layer, uint KernelId = 0, string OpName = "", LaunchShape Shape = default,
-    KernelArg[]? Args = null, uint BatchKernelId = PlanFormat.NoBatchKernel)
+    KernelArg[]? Args = null, uint BatchKernelId = PlanFormat.NoBatchKernel, uint ShortKernelId = PlanFormat.NoShortKernel)
 {
     public bool HasBatchKernel => BatchKernelId != PlanFormat.NoBatchKernel;
+
+    public bool HasShortKernel => ShortKernelId != PlanFormat.NoShortKernel;
 
     public KernelArg[] Arguments => Args ?? [];
 }

@@ -79,7 +79,7 @@ public static class PlanExplainer
         var launches = p.Instructions.Where(x => x.Opcode == Opcode.Launch).ToList();
         L($"instructions: {p.Instructions.Count} per token ({launches.Count} launches, {p.Instructions.Count(x => x.Opcode == Opcode.Prefetch)} prefetches, {p.Instructions.Count(x => x.Opcode == Opcode.Wait)} waits)");
         foreach (var k in p.Kernels)
-            L($"  kernel {k.Id,5} {k.Entry,-22} x{launches.Count(x => x.KernelId == k.Id || x.BatchKernelId == k.Id)}{(launches.Any(x => x.BatchKernelId == k.Id) ? " (batch)" : "")}");
+            L($"  kernel {k.Id,5} {k.Entry,-22} x{launches.Count(x => x.KernelId == k.Id || x.BatchKernelId == k.Id || x.ShortKernelId == k.Id)}{(launches.Any(x => x.BatchKernelId == k.Id) ? " (batch)" : launches.Any(x => x.ShortKernelId == k.Id) ? " (short)" : "")}");
         L("  layer 0 program:");
         foreach (var x in p.Instructions.Where(x => x.Layer == 0))
             L("    " + Describe(p, x));
@@ -113,7 +113,8 @@ public static class PlanExplainer
         });
         var s = x.Shape;
         string grid = s.GridY == 1 && s.GridZ == 1 ? $"{s.GridX}" : s.GridZ == 1 ? $"({s.GridX}, {s.GridY})" : $"({s.GridX}, {s.GridY}, {s.GridZ})";
-        string batch = x.HasBatchKernel ? $" batch {p.Kernels.First(k => k.Id == x.BatchKernelId).Entry}" : "";
+        string batch = (x.HasBatchKernel ? $" batch {p.Kernels.First(k => k.Id == x.BatchKernelId).Entry}" : "")
+            + (x.HasShortKernel ? $" short {p.Kernels.First(k => k.Id == x.ShortKernelId).Entry}" : "");
         return $"{x.OpName,-11} {k.Entry,-16} <<<{grid}, {s.BlockX}>>> ({string.Join(", ", args)}){batch}";
     }
 

@@ -193,10 +193,11 @@ public static class PlanReader
         if (op != Opcode.Launch) return new Instruction(op, layer);
         uint kernel = c.U32("instruction.kernel_id");
         uint batch = c.U32("instruction.batch_kernel_id");
+        uint shortKernel = c.U32("instruction.short_kernel_id");
         string name = c.Str("instruction.op_name");
         var shape = new LaunchShape(c.U32("grid_x"), c.U32("grid_y"), c.U32("grid_z"), c.U32("block_x"), c.U32("block_y"), c.U32("block_z"), c.U32("shared_bytes"));
         var args = c.List("instruction.args", 64, () => new KernelArg(c.Enum<ArgKind>("arg.kind", 5), c.I64("arg.value"))).ToArray();
-        return new Instruction(op, layer, kernel, name, shape, args, batch);
+        return new Instruction(op, layer, kernel, name, shape, args, batch, shortKernel);
     }
 
     /// <summary>A bounds-checked little-endian reader over one section.</summary>

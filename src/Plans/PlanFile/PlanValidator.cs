@@ -120,6 +120,7 @@ public static class PlanValidator
             }
             if (!kernelIds.Contains(ins.KernelId)) throw Bad(f + ".kernel_id", ins.KernelId, "not in the kernel table");
             if (ins.HasBatchKernel && !kernelIds.Contains(ins.BatchKernelId)) throw Bad(f + ".batch_kernel_id", ins.BatchKernelId, "not in the kernel table");
+            if (ins.HasShortKernel && !kernelIds.Contains(ins.ShortKernelId)) throw Bad(f + ".short_kernel_id", ins.ShortKernelId, "not in the kernel table");
             var s = ins.Shape;
             if (s.GridX == 0 || s.GridY == 0 || s.GridZ == 0 || s.BlockX == 0 || s.BlockY == 0 || s.BlockZ == 0 || (long)s.BlockX * s.BlockY * s.BlockZ > 1024)
                 throw Bad(f + ".shape", $"{s.GridX}x{s.GridY}x{s.GridZ}/{s.BlockX}x{s.BlockY}x{s.BlockZ}", "grid ≥ 1 and 1..1024 threads per block");

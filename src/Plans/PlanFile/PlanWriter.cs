@@ -158,7 +158,7 @@ public static class PlanWriter
     {
         w.Write((byte)i.Opcode); w.Write(i.Layer);
         if (i.Opcode != Opcode.Launch) return;
-        w.Write(i.KernelId); w.Write(i.BatchKernelId); Str(w, i.OpName);
+        w.Write(i.KernelId); w.Write(i.BatchKernelId); w.Write(i.ShortKernelId); Str(w, i.OpName);
         var s = i.Shape;
         foreach (uint v in new[] { s.GridX, s.GridY, s.GridZ, s.BlockX, s.BlockY, s.BlockZ, s.SharedBytes }) w.Write(v);
         List(w, i.Arguments, (w2, a) => { w2.Write((byte)a.Kind); w2.Write(a.Value); });

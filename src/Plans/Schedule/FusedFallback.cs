@@ -47,12 +47,24 @@ public static class FusedFallback
                 if (op.Kind != OpKind.AttentionQuantize) { list.Add(op); continue; }
                 string y = op.Outputs[0], yq = op.Outputs[1];
                 // The outputs after the two activations (the ranges' scratch and counters) stay the attention's.
-                list.Add(new GraphOp(OpKind.Attention, op.Name, op.Inputs, [y, .. op.Outputs.Skip(2)]) { Kernel = FamilyOf(program, OpKind.Attention) });
+                string family = FamilyOf(program, OpKind.Attention);
+                // The plain family's short kernel (named FAMILY_short in the spec) where the fused op had one.
+                string? shortFamily = op.Short is not null && program.Kernels.Any(k => k.Name == family + "_short") ? family + "_short" : null;
+                list.Add(new GraphOp(OpKind.Attention, op.Name, op.Inputs, [y, .. op.Outputs.Skip(2)]) { Kernel = family, Short = shortFamily });
                 if (keepQuantize)
                     list.Add(new GraphOp(OpKind.Quantize, op.Name + "_quantize", [y], [yq]) { Kernel = FamilyOf(program, OpKind.Quantize) });
             }
             return list;
         }
+        return program with { Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
+    }
+
+    /// <summary>The program with no op's short kernel (the spec's short=): for models whose shapes the short attention
+    /// kernel does not take (head_dim not a multiple of 16 or above 128: kernels/Attention.cs AttentionShort).</summary>
+    public static LayerProgram WithoutShortKernels(LayerProgram program)
+    {
+        if (!program.AllOps.Any(o => o.Short is not null)) return program;
+        List<GraphOp> Section(IReadOnlyList<GraphOp> ops) => [.. ops.Select(op => op.Short is null ? op : op with { Short = null })];
         return program with { Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
     }
 

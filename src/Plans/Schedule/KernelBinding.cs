@@ -141,7 +141,22 @@ public sealed class KernelBinding
             if (family.Grid.Count > 2) gz = (uint)Evaluate(family.Grid[2], scalars, 1);
         }
         return new Instruction(Opcode.Launch, layer, e.Id, op.Name, new LaunchShape(gx, gy, gz, (uint)family.Block, 1, 1, 0), args.ToArray(),
-            f32Act ? PlanFormat.NoBatchKernel : BatchKernel(op, format, weight, e.Entry, where));
+            f32Act ? PlanFormat.NoBatchKernel : BatchKernel(op, format, weight, e.Entry, where), ShortKernel(op, format, e.Entry, where));
+    }
+
+    /// <summary>The op's short kernel (the spec's short=), registered in the kernel table; none when the op has none.
+    /// Like a batch kernel its argument block must be the launch kernel's, byte for byte.</summary>
+    private uint ShortKernel(GraphOp op, string? format, KernelEntryPoint main, string where)
+    {
+        if (op.Short is null) return PlanFormat.NoShortKernel;
+        var family = _program.Kernel(op.Short);
+        string entryName = family.EntryPoint(format);
+        if (!_entries.TryGetValue(entryName, out var s)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
+        bool same = s.Entry.ArgumentBytes == main.ArgumentBytes && s.Entry.Params.Count == main.Params.Count
+            && s.Entry.Params.Zip(main.Params).All(p => p.First.Offset == p.Second.Offset && p.First.Type == p.Second.Type);
+        if (!same) throw new PlanException($"{where}: short kernel {entryName} does not take the arguments of {main.Name}");
+        _used.TryAdd(s.Id, new KernelInfo(s.Id, family.Name, PlanFormat.NoWeightType, entryName, (uint)s.Entry.ArgumentBytes));
+        return s.Id;
     }
 
     /// <summary>The op's batch kernel for this format (the spec's batch=), registered in the kernel table; none when the

@@ -31,12 +31,13 @@ public static class ArgumentBlocks
             var ins = plan.Instructions[i];
             if (ins.Opcode != Opcode.Launch) continue;
             var e = table[(int)ins.KernelId];
-            if (ins.HasBatchKernel)
+            foreach (var (has, id, what) in new[] { (ins.HasBatchKernel, ins.BatchKernelId, "batch"), (ins.HasShortKernel, ins.ShortKernelId, "short") })
             {
-                var b = table[(int)ins.BatchKernelId];
+                if (!has) continue;
+                var b = table[(int)id];
                 if (b.ArgumentBytes != e.ArgumentBytes || b.Params.Count != e.Params.Count
                     || b.Params.Zip(e.Params).Any(p => p.First.Offset != p.Second.Offset || p.First.Type != p.Second.Type))
-                    return $"instruction {i} ({ins.OpName}): batch kernel {b.Name} does not take the arguments of {e.Name}: re-run ntc plan";
+                    return $"instruction {i} ({ins.OpName}): {what} kernel {b.Name} does not take the arguments of {e.Name}: re-run ntc plan";
             }
             if (ins.Arguments.Length != e.Params.Count)
                 return $"instruction {i} ({ins.OpName}): {ins.Arguments.Length} arguments for the {e.Params.Count} parameters of {e.Name}";

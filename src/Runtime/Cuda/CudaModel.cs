@@ -18,7 +18,9 @@ namespace Engine.Runtime.Cuda;
 /// CUDA graph and replayed: everything that changes per token lives in device buffers the kernels read (positions
 /// drive rope, the KV-cache row and the attention length), so the graph needs no update. Steps of several tokens
 /// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules; a
-/// launch with a batch kernel (the tiled GEMM of the matmuls) runs it instead from <see cref="BatchMinTokens"/> tokens.
+/// launch with a batch kernel (the tiled GEMM of the matmuls) runs it instead from <see cref="BatchMinTokens"/> tokens,
+/// and one-token steps at up to <see cref="ShortAttentionPositions"/> positions run the launches' short kernels (the
+/// attention of short contexts): two decode graphs, the step's position picks one.
 /// Streamed layers (tiers B, C) go through the plan's slots on a transfer stream ordered by events
 /// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
 /// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.
@@ -51,6 +53,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly IntPtr[] _functions;
     private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
     private readonly IntPtr[] _batchFunctions;       // the batch kernel of each launch (Zero: none)
+    private readonly IntPtr[] _shortFunctions;       // the short kernel of each launch (Zero: none)
+    private readonly LaunchShape[] _shortShapes;     // its one-token shape
+    private readonly bool _hasShort;
     private readonly LaunchShape[] _oneTokenShapes;  // from the plan (checked against the launchers at load)
     private readonly LaunchShape[] _stepShapes;      // for the current multi-token step
     private readonly byte* _blocks;                  // [launch × Stride] argument blocks
@@ -65,12 +70,18 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// overrides it (0 or less: never), for measuring both.</summary>
     public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
 
+    /// <summary>One-token steps whose context (the step's position + 1) is at most this many positions run the launches'
+    /// short kernels (attention_quant_short: one group a query head, no ranges to merge) instead of their kernels.
+    /// Measured on 8B (H100, docs/benchmarks.md "Session 10"): the short kernel wins while the context is one or two of
+    /// its 128-position passes. ENGINE_CUDA_SHORT_POSITIONS overrides it (0: never), for measuring both.</summary>
+    public int ShortAttentionPositions { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_SHORT_POSITIONS"), out int sp) ? Math.Max(0, sp) : 256;
+
     // Step I/O: pinned host staging and the plan's input/output buffers.
     private readonly int* _hostTokens, _hostPositions;   // [n_batch]
     private readonly float* _hostLogits;                 // [n_batch, n_vocab]
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
-    private IntPtr _decodeGraph;
-    private IntPtr _greedyGraph;                      // the decode step without its input and logits copies
+    private readonly IntPtr[] _decodeGraphs = new IntPtr[2];   // [short context ? 1 : 0]
+    private readonly IntPtr[] _greedyGraphs = new IntPtr[2];   // the decode step without its input and logits copies
     private readonly int _argmaxLaunch;               // the launch of the plan's argmax op (-1: none)
     private readonly int* _hostNext;                  // [2] pinned: the tokens of the two greedy steps in flight
     private readonly IntPtr[] _nextReady = new IntPtr[2];   // recorded after each greedy step's token copy
@@ -138,6 +149,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _functions = new IntPtr[_launchCount];
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
+        _shortFunctions = new IntPtr[_launchCount];
+        _shortShapes = new LaunchShape[_launchCount];
         _oneTokenShapes = new LaunchShape[_launchCount];
         _stepShapes = new LaunchShape[_launchCount];
         _pdl = new bool[_launchCount];
@@ -159,6 +172,12 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
             if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
+            if (ins.HasShortKernel)
+            {
+                _shortFunctions[i] = functions[ins.ShortKernelId];
+                _shortShapes[i] = Launchers.ShapeOf((KernelId)ins.ShortKernelId, block);
+                _hasShort = true;
+            }
             _sizes[i] = (nuint)KernelTable.All[(int)ins.KernelId].ArgumentBytes;
             void** x = _extra + 5 * i;
             x[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; x[1] = _blocks + (long)i * stride;
@@ -244,10 +263,11 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             for (int i = 0; i < count; i++) { _hostTokens[i] = tokens[done + i]; _hostPositions[i] = startPos + done + i; }
             // Logits rows to bring back: every row when all are wanted, else the last pass's last row.
             int firstRow = all ? 0 : last ? count - 1 : -1, rows = all ? count : last ? 1 : 0;
-            if (count == 1 && _useGraph) RunDecodeGraph(rows > 0);
+            bool shortContext = count == 1 && ShortContext(startPos + done);
+            if (count == 1 && _useGraph) RunDecodeGraph(shortContext);
             else
             {
-                Enqueue(count, firstRow, rows);
+                Enqueue(count, firstRow, rows, shortContext: shortContext);
                 Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
                 _streamer?.CollectCopyTimes();
             }
@@ -259,10 +279,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         }
     }
 
+    /// <summary>Whether a one-token step at <paramref name="position"/> runs the short kernels.</summary>
+    private bool ShortContext(int position) => _hasShort && position < ShortAttentionPositions;
+
     /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens; a streamed
     /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order). Without
-    /// <paramref name="inputs"/> the step reads the tokens and positions the device holds (the greedy graph).</summary>
-    private void Enqueue(int n, int firstRow, int rows, bool inputs = true)
+    /// <paramref name="inputs"/> the step reads the tokens and positions the device holds (the greedy graph); with
+    /// <paramref name="shortContext"/> (one-token steps) launches with a short kernel run it.</summary>
+    private void Enqueue(int n, int firstRow, int rows, bool inputs = true, bool shortContext = false)
     {
         int vocab = Config.VocabSize;
         if (inputs) CopyInputs(n);
@@ -279,8 +303,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             int i = step.Index;
             var s = shapes[i];
             if (s.IsEmpty) continue;
-            var r = Launch(i, s, n == 1 ? _functions[i] : _stepFunctions[i]);
-            if (r != CuResult.Success) throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)(n > 1 && _stepFunctions[i] == _batchFunctions[i] ? _launches[i].BatchKernelId : _launches[i].KernelId)].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
+            bool useShort = shortContext && n == 1 && _shortFunctions[i] != IntPtr.Zero;
+            var r = useShort ? Launch(i, _shortShapes[i], _shortFunctions[i]) : Launch(i, s, n == 1 ? _functions[i] : _stepFunctions[i]);
+            if (r != CuResult.Success)
+            {
+                var ins = _launches[i];
+                uint id = useShort ? ins.ShortKernelId : n > 1 && _stepFunctions[i] == _batchFunctions[i] ? ins.BatchKernelId : ins.KernelId;
+                throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)id].Name}, op {ins.OpName}, layer {ins.Layer})", r);
+            }
         }
         if (rows > 0)
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
@@ -342,18 +372,19 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         }
     }
 
-    /// <summary>The one-token step as a CUDA graph, captured at the first decode and replayed after: its copies read
-    /// the pinned token/position staging and write the pinned logits row at replay time.</summary>
-    private void RunDecodeGraph(bool wantLogits)
+    /// <summary>The one-token step as a CUDA graph, captured at the first decode (of a short or a long context) and
+    /// replayed after: its copies read the pinned token/position staging and write the pinned logits row at replay
+    /// time (always: n_vocab floats, cheaper than a graph without them).</summary>
+    private void RunDecodeGraph(bool shortContext)
     {
-        if (_decodeGraph == IntPtr.Zero)
+        int g = shortContext ? 1 : 0;
+        if (_decodeGraphs[g] == IntPtr.Zero)
         {
             Prepare(1);
-            _decodeGraph = Capture(() => Enqueue(1, 0, 1));
+            _decodeGraphs[g] = Capture(() => Enqueue(1, 0, 1, shortContext: shortContext));
         }
-        Check(cuGraphLaunch(_decodeGraph, _stream), "cuGraphLaunch");
+        Check(cuGraphLaunch(_decodeGraphs[g], _stream), "cuGraphLaunch");
         Check(cuStreamSynchronize(_stream), "cuStreamSynchronize");
-        _ = wantLogits; // the graph always copies the row back (n_vocab floats: cheaper than a second graph)
     }
 
     /// <summary>Resident plans with an argmax op replay the greedy graph (streamed plans run without graphs);
@@ -368,13 +399,19 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         if (!CanDecodeGreedy) throw new InvalidOperationException("this plan has no greedy decode on the device (a streamed plan, or a plan without the argmax op)");
         ForwardArguments.CheckGreedy(this, token, startPos, maxSteps);
         if (maxSteps == 0) return 0;
-        if (_greedyGraph == IntPtr.Zero)
+        if (_nextReady[0] == IntPtr.Zero)
         {
-            Prepare(1);
-            _greedyGraph = Capture(() => Enqueue(1, 0, 0, inputs: false));
             _nextReady[0] = _cu.CreateEvent(timing: false);
             _nextReady[1] = _cu.CreateEvent(timing: false);
         }
+        // Step s runs at position startPos + s (the argmax advances it on the device): the graph of its context length.
+        for (int g = 0; g < 2; g++)
+            if (_greedyGraphs[g] == IntPtr.Zero && (g == 1 ? ShortContext(startPos) : !ShortContext(startPos + maxSteps - 1)))
+            {
+                Prepare(1);
+                bool shortContext = g == 1;
+                _greedyGraphs[g] = Capture(() => Enqueue(1, 0, 0, inputs: false, shortContext: shortContext));
+            }
         _hostTokens[0] = token;
         _hostPositions[0] = startPos;
         CopyInputs(1);
@@ -383,14 +420,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         int launched = 0, delivered = 0;
         try
         {
-            while (launched < Math.Min(2, maxSteps)) QueueGreedyStep(launched++);
+            while (launched < Math.Min(2, maxSteps)) QueueGreedyStep(launched++, startPos);
             while (delivered < launched)
             {
                 int slot = delivered & 1;
                 Check(cuEventSynchronize(_nextReady[slot]), "cuEventSynchronize(greedy step)");
                 int next = Volatile.Read(ref _hostNext[slot]);
                 delivered++;
-                if (launched < maxSteps) QueueGreedyStep(launched++);
+                if (launched < maxSteps) QueueGreedyStep(launched++, startPos);
                 if (!onToken(next)) break;
             }
         }
@@ -398,10 +435,10 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         return delivered;
     }
 
-    private void QueueGreedyStep(int step)
+    private void QueueGreedyStep(int step, int startPos)
     {
         int slot = step & 1;
-        Check(cuGraphLaunch(_greedyGraph, _stream), "cuGraphLaunch(greedy)");
+        Check(cuGraphLaunch(_greedyGraphs[ShortContext(startPos + step) ? 1 : 0], _stream), "cuGraphLaunch(greedy)");
         Check(cuMemcpyDtoHAsync(_hostNext + slot, _tokensBuffer, 4, _stream), "cuMemcpyDtoHAsync(token)");
         Check(cuEventRecord(_nextReady[slot], _stream), "cuEventRecord(greedy step)");
     }
@@ -425,8 +462,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         if (_disposed) return;
         _disposed = true;
         cuCtxSynchronize();
-        if (_decodeGraph != IntPtr.Zero) cuGraphExecDestroy(_decodeGraph);
-        if (_greedyGraph != IntPtr.Zero) cuGraphExecDestroy(_greedyGraph);
+        foreach (var g in _decodeGraphs.Concat(_greedyGraphs))
+            if (g != IntPtr.Zero) cuGraphExecDestroy(g);
         foreach (var e in _nextReady) if (e != IntPtr.Zero) cuEventDestroy(e);
         _streamer?.Dispose();
         foreach (var m in _modules) cuModuleUnload(m);
