@@ -191,6 +191,16 @@ public sealed class PlanKernelTests
         var plan = Make(s, fileType, "h100-80g", batch: 64);
         int Count(string entry) => plan.Instructions.Count(i => i.Opcode == Opcode.Launch && i.Layer == 1 && Entry(plan, i) == entry);
         Assert.Equal((quantize, fused, plain), (Count("Quantize"), Count("AttentionQuant"), Count("Attention")));
+        // The attention's short kernel (the spec's short=) follows the family the planner chose, and is dropped where
+        // head_dim does not suit it (not a multiple of 16); it survives the file.
+        var attention = plan.Instructions.Single(i => i.Opcode == Opcode.Launch && i.Layer == 1 && i.OpName == "attention");
+        string? Short(Plan p, Instruction i) => i.HasShortKernel ? p.Kernels.Single(k => k.Id == i.ShortKernelId).Entry : null;
+        Assert.Equal(headDim % 16 != 0 ? null : fused == 1 ? "AttentionQuantShort" : "AttentionShort", Short(plan, attention));
+        Assert.All(plan.Instructions.Where(i => i.OpName != "attention"), i => Assert.False(i.HasShortKernel));
+        using var dir = new TempDir();
+        PlanWriter.Write(plan, dir.File("p.plan"));
+        var read = PlanReader.Load(dir.File("p.plan"));
+        Assert.Equal(plan.Instructions.Select(i => i.ShortKernelId), read.Instructions.Select(i => i.ShortKernelId));
     }
 
     /// <summary>The validator holds inputs.activations to the kernels: an int8 plan relabelled f32 (or the reverse)

@@ -176,4 +176,53 @@ public sealed class ArgumentBlockTests
         Assert.Contains("batch kernel RmsNorm", why);
         Assert.DoesNotContain('\n', why);
     }
+
+    /// <summary>The attention of a plan whose head_dim suits it names the short kernel, which reads the same packed block
+    /// with its own grid (a group per query head and token); a short kernel with another argument block is refused at
+    /// load.</summary>
+    [Fact]
+    public void Attention_carries_a_short_kernel_over_the_same_arguments()
+    {
+        // The shared models have head_dim 8 (no short kernel): the synthesizer's tiny preset has 64.
+        string dir = Path.Combine(Path.GetTempPath(), "engine-short-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        Plan p;
+        try
+        {
+            string model = Path.Combine(dir, "tiny-Q4_K_M.gguf");
+            Engine.Plans.Synth.ModelSynthesizer.Write(new Engine.Plans.Synth.SynthOptions(Engine.Plans.Synth.SynthPreset.Tiny,
+                Engine.Plans.Synth.TensorTypeRules.Parse("Q4_K_M")!.Value, model));
+            p = Planner.Make(new PlanOptions { ModelPath = model, Hardware = HardwareProfiles.Resolve("h100-80g"), Ctx = 64, Batch = 8 },
+                Engine.Graph.Generated.LlamaProgram.Program);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+        Assert.Null(ArgumentBlocks.Verify(p));
+        Assert.All(PlanFor("stories260K-pad256-Q4_K_M.gguf").Instructions, i => Assert.False(i.HasShortKernel));   // head_dim 8
+        var launches = p.Instructions.Where(i => i.Opcode == Opcode.Launch).ToList();
+        var attention = launches.Where(i => i.OpName == "attention").ToList();
+        Assert.Equal(p.Config.LayerCount, attention.Count);
+        Assert.All(launches.Except(attention), i => Assert.False(i.HasShortKernel, i.OpName));
+        foreach (var ins in attention)
+        {
+            Assert.Equal("AttentionQuantShort", KernelTable.All[(int)ins.ShortKernelId].Name);
+            Assert.Contains(p.Kernels, k => k.Id == ins.ShortKernelId);
+            var block = new byte[ArgumentBlocks.Stride];
+            ArgumentBlocks.Pack(p, ins, Bases, 1, block);
+            var s = Launchers.ShapeOf((KernelId)ins.ShortKernelId, block);
+            Assert.Equal(((uint)p.Config.HeadCount, 1u, 256u), (s.GridX, s.GridY, s.BlockX));
+        }
+
+        var a = attention[0];
+        var other = (uint)KernelTable.All.Select((e, i) => (e, i)).First(x => x.e.Name == "RmsNorm").i;
+        var wrong = p with
+        {
+            Instructions = p.Instructions.Select(i => i == a ? i with { ShortKernelId = other } : i).ToList(),
+            Kernels = p.Kernels.Append(new KernelInfo(other, "rms_norm", PlanFormat.NoWeightType, "RmsNorm", (uint)KernelTable.All[(int)other].ArgumentBytes))
+                .DistinctBy(k => k.Id).ToList(),
+        };
+        string? why = ArgumentBlocks.Verify(wrong);
+        Assert.NotNull(why);
+        Assert.Contains("short kernel RmsNorm", why);
+        Assert.DoesNotContain('\n', why);
+    }
 }
