@@ -47,7 +47,7 @@ public static class Attention
 
     /// <summary>Where range <paramref name="range"/>'s partial result for query head <paramref name="head"/> of token
     /// <paramref name="t"/> starts in <c>part</c> (<paramref name="splits"/> range slots a token, every head's in turn).</summary>
-    private static long PartAt(int t, int splits, int range, int nHead, int head, int headDim) =>
+    internal static long PartAt(int t, int splits, int range, int nHead, int head, int headDim) =>
         ((long)(t * splits + range) * nHead + head) * PartStride(headDim);
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
@@ -175,15 +175,27 @@ public static class Attention
             }
         }
         if (ranges == 1) return;
+        MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, splits, ranges, participants, quantize);
+    }
 
-        // The last group of this kv head and token to finish merges the ranges.
+    /// <summary>After a group stored its ranges' partial results (every thread's stores before the call): the last of
+    /// the kv head's <paramref name="participants"/> groups (a ticket from <c>sync</c>, which it resets to 0) merges the
+    /// <paramref name="ranges"/> ranges of each query head of the kv head in range order and writes the output (and its
+    /// 8-bit form). <paramref name="weight"/> is shared memory of group × <see cref="MaxRanges"/> floats,
+    /// <paramref name="last"/> one shared int. All threads of the group call it.</summary>
+    internal static void MergeRanges(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync,
+        ArrayView<float> weight, ArrayView<int> last, int t, int kvHead, int nHead, int nHeadKv, int headDim, int splits,
+        int ranges, int participants, bool quantize)
+    {
+        int group = nHead / nHeadKv;
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         MemoryFence.DeviceLevel();
         Group.Barrier();
         if (Group.IdxX == 0) last[0] = Atomic.Add(ref sync[t * nHeadKv + kvHead], 1) == participants - 1 ? 1 : 0;
         Group.Barrier();
         if (last[0] == 0) return;
         MemoryFence.DeviceLevel();
-        var weight = warpAcc;   // [group × MaxRanges] range weights exp(max_r − max) / Σ
+        // weight: [group × MaxRanges] range weights exp(max_r − max) / Σ
         long rangeStride = (long)nHead * PartStride(headDim);   // from one range's partial of a head to the next's
         for (int i = warp; i < group; i += warps)
         {
@@ -313,19 +325,22 @@ public static class AttentionQuant
         Attention.Heads(q, kCache, vCache, positions, y, yq, part, sync, nHead, nHeadKv, headDim, scale, quantize: true);
 }
 
-/// <summary>Attention for short contexts (the op's short kernel, attention_short / attention_quant_short in llama.graph:
-/// the CUDA runtime runs it instead of <see cref="Attention"/> for one-token steps at up to
-/// CudaModel.ShortAttentionPositions positions, docs/kernels.md "Attention"). One group per query head and token, the
-/// whole context in that group, so no partial results and no merge; correct at any length, passes of
-/// <see cref="PassPositions"/> positions with the online softmax carried across them. A pass: (1) two threads a
-/// position, each taking half of the head's dims of the K row (head_dim / 16 loads of 16 bytes) against q in shared
-/// memory, one shuffle for the score; (2) the pass's maximum and sum over the group (a barrier each); (3) warp w takes
-/// positions w, w + 8, … of the pass, a lane four dims of <see cref="RowsPerLane"/> V rows, all in flight together. The
-/// first pass's K and V rows, where earlier steps wrote them, are loaded before the PDL wait, so their DRAM latency
-/// overlaps the kernels before this one. A kernel of its own: inside the ranged kernel the same code made ptxas slow
-/// that kernel's long-context path by 3–4 % of a token (docs/benchmarks.md "Session 10"). Needs head_dim a multiple of 16
-/// and at most <see cref="Attention.MaxHeadDim"/>, and 8 warps (the spec's block); the planner gives the op no short
-/// kernel otherwise.</summary>
+/// <summary>Attention for short and middling contexts (the op's short kernel, attention_short / attention_quant_short in
+/// llama.graph: the CUDA runtime runs it instead of <see cref="Attention"/> for one-token steps at up to
+/// CudaModel.ShortAttentionPositions positions, docs/kernels.md). A query head's context is split into at most
+/// ceil(8 / n_tokens) ranges of whole <see cref="PassPositions"/>-position passes, a group each: up to 128 positions one
+/// group takes it all and nothing is merged; up to 1024 each range is one pass. Correct at any length (a range takes
+/// more passes, the online softmax carried across them). A pass: (1) two threads a position, each taking half of the
+/// head's dims of the K row (head_dim / 16 loads of 16 bytes) against q in shared memory, one shuffle for the score;
+/// (2) the pass's maximum and sum over the group (a barrier each); (3) warp w takes positions w, w + 8, … of the pass,
+/// a lane four dims of <see cref="RowsPerLane"/> V rows, all in flight together. The first pass's K and V rows, where
+/// earlier steps wrote them, are loaded before the PDL wait, so their DRAM latency overlaps the kernels before this
+/// one. Several ranges write (max, sum, unnormalised output) to <c>attn_part</c> and the kv head's last group merges
+/// them (<see cref="Attention.MergeRanges"/>, the ranged kernel's merge). Where the ranged kernel takes four positions
+/// a warp step, one dependent load after another, every load of a pass here is in flight at once. A kernel of its
+/// own: inside the ranged kernel the same code made ptxas slow that kernel's long-context path by 3–4 % of a token
+/// (docs/benchmarks.md "Session 10"). Needs head_dim a multiple of 16 and at most <see cref="Attention.MaxHeadDim"/>,
+/// and 8 warps (the spec's block); the planner gives the op no short kernel otherwise.</summary>
 public static class AttentionShort
 {
     /// <summary>Positions a pass covers: two threads each in phase 1, <see cref="RowsPerLane"/> rows a warp in phase 3.</summary>
@@ -336,21 +351,34 @@ public static class AttentionShort
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
-        Head(q, kCache, vCache, positions, y, y.Cast<byte>(), nHead, nHeadKv, headDim, scale, quantize: false);
+        Head(q, kCache, vCache, positions, y, y.Cast<byte>(), part, sync, nHead, nHeadKv, headDim, scale, quantize: false);
 
     /// <summary>Query head Grid.IdxX of token Grid.IdxY; with <paramref name="quantize"/> the output is also written
     /// quantized (a warp's 32 outputs are one block: head_dim a multiple of 32).</summary>
     public static void Head(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
-        ArrayView<float> y, ArrayView<byte> yq, int nHead, int nHeadKv, int headDim, float scale, bool quantize)
+        ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
+        float scale, bool quantize)
     {
         var scores = SharedMemory.Allocate<float>(2 * PassPositions);   // two passes' weights, alternating
         var qs = SharedMemory.Allocate<float>(Attention.MaxHeadDim);
         var redMax = SharedMemory.Allocate<float>(Attention.MaxWarps);
         var redSum = SharedMemory.Allocate<float>(Attention.MaxWarps);
         var warpAcc = SharedMemory.Allocate<float>(Attention.MaxWarps * Attention.MaxHeadDim);
+        var last = SharedMemory.Allocate<int>(1);
 
-        int head = Grid.IdxX, t = Grid.IdxY;
-        int kvHead = head / (nHead / nHeadKv), kvDim = nHeadKv * headDim;
+        // Group (head, range) of token Grid.IdxY: a head's context in up to `slots` ranges of whole passes (one pass
+        // each up to slots · 128 positions), groups past the ranges a context needs return at once.
+        int slots = Grid.DimX / nHead, t = Grid.IdxY;
+        int head = Grid.IdxX / slots, range = Grid.IdxX - head * slots;
+        int group = nHead / nHeadKv, kvHead = head / group, kvDim = nHeadKv * headDim;
+        // positions and the rows before the step's first position are written before this step's first kernel (by
+        // the host's copy, or a greedy step's argmax in the step before): safe to read before the PDL wait.
+        int count = positions[t] + 1, stepStart = positions[0];
+        int chunk = ((count + slots - 1) / slots + PassPositions - 1) / PassPositions * PassPositions;
+        int ranges = (count + chunk - 1) / chunk;
+        if (range >= ranges) return;   // nothing to write (range 0 always runs)
+        int begin = range * chunk, end = IntrinsicMath.Min(begin + chunk, count);
+
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         int halfDims = headDim / 2, quads = headDim / 16;
         long kvBase = (long)kvHead * headDim;
@@ -362,34 +390,31 @@ public static class AttentionShort
         int d = 4 * lane;
         bool dims = d < headDim;
         long vOffset = kvBase + d;
-        // positions and the rows before the step's first position are written before this step's first kernel (by
-        // the host's copy, or a greedy step's argmax in the step before): safe to read before the PDL wait.
-        int count = positions[t] + 1, stepStart = positions[0];
 
         KHalf k = default;
-        if (p0 < stepStart) k = LoadKHalf(kRows, KRow(p0, count, kvDim, kOffset), quads);
+        if (begin + p0 < stepStart) k = LoadKHalf(kRows, KRow(begin + p0, end, kvDim, kOffset), quads);
         VRows v = default;
-        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, 0, stepStart);
+        if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, 0, stepStart);
         Pdl.Wait();
 
         long qRow = ((long)t * nHead + head) * headDim;
         for (int e = tid; e < headDim; e += Group.DimX) qs[e] = q[qRow + e];
-        if (dims) LoadVRows(vPairs, ref v, warp, warps, count, kvDim, vOffset, stepStart, int.MaxValue);
+        if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, stepStart, int.MaxValue);
         Group.Barrier();
 
         float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (int pass = 0; pass * PassPositions < count; pass++)
+        for (int first = begin; first < end; first += PassPositions)
         {
-            int first = pass * PassPositions, buffer = (pass & 1) * PassPositions;
+            int buffer = ((first - begin) / PassPositions & 1) * PassPositions;
             // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
-            // positions past the context are computed on the last row and not kept.
+            // positions past the range are computed on its last row and not kept.
             int p = first + p0;
-            if (pass > 0 || p >= stepStart) k = LoadKHalf(kRows, KRow(p, count, kvDim, kOffset), quads);
-            if (pass > 0 && dims) LoadVRows(vPairs, ref v, first + warp, warps, count, kvDim, vOffset, 0, int.MaxValue);
+            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, KRow(p, end, kvDim, kOffset), quads);
+            if (first > begin && dims) LoadVRows(vPairs, ref v, first + warp, warps, end, kvDim, vOffset, 0, int.MaxValue);
             float s = DotKHalf(k, qs, side * halfDims, quads);
             s = (s + Warp.ShuffleXor(s, 1)) * scale;
-            float localMax = p < count ? s : -1e30f;
-            if (p < count && side == 0) scores[buffer + p0] = s;
+            float localMax = p < end ? s : -1e30f;
+            if (p < end && side == 0) scores[buffer + p0] = s;
             localMax = Reduce.WarpMax(localMax);
             if (lane == 0) redMax[warp] = localMax;
             Group.Barrier();
@@ -401,7 +426,7 @@ public static class AttentionShort
             float correction = MathF.Exp(max - newMax);
             max = newMax;
             float w = 0;
-            if (tid < PassPositions && first + tid < count)
+            if (tid < PassPositions && first + tid < end)
             {
                 w = MathF.Exp(scores[buffer + tid] - max);
                 scores[buffer + tid] = w;
@@ -415,20 +440,35 @@ public static class AttentionShort
 
             // (3) Σ w·V over the warp's positions of the pass.
             a0 *= correction; a1 *= correction; a2 *= correction; a3 *= correction;
-            v.Accumulate(scores, buffer, first, warp, warps, count, ref a0, ref a1, ref a2, ref a3);
+            v.Accumulate(scores, buffer, first, warp, warps, end, ref a0, ref a1, ref a2, ref a3);
         }
 
         int acc = warp * Attention.MaxHeadDim + d;
         if (dims) { warpAcc[acc] = a0; warpAcc[acc + 1] = a1; warpAcc[acc + 2] = a2; warpAcc[acc + 3] = a3; }
         Group.Barrier();
+        long at = Attention.PartAt(t, slots, range, nHead, head, headDim);
         for (int e = tid; e < headDim; e += Group.DimX)
         {
             float o = warpAcc[e];
             for (int i = 1; i < warps; i++) o += warpAcc[i * Attention.MaxHeadDim + e];
-            float value = o / sum;
-            y[qRow + e] = value;
-            if (quantize) Quantize.Store1(value, yq, t, nHead * headDim, head * headDim + e);
+            if (ranges == 1)
+            {
+                float value = o / sum;
+                y[qRow + e] = value;
+                if (quantize) Quantize.Store1(value, yq, t, nHead * headDim, head * headDim + e);
+            }
+            else
+            {
+                // The range's (max, sum, unnormalised output), merged by the kv head's last group (the ranged kernel's
+                // merge: the same slots and order).
+                if (e == 0) { part[at] = max; part[at + 1] = sum; }
+                part[at + 2 + e] = o;
+            }
         }
+        if (ranges == 1) return;
+        Group.Barrier();   // warpAcc becomes the merge's weights
+        Attention.MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, slots, ranges,
+            ranges * group, quantize);
     }
 
     /// <summary>The quad index of position <paramref name="p"/>'s K half row (clamped to the context's last row).</summary>
@@ -547,5 +587,5 @@ public static class AttentionQuantShort
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
         int nTokens, float scale) =>
-        AttentionShort.Head(q, kCache, vCache, positions, y, yq, nHead, nHeadKv, headDim, scale, quantize: true);
+        AttentionShort.Head(q, kCache, vCache, positions, y, yq, part, sync, nHead, nHeadKv, headDim, scale, quantize: true);
 }

@@ -217,9 +217,10 @@ public class LayerKernelTests
     public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37) =>
         CheckAttention("Attention", nHead, nHeadKv, headDim, tokens, start);
 
-    /// <summary>The short kernel (one group a query head, passes of 128 positions with the softmax carried across them)
-    /// against the same float64 reference: one pass, several, a step of several tokens whose contexts end in different
-    /// passes, head_dim 48 and 64 (lanes past the dims, fewer quads a half row), MHA and GQA.</summary>
+    /// <summary>The short kernel (groups of a query head taking ranges of whole 128-position passes, the softmax carried
+    /// across passes, ranges merged by the kv head's last group) against the same float64 reference: one pass, several,
+    /// several ranges, a step of several tokens whose contexts end in different passes, head_dim 48 and 64 (lanes past
+    /// the dims, fewer quads a half row), MHA and GQA; the range counters end at zero.</summary>
     [Theory]
     [InlineData(8, 2, 128, 1, 37)]
     [InlineData(8, 2, 128, 1, 127)]  // exactly one pass
@@ -228,6 +229,10 @@ public class LayerKernelTests
     [InlineData(4, 2, 64, 3, 126)]   // three tokens: 127, 128, 129 positions (one or two passes)
     [InlineData(3, 3, 48, 2, 200)]   // MHA, head_dim 48: three quads a half row, lanes 12.. hold no dims
     [InlineData(16, 2, 64, 1, 0)]    // the first position: a context of one
+    [InlineData(8, 2, 128, 1, 700)]  // six ranges of one pass, merged by the kv head's last group
+    [InlineData(16, 2, 64, 1, 1100)] // five ranges of up to two passes (eight query heads a kv head)
+    [InlineData(4, 2, 64, 2, 400)]   // two tokens: four ranges each of one pass
+    [InlineData(8, 2, 128, 8, 200)]  // eight tokens: one range of two passes each, no partials
     public void AttentionShort_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start) =>
         CheckAttention("AttentionShort", nHead, nHeadKv, headDim, tokens, start);
 
