@@ -173,17 +173,20 @@ public class LayerKernelTests
     }
 
     /// <summary>attention_quant writes what attention writes and, quantized, the quantize kernel's bytes for it
-    /// (head_dim a multiple of 32: a warp's outputs are one block).</summary>
+    /// (head_dim a multiple of 32: a warp's outputs are one block); attention_quant_short likewise against
+    /// attention_short, with one range and with several (the merge writes the 8-bit form too).</summary>
     [Theory]
-    [InlineData(4, 2, 64, 2)]
-    [InlineData(8, 2, 128, 3)]
-    [InlineData(2, 1, 32, 1)]
-    public void AttentionQuant_equals_attention_then_quantize(int nHead, int nHeadKv, int headDim, int tokens)
+    [InlineData("Attention", 4, 2, 64, 2, 30)]
+    [InlineData("Attention", 8, 2, 128, 3, 30)]
+    [InlineData("Attention", 2, 1, 32, 1, 30)]
+    [InlineData("AttentionShort", 8, 2, 128, 2, 60)]
+    [InlineData("AttentionShort", 8, 2, 128, 1, 300)]
+    public void AttentionQuant_equals_attention_then_quantize(string plain, int nHead, int nHeadKv, int headDim, int tokens, int start)
     {
         var rng = new Random(nHead * 31 + headDim);
         var h = KernelHarness.Shared;
-        int kvDim = nHeadKv * headDim, ctx = 40, cols = nHead * headDim;
-        int[] positions = Enumerable.Range(0, tokens).Select(t => 30 + t).ToArray();
+        int kvDim = nHeadKv * headDim, ctx = start + 10, cols = nHead * headDim;
+        int[] positions = Enumerable.Range(0, tokens).Select(t => start + t).ToArray();
         float scale = 1f / MathF.Sqrt(headDim);
         using var qb = h.Upload(ReferenceFormats.Gaussian(rng, tokens * cols));
         using var kc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
@@ -194,8 +197,9 @@ public class LayerKernelTests
         using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
         using var part = h.Allocate<float>(64L * nHead * (headDim + 2));
         using var sync = h.Allocate<int>(nHeadKv * tokens);
-        h.Launch("Attention", qb.View, kc.View, vc.View, pb.View, y1.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
-        h.Launch("AttentionQuant", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        string fused = plain.Replace("Attention", "AttentionQuant");
+        h.Launch(plain, qb.View, kc.View, vc.View, pb.View, y1.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        h.Launch(fused, qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
         float[] y = y2.GetAsArray1D();
         Assert.Equal(y1.GetAsArray1D(), y);
         Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
@@ -210,10 +214,9 @@ public class LayerKernelTests
     [InlineData(16, 2, 64, 1, 700)]  // eight query heads a kv head (two passes of four), 3 ranges
     [InlineData(3, 3, 40, 1, 600)]   // MHA, head_dim 40, 3 ranges
     [InlineData(4, 2, 64, 5, 400)]   // a step of 5 tokens: 7 groups a kv head and token, 2 ranges each
-    [InlineData(8, 2, 128, 1, 100)]  // the short path: one pass of K, one round of V rows
-    [InlineData(8, 2, 128, 1, 250)]  // the short path's two passes and two rounds
-    [InlineData(8, 2, 128, 2, 255)]  // one token on the short path (256 positions), the next on the ranges (257)
-    [InlineData(4, 2, 48, 3, 60)]    // the short path with head_dim 48: three quads a half row, lanes past the dims
+    [InlineData(8, 2, 128, 1, 100)]  // per-head mode, 2 ranges
+    [InlineData(8, 2, 128, 2, 255)]  // two tokens of 4 and 5 ranges (256 and 257 positions)
+    [InlineData(4, 2, 48, 3, 60)]    // head_dim 48: lanes past the dims, one range
     public void Attention_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start = 37) =>
         CheckAttention("Attention", nHead, nHeadKv, headDim, tokens, start);
 
@@ -235,31 +238,6 @@ public class LayerKernelTests
     [InlineData(8, 2, 128, 8, 200)]  // eight tokens: one range of two passes each, no partials
     public void AttentionShort_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start) =>
         CheckAttention("AttentionShort", nHead, nHeadKv, headDim, tokens, start);
-
-    /// <summary>attention_quant_short writes what attention_short writes and, quantized, the quantize kernel's bytes.</summary>
-    [Fact]
-    public void AttentionQuantShort_equals_attention_short_then_quantize()
-    {
-        var rng = new Random(77);
-        var h = KernelHarness.Shared;
-        int nHead = 8, nHeadKv = 2, headDim = 128, tokens = 2, kvDim = nHeadKv * headDim, ctx = 200, cols = nHead * headDim;
-        int[] positions = [150, 151];
-        float scale = 1f / MathF.Sqrt(headDim);
-        using var qb = h.Upload(ReferenceFormats.Gaussian(rng, tokens * cols));
-        using var kc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
-        using var vc = h.Upload(ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray());
-        using var pb = h.Upload(positions);
-        using var y1 = h.Allocate<float>(tokens * cols);
-        using var y2 = h.Allocate<float>(tokens * cols);
-        using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
-        using var part = h.Allocate<float>(64L * nHead * (headDim + 2));
-        using var sync = h.Allocate<int>(nHeadKv * tokens);
-        h.Launch("AttentionShort", qb.View, kc.View, vc.View, pb.View, y1.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
-        h.Launch("AttentionQuantShort", qb.View, kc.View, vc.View, pb.View, y2.View, yq.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
-        float[] y = y2.GetAsArray1D();
-        Assert.Equal(y1.GetAsArray1D(), y);
-        Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
-    }
 
     private static void CheckAttention(string kernel, int nHead, int nHeadKv, int headDim, int tokens, int start)
     {

@@ -178,8 +178,8 @@ public sealed class ArgumentBlockTests
     }
 
     /// <summary>The attention of a plan whose head_dim suits it names the short kernel, which reads the same packed block
-    /// with its own grid (a group per query head and token); a short kernel with another argument block is refused at
-    /// load.</summary>
+    /// with its own grid (8 groups a query head for a one-token step); a short kernel with another argument block is
+    /// refused at load.</summary>
     [Fact]
     public void Attention_carries_a_short_kernel_over_the_same_arguments()
     {
@@ -209,7 +209,7 @@ public sealed class ArgumentBlockTests
             var block = new byte[ArgumentBlocks.Stride];
             ArgumentBlocks.Pack(p, ins, Bases, 1, block);
             var s = Launchers.ShapeOf((KernelId)ins.ShortKernelId, block);
-            Assert.Equal(((uint)p.Config.HeadCount, 1u, 256u), (s.GridX, s.GridY, s.BlockX));
+            Assert.Equal(((uint)p.Config.HeadCount * 8, 1u, 256u), (s.GridX, s.GridY, s.BlockX));   // up to 8 ranges a head
         }
 
         var a = attention[0];
