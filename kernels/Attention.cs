@@ -283,7 +283,7 @@ public static class Attention
 
     /// <summary>Offset of position <paramref name="p"/>'s row (dims from this lane's) in a layer's cache, the position
     /// clamped to the range's last one (<paramref name="end"/> − 1).</summary>
-    private static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
+    internal static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
 
     /// <summary>The K and V cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as four f16 bit
     /// patterns (A = dims d, d + 1; B = d + 2, d + 3), 0 past head_dim: one 8-byte load each when head_dim and kv_dim
@@ -308,7 +308,7 @@ public static class Attention
     }
 
     /// <summary>This lane's part of q·k for a K row's four dims (dims past head_dim are 0 in both).</summary>
-    private static float Score(Ld.Pair k, float q0, float q1, float q2, float q3) =>
+    internal static float Score(Ld.Pair k, float q0, float q1, float q2, float q3) =>
         (q0 * Ld.Half(k.A) + q1 * Ld.Half(k.A >> 16)) + (q2 * Ld.Half(k.B) + q3 * Ld.Half(k.B >> 16));
 }
 
@@ -392,7 +392,7 @@ public static class AttentionShort
         long vOffset = kvBase + d;
 
         KHalf k = default;
-        if (begin + p0 < stepStart) k = LoadKHalf(kRows, KRow(begin + p0, end, kvDim, kOffset), quads);
+        if (begin + p0 < stepStart) k = LoadKHalf(kRows, Attention.Row(begin + p0, end, kvDim, kOffset) >> 3, quads);
         VRows v = default;
         if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, 0, stepStart);
         Pdl.Wait();
@@ -409,7 +409,7 @@ public static class AttentionShort
             // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
             // positions past the range are computed on its last row and not kept.
             int p = first + p0;
-            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, KRow(p, end, kvDim, kOffset), quads);
+            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, Attention.Row(p, end, kvDim, kOffset) >> 3, quads);
             if (first > begin && dims) LoadVRows(vPairs, ref v, first + warp, warps, end, kvDim, vOffset, 0, int.MaxValue);
             float s = DotKHalf(k, qs, side * halfDims, quads);
             s = (s + Warp.ShuffleXor(s, 1)) * scale;
@@ -471,10 +471,6 @@ public static class AttentionShort
             ranges * group, quantize);
     }
 
-    /// <summary>The quad index of position <paramref name="p"/>'s K half row (clamped to the context's last row).</summary>
-    private static long KRow(int p, int count, int kvDim, long offset) =>
-        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 3;
-
     /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>
     private struct KHalf
     {
@@ -508,10 +504,10 @@ public static class AttentionShort
         return s;
     }
 
-    /// <summary>q[e .. e + 7] · eight f16 dims.</summary>
+    /// <summary>q[e .. e + 7] · eight f16 dims: the ranged kernel's four-dim score twice.</summary>
     private static float DotQuad(Ld.Quad<uint> c, ArrayView<float> qs, int e) =>
-        ((qs[e] * Ld.Half(c.A) + qs[e + 1] * Ld.Half(c.A >> 16)) + (qs[e + 2] * Ld.Half(c.B) + qs[e + 3] * Ld.Half(c.B >> 16)))
-        + ((qs[e + 4] * Ld.Half(c.C) + qs[e + 5] * Ld.Half(c.C >> 16)) + (qs[e + 6] * Ld.Half(c.D) + qs[e + 7] * Ld.Half(c.D >> 16)));
+        Attention.Score(new Ld.Pair { A = c.A, B = c.B }, qs[e], qs[e + 1], qs[e + 2], qs[e + 3])
+        + Attention.Score(new Ld.Pair { A = c.C, B = c.D }, qs[e + 4], qs[e + 5], qs[e + 6], qs[e + 7]);
 
     /// <summary>This lane's four dims of the V rows at positions first, first + warps, …, first + 15·warps (clamped to
     /// the context): those whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded.</summary>
@@ -519,27 +515,23 @@ public static class AttentionShort
         int from, int to)
     {
         int p = first;
-        if (p >= from && p < to) r.R0 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R1 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R2 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R3 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R4 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R5 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R6 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R7 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R8 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R9 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R10 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R11 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R12 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R13 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R14 = v[VRow(p, count, kvDim, offset)]; p += warps;
-        if (p >= from && p < to) r.R15 = v[VRow(p, count, kvDim, offset)];
+        if (p >= from && p < to) r.R0 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R1 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R2 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R3 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R4 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R5 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R6 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R7 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R8 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R9 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R10 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R11 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R12 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R13 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R14 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
+        if (p >= from && p < to) r.R15 = v[Attention.Row(p, count, kvDim, offset) >> 2];
     }
-
-    /// <summary>The pair index of position <paramref name="p"/>'s V dims (clamped to the context's last row).</summary>
-    private static long VRow(int p, int count, int kvDim, long offset) =>
-        ((long)IntrinsicMath.Min(p, count - 1) * kvDim + offset) >> 2;
 
     /// <summary>A lane's four dims of <see cref="RowsPerLane"/> V rows.</summary>
     private struct VRows

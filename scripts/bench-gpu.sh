@@ -66,12 +66,9 @@ done
 
 echo
 echo "device copy (read + write): $copy GB/s; gpu-selftest exit $selftest"
-if [[ "${DEPTH:-0}" -gt 0 ]]; then
-  echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 | tg128 @ d$DEPTH |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-else
-  echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-fi
+dhead=""; dsep=""
+[[ "${DEPTH:-0}" -gt 0 ]] && { dhead=" tg128 @ d$DEPTH |"; dsep=" ---: |"; }
+echo "| model (8B) | file | tg128 tok/s | bound tok/s | of bound | pp512 tok/s | llama.cpp tg128 | llama.cpp pp512 |$dhead"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |$dsep"
 printf '%s\n' "${rows[@]}"
 [[ "$selftest" == 0 ]]

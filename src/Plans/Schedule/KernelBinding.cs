@@ -141,38 +141,33 @@ public sealed class KernelBinding
             if (family.Grid.Count > 2) gz = (uint)Evaluate(family.Grid[2], scalars, 1);
         }
         return new Instruction(Opcode.Launch, layer, e.Id, op.Name, new LaunchShape(gx, gy, gz, (uint)family.Block, 1, 1, 0), args.ToArray(),
-            f32Act ? PlanFormat.NoBatchKernel : BatchKernel(op, format, weight, e.Entry, where), ShortKernel(op, format, e.Entry, where));
+            f32Act ? PlanFormat.NoBatchKernel : BatchKernel(op, format, weight, e.Entry, where), ShortKernel(op, format, weight, e.Entry, where));
     }
 
-    /// <summary>The op's short kernel (the spec's short=), registered in the kernel table; none when the op has none.
-    /// Like a batch kernel its argument block must be the launch kernel's, byte for byte.</summary>
-    private uint ShortKernel(GraphOp op, string? format, KernelEntryPoint main, string where)
-    {
-        if (op.Short is null) return PlanFormat.NoShortKernel;
-        var family = _program.Kernel(op.Short);
-        string entryName = family.EntryPoint(format);
-        if (!_entries.TryGetValue(entryName, out var s)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
-        bool same = s.Entry.ArgumentBytes == main.ArgumentBytes && s.Entry.Params.Count == main.Params.Count
-            && s.Entry.Params.Zip(main.Params).All(p => p.First.Offset == p.Second.Offset && p.First.Type == p.Second.Type);
-        if (!same) throw new PlanException($"{where}: short kernel {entryName} does not take the arguments of {main.Name}");
-        _used.TryAdd(s.Id, new KernelInfo(s.Id, family.Name, PlanFormat.NoWeightType, entryName, (uint)s.Entry.ArgumentBytes));
-        return s.Id;
-    }
+    /// <summary>The op's short kernel (the spec's short=), registered in the kernel table; none when the op has none.</summary>
+    private uint ShortKernel(GraphOp op, string? format, BoundOperand? weight, KernelEntryPoint main, string where) =>
+        op.Short is null ? PlanFormat.NoShortKernel : Alternate(_program.Kernel(op.Short), format, weight, main, "short", where);
 
     /// <summary>The op's batch kernel for this format (the spec's batch=), registered in the kernel table; none when the
-    /// op has no batch family or the family has no entry point for the format (the float formats). Its argument block
-    /// must be the launch kernel's, byte for byte: the runtime swaps only the function and the grid.</summary>
+    /// op has no batch family or the family has no entry point for the format (the float formats).</summary>
     private uint BatchKernel(GraphOp op, string? format, BoundOperand? weight, KernelEntryPoint main, string where)
     {
         if (op.Batch is null || format is null) return PlanFormat.NoBatchKernel;
         var batch = _program.Kernel(op.Batch);
-        if (!batch.Formats.Contains(format)) return PlanFormat.NoBatchKernel;
-        string entryName = batch.EntryPoint(format);
+        return batch.Formats.Contains(format) ? Alternate(batch, format, weight, main, "batch", where) : PlanFormat.NoBatchKernel;
+    }
+
+    /// <summary>A kernel the runtime runs instead of <paramref name="main"/> for some steps (a batch or short kernel):
+    /// <paramref name="family"/>'s entry for the format, registered in the kernel table. Its argument block must be the
+    /// launch kernel's, byte for byte: the runtime swaps only the function and the grid.</summary>
+    private uint Alternate(KernelFamily family, string? format, BoundOperand? weight, KernelEntryPoint main, string what, string where)
+    {
+        string entryName = family.EntryPoint(format);
         if (!_entries.TryGetValue(entryName, out var b)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
         bool same = b.Entry.ArgumentBytes == main.ArgumentBytes && b.Entry.Params.Count == main.Params.Count
             && b.Entry.Params.Zip(main.Params).All(p => p.First.Offset == p.Second.Offset && p.First.Type == p.Second.Type);
-        if (!same) throw new PlanException($"{where}: batch kernel {entryName} does not take the arguments of {main.Name}");
-        _used.TryAdd(b.Id, new KernelInfo(b.Id, batch.Name, weight?.WeightType is { } t ? (uint)t : PlanFormat.NoWeightType, entryName, (uint)b.Entry.ArgumentBytes));
+        if (!same) throw new PlanException($"{where}: {what} kernel {entryName} does not take the arguments of {main.Name}");
+        _used.TryAdd(b.Id, new KernelInfo(b.Id, family.Name, weight?.WeightType is { } t ? (uint)t : PlanFormat.NoWeightType, entryName, (uint)b.Entry.ArgumentBytes));
         return b.Id;
     }
 

@@ -163,15 +163,7 @@ public sealed class ArgumentBlockTests
         }
         Assert.All(PlanFor("stories260K.gguf").Instructions, i => Assert.False(i.HasBatchKernel));
 
-        var q = matmuls[0];
-        var other = (uint)KernelTable.All.Select((e, i) => (e, i)).First(x => x.e.Name == "RmsNorm").i;
-        var wrong = p with
-        {
-            Instructions = p.Instructions.Select(i => i == q ? i with { BatchKernelId = other } : i).ToList(),
-            Kernels = p.Kernels.Append(new KernelInfo(other, "rms_norm", PlanFormat.NoWeightType, "RmsNorm", (uint)KernelTable.All[(int)other].ArgumentBytes))
-                .DistinctBy(k => k.Id).ToList(),
-        };
-        string? why = ArgumentBlocks.Verify(wrong);
+        string? why = VerifyWithRmsNorm(p, matmuls[0], (i, other) => i with { BatchKernelId = other });
         Assert.NotNull(why);
         Assert.Contains("batch kernel RmsNorm", why);
         Assert.DoesNotContain('\n', why);
@@ -191,7 +183,7 @@ public sealed class ArgumentBlockTests
         {
             string model = Path.Combine(dir, "tiny-Q4_K_M.gguf");
             Engine.Plans.Synth.ModelSynthesizer.Write(new Engine.Plans.Synth.SynthOptions(Engine.Plans.Synth.SynthPreset.Tiny,
-                Engine.Plans.Synth.TensorTypeRules.Parse("Q4_K_M")!.Value, model));
+                Engine.Plans.Synth.SynthType.Q4_K_M, model));
             p = Planner.Make(new PlanOptions { ModelPath = model, Hardware = HardwareProfiles.Resolve("h100-80g"), Ctx = 64, Batch = 8 },
                 Engine.Graph.Generated.LlamaProgram.Program);
         }
@@ -212,17 +204,22 @@ public sealed class ArgumentBlockTests
             Assert.Equal(((uint)p.Config.HeadCount * 8, 1u, 256u), (s.GridX, s.GridY, s.BlockX));   // up to 8 ranges a head
         }
 
-        var a = attention[0];
-        var other = (uint)KernelTable.All.Select((e, i) => (e, i)).First(x => x.e.Name == "RmsNorm").i;
-        var wrong = p with
-        {
-            Instructions = p.Instructions.Select(i => i == a ? i with { ShortKernelId = other } : i).ToList(),
-            Kernels = p.Kernels.Append(new KernelInfo(other, "rms_norm", PlanFormat.NoWeightType, "RmsNorm", (uint)KernelTable.All[(int)other].ArgumentBytes))
-                .DistinctBy(k => k.Id).ToList(),
-        };
-        string? why = ArgumentBlocks.Verify(wrong);
+        string? why = VerifyWithRmsNorm(p, attention[0], (i, other) => i with { ShortKernelId = other });
         Assert.NotNull(why);
         Assert.Contains("short kernel RmsNorm", why);
         Assert.DoesNotContain('\n', why);
+    }
+
+    /// <summary>ArgumentBlocks.Verify of <paramref name="p"/> with <paramref name="target"/> pointing (through
+    /// <paramref name="swap"/>) at RmsNorm, whose argument block is no launch kernel's, and RmsNorm in the kernel table.</summary>
+    private static string? VerifyWithRmsNorm(Plan p, Instruction target, Func<Instruction, uint, Instruction> swap)
+    {
+        var other = (uint)KernelTable.All.Select((e, i) => (e, i)).First(x => x.e.Name == "RmsNorm").i;
+        return ArgumentBlocks.Verify(p with
+        {
+            Instructions = p.Instructions.Select(i => i == target ? swap(i, other) : i).ToList(),
+            Kernels = p.Kernels.Append(new KernelInfo(other, "rms_norm", PlanFormat.NoWeightType, "RmsNorm", (uint)KernelTable.All[(int)other].ArgumentBytes))
+                .DistinctBy(k => k.Id).ToList(),
+        });
     }
 }
