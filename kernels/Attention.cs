@@ -175,28 +175,42 @@ public static class Attention
             }
         }
         if (ranges == 1) return;
-        MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, splits, ranges, participants, quantize);
+        MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, splits, ranges, participants, quantize,
+            wideLoads: true);
     }
 
     /// <summary>After a group stored its ranges' partial results (every thread's stores before the call): the last of
     /// the kv head's <paramref name="participants"/> groups (a ticket from <c>sync</c>, which it resets to 0) merges the
     /// <paramref name="ranges"/> ranges of each query head of the kv head in range order and writes the output (and its
     /// 8-bit form). <paramref name="weight"/> is shared memory of group × <see cref="MaxRanges"/> floats,
-    /// <paramref name="last"/> one shared int. All threads of the group call it.</summary>
+    /// <paramref name="last"/> one shared int. <paramref name="wideLoads"/>: <see cref="MergeWide"/> (the ranged kernel:
+    /// 8B decode at 2000–8000 positions +3 to +4 %, docs/benchmarks.md "Session 11"), else <see cref="MergeNarrow"/>
+    /// (the short kernel, whose registers the wide merge raised from ≤ 128 to 146: −5 % at 1000 positions). All
+    /// threads of the group call it.</summary>
     internal static void MergeRanges(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync,
         ArrayView<float> weight, ArrayView<int> last, int t, int kvHead, int nHead, int nHeadKv, int headDim, int splits,
-        int ranges, int participants, bool quantize)
+        int ranges, int participants, bool quantize, bool wideLoads)
     {
         int group = nHead / nHeadKv;
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         MemoryFence.DeviceLevel();
         Group.Barrier();
         if (Group.IdxX == 0) last[0] = Atomic.Add(ref sync[t * nHeadKv + kvHead], 1) == participants - 1 ? 1 : 0;
         Group.Barrier();
         if (last[0] == 0) return;
         MemoryFence.DeviceLevel();
-        // weight: [group × MaxRanges] range weights exp(max_r − max) / Σ
         long rangeStride = (long)nHead * PartStride(headDim);   // from one range's partial of a head to the next's
+        if (wideLoads) MergeWide(y, yq, part, weight, t, kvHead, group, nHead, headDim, splits, ranges, rangeStride, quantize);
+        else MergeNarrow(y, yq, part, weight, t, kvHead, group, nHead, headDim, splits, ranges, rangeStride, quantize);
+        if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
+    }
+
+    /// <summary>The merge's weights and outputs, a range's loads four at a time (<see cref="AttentionShort"/>'s, whose
+    /// registers <see cref="MergeWide"/> would raise).</summary>
+    private static void MergeNarrow(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<float> weight,
+        int t, int kvHead, int group, int nHead, int headDim, int splits, int ranges, long rangeStride, bool quantize)
+    {
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        // weight: [group × MaxRanges] range weights exp(max_r − max) / Σ
         for (int i = warp; i < group; i += warps)
         {
             long at = PartAt(t, splits, 0, nHead, kvHead * group + i, headDim);
@@ -227,8 +241,66 @@ public static class Attention
             y[((long)t * nHead + head) * headDim + e] = v;
             if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
         }
-        if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
     }
+
+    /// <summary>The merge's weights and outputs with every load of a step in flight at once: a warp a head, its lane r
+    /// reading range r's (max, sum) in one load (ranges ≤ <see cref="MaxRanges"/>); then each thread's outputs over
+    /// sixteen ranges at a time (<see cref="Sum16"/>). The four-at-a-time loop was a serial chain of trips to L2 (eight
+    /// for the 32 ranges of a decode step, twice a thread).</summary>
+    private static void MergeWide(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<float> weight,
+        int t, int kvHead, int group, int nHead, int headDim, int splits, int ranges, long rangeStride, bool quantize)
+    {
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        var pairs = part.Cast<Ld.Pair>();
+        for (int i = warp; i < group; i += warps)
+        {
+            long at = PartAt(t, splits, 0, nHead, kvHead * group + i, headDim) + lane * rangeStride;
+            var ms = lane < ranges ? pairs[at >> 1] : new Ld.Pair { A = Interop.FloatAsInt(-1e30f) };
+            float mr = Interop.IntAsFloat(ms.A);
+            float m = Reduce.WarpMax(mr);
+            float f = lane < ranges ? MathF.Exp(mr - m) : 0f;
+            float sum = Reduce.WarpSum(lane < ranges ? Interop.IntAsFloat(ms.B) * f : 0f);
+            if (lane < ranges) weight[i * MaxRanges + lane] = f / sum;
+        }
+        Group.Barrier();
+        for (int j = Group.IdxX; j < group * headDim; j += Group.DimX)
+        {
+            int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
+            long at = PartAt(t, splits, 0, nHead, head, headDim) + 2 + e;
+            float v = 0;
+            for (int r = 0; r < ranges; r += 16) v += Sum16(part, at, rangeStride, weight, i * MaxRanges, r, ranges);
+            y[((long)t * nHead + head) * headDim + e] = v;
+            if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
+        }
+    }
+
+    /// <summary>Σ over ranges r .. r + 15 (those below <paramref name="ranges"/>) of the range's partial output at
+    /// <paramref name="at"/> + r·stride times its weight: the sixteen loads issued before any use.</summary>
+    private static float Sum16(ArrayView<float> part, long at, long stride, ArrayView<float> weight, int w, int r, int ranges)
+    {
+        float x0 = Partial(part, at, stride, r, ranges), x1 = Partial(part, at, stride, r + 1, ranges);
+        float x2 = Partial(part, at, stride, r + 2, ranges), x3 = Partial(part, at, stride, r + 3, ranges);
+        float x4 = Partial(part, at, stride, r + 4, ranges), x5 = Partial(part, at, stride, r + 5, ranges);
+        float x6 = Partial(part, at, stride, r + 6, ranges), x7 = Partial(part, at, stride, r + 7, ranges);
+        float x8 = Partial(part, at, stride, r + 8, ranges), x9 = Partial(part, at, stride, r + 9, ranges);
+        float x10 = Partial(part, at, stride, r + 10, ranges), x11 = Partial(part, at, stride, r + 11, ranges);
+        float x12 = Partial(part, at, stride, r + 12, ranges), x13 = Partial(part, at, stride, r + 13, ranges);
+        float x14 = Partial(part, at, stride, r + 14, ranges), x15 = Partial(part, at, stride, r + 15, ranges);
+        return (((x0 * Weight(weight, w, r, ranges) + x1 * Weight(weight, w, r + 1, ranges))
+                + (x2 * Weight(weight, w, r + 2, ranges) + x3 * Weight(weight, w, r + 3, ranges)))
+            + ((x4 * Weight(weight, w, r + 4, ranges) + x5 * Weight(weight, w, r + 5, ranges))
+                + (x6 * Weight(weight, w, r + 6, ranges) + x7 * Weight(weight, w, r + 7, ranges))))
+            + (((x8 * Weight(weight, w, r + 8, ranges) + x9 * Weight(weight, w, r + 9, ranges))
+                + (x10 * Weight(weight, w, r + 10, ranges) + x11 * Weight(weight, w, r + 11, ranges)))
+            + ((x12 * Weight(weight, w, r + 12, ranges) + x13 * Weight(weight, w, r + 13, ranges))
+                + (x14 * Weight(weight, w, r + 14, ranges) + x15 * Weight(weight, w, r + 15, ranges))));
+    }
+
+    /// <summary>Range r's partial output (0 past the ranges: the slot may hold anything).</summary>
+    private static float Partial(ArrayView<float> part, long at, long stride, int r, int ranges) =>
+        r < ranges ? part[at + r * stride] : 0f;
+
+    private static float Weight(ArrayView<float> weight, int w, int r, int ranges) => r < ranges ? weight[w + r] : 0f;
 
     /// <summary>Head <paramref name="head"/>'s q dims d .. d + 3 of token t (0 past head_dim or for a head past the
     /// group).</summary>
@@ -468,7 +540,7 @@ public static class AttentionShort
         if (ranges == 1) return;
         Group.Barrier();   // warpAcc becomes the merge's weights
         Attention.MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, slots, ranges,
-            ranges * group, quantize);
+            ranges * group, quantize, wideLoads: false);
     }
 
     /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>
