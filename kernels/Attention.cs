@@ -176,22 +176,26 @@ public static class Attention
         }
         if (ranges == 1) return;
         MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, splits, ranges, participants, quantize,
-            wideLoads: true);
+            rangesAtOnce: 16);
     }
 
     /// <summary>After a group stored its ranges' partial results (every thread's stores before the call): the last of
     /// the kv head's <paramref name="participants"/> groups (a ticket from <c>sync</c>, which it resets to 0) merges the
     /// <paramref name="ranges"/> ranges of each query head of the kv head in range order and writes the output (and its
-    /// 8-bit form). <paramref name="weight"/> is shared memory of group × <see cref="MaxRanges"/> floats,
-    /// <paramref name="last"/> one shared int. <paramref name="wideLoads"/>: <see cref="MergeWide"/> (the ranged kernel:
-    /// 8B decode at 2000–8000 positions +3 to +4 %, docs/benchmarks.md "Session 11"), else <see cref="MergeNarrow"/>
-    /// (the short kernel, whose registers the wide merge raised from ≤ 128 to 146: −5 % at 1000 positions). All
-    /// threads of the group call it.</summary>
+    /// 8-bit form). Every load of a step is in flight at once: a warp a head, its lane r reading range r's (max, sum) in
+    /// one load (ranges ≤ <see cref="MaxRanges"/>); then each output over <paramref name="rangesAtOnce"/> ranges'
+    /// partials at a time (16: <see cref="Sum16"/>, the ranged kernel's 32 ranges in two steps; 8: <see cref="Sum8"/>,
+    /// the short kernel's, whose registers sixteen raised from 128 to 146). The four-at-a-time loop before was a chain of
+    /// dependent trips to L2, eight for 32 ranges and twice a thread: 8B decode at 2000–4096 positions +3.4 to +3.9 %,
+    /// the short kernel's +0.9 to +1 % (docs/benchmarks.md "Session 11"). <paramref name="weight"/> is shared memory of
+    /// group × <see cref="MaxRanges"/> floats, <paramref name="last"/> one shared int. All threads of the group call
+    /// it.</summary>
     internal static void MergeRanges(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync,
         ArrayView<float> weight, ArrayView<int> last, int t, int kvHead, int nHead, int nHeadKv, int headDim, int splits,
-        int ranges, int participants, bool quantize, bool wideLoads)
+        int ranges, int participants, bool quantize, int rangesAtOnce)
     {
         int group = nHead / nHeadKv;
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         MemoryFence.DeviceLevel();
         Group.Barrier();
         if (Group.IdxX == 0) last[0] = Atomic.Add(ref sync[t * nHeadKv + kvHead], 1) == participants - 1 ? 1 : 0;
@@ -199,58 +203,7 @@ public static class Attention
         if (last[0] == 0) return;
         MemoryFence.DeviceLevel();
         long rangeStride = (long)nHead * PartStride(headDim);   // from one range's partial of a head to the next's
-        if (wideLoads) MergeWide(y, yq, part, weight, t, kvHead, group, nHead, headDim, splits, ranges, rangeStride, quantize);
-        else MergeNarrow(y, yq, part, weight, t, kvHead, group, nHead, headDim, splits, ranges, rangeStride, quantize);
-        if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
-    }
-
-    /// <summary>The merge's weights and outputs, a range's loads four at a time (<see cref="AttentionShort"/>'s, whose
-    /// registers <see cref="MergeWide"/> would raise).</summary>
-    private static void MergeNarrow(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<float> weight,
-        int t, int kvHead, int group, int nHead, int headDim, int splits, int ranges, long rangeStride, bool quantize)
-    {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         // weight: [group × MaxRanges] range weights exp(max_r − max) / Σ
-        for (int i = warp; i < group; i += warps)
-        {
-            long at = PartAt(t, splits, 0, nHead, kvHead * group + i, headDim);
-            float m = -1e30f;
-            for (int r = lane; r < ranges; r += Reduce.WarpLanes) m = IntrinsicMath.Max(m, part[at + r * rangeStride]);
-            m = Reduce.WarpMax(m);
-            float sum = 0;
-            for (int r = lane; r < ranges; r += Reduce.WarpLanes) sum += part[at + r * rangeStride + 1] * MathF.Exp(part[at + r * rangeStride] - m);
-            sum = Reduce.WarpSum(sum);
-            for (int r = lane; r < ranges; r += Reduce.WarpLanes) weight[i * MaxRanges + r] = MathF.Exp(part[at + r * rangeStride] - m) / sum;
-        }
-        Group.Barrier();
-        for (int j = Group.IdxX; j < group * headDim; j += Group.DimX)
-        {
-            int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
-            long at = PartAt(t, splits, 0, nHead, head, headDim) + 2 + e;
-            float o0 = 0, o1 = 0, o2 = 0, o3 = 0;
-            int r = 0;
-            for (; r + 3 < ranges; r += 4)
-            {
-                o0 += part[at + r * rangeStride] * weight[i * MaxRanges + r];
-                o1 += part[at + (r + 1) * rangeStride] * weight[i * MaxRanges + r + 1];
-                o2 += part[at + (r + 2) * rangeStride] * weight[i * MaxRanges + r + 2];
-                o3 += part[at + (r + 3) * rangeStride] * weight[i * MaxRanges + r + 3];
-            }
-            for (; r < ranges; r++) o0 += part[at + r * rangeStride] * weight[i * MaxRanges + r];
-            float v = (o0 + o1) + (o2 + o3);
-            y[((long)t * nHead + head) * headDim + e] = v;
-            if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
-        }
-    }
-
-    /// <summary>The merge's weights and outputs with every load of a step in flight at once: a warp a head, its lane r
-    /// reading range r's (max, sum) in one load (ranges ≤ <see cref="MaxRanges"/>); then each thread's outputs over
-    /// sixteen ranges at a time (<see cref="Sum16"/>). The four-at-a-time loop was a serial chain of trips to L2 (eight
-    /// for the 32 ranges of a decode step, twice a thread).</summary>
-    private static void MergeWide(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<float> weight,
-        int t, int kvHead, int group, int nHead, int headDim, int splits, int ranges, long rangeStride, bool quantize)
-    {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
         var pairs = part.Cast<Ld.Pair>();
         for (int i = warp; i < group; i += warps)
         {
@@ -268,10 +221,13 @@ public static class Attention
             int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
             long at = PartAt(t, splits, 0, nHead, head, headDim) + 2 + e;
             float v = 0;
-            for (int r = 0; r < ranges; r += 16) v += Sum16(part, at, rangeStride, weight, i * MaxRanges, r, ranges);
+            for (int r = 0; r < ranges; r += rangesAtOnce)
+                v += rangesAtOnce == 16 ? Sum16(part, at, rangeStride, weight, i * MaxRanges, r, ranges)
+                    : Sum8(part, at, rangeStride, weight, i * MaxRanges, r, ranges);
             y[((long)t * nHead + head) * headDim + e] = v;
             if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
         }
+        if (Group.IdxX == 0) sync[t * nHeadKv + kvHead] = 0;
     }
 
     /// <summary>Σ over ranges r .. r + 15 (those below <paramref name="ranges"/>) of the range's partial output at
@@ -294,6 +250,19 @@ public static class Attention
                 + (x10 * Weight(weight, w, r + 10, ranges) + x11 * Weight(weight, w, r + 11, ranges)))
             + ((x12 * Weight(weight, w, r + 12, ranges) + x13 * Weight(weight, w, r + 13, ranges))
                 + (x14 * Weight(weight, w, r + 14, ranges) + x15 * Weight(weight, w, r + 15, ranges))));
+    }
+
+    /// <summary><see cref="Sum16"/> over ranges r .. r + 7.</summary>
+    private static float Sum8(ArrayView<float> part, long at, long stride, ArrayView<float> weight, int w, int r, int ranges)
+    {
+        float x0 = Partial(part, at, stride, r, ranges), x1 = Partial(part, at, stride, r + 1, ranges);
+        float x2 = Partial(part, at, stride, r + 2, ranges), x3 = Partial(part, at, stride, r + 3, ranges);
+        float x4 = Partial(part, at, stride, r + 4, ranges), x5 = Partial(part, at, stride, r + 5, ranges);
+        float x6 = Partial(part, at, stride, r + 6, ranges), x7 = Partial(part, at, stride, r + 7, ranges);
+        return ((x0 * Weight(weight, w, r, ranges) + x1 * Weight(weight, w, r + 1, ranges))
+                + (x2 * Weight(weight, w, r + 2, ranges) + x3 * Weight(weight, w, r + 3, ranges)))
+            + ((x4 * Weight(weight, w, r + 4, ranges) + x5 * Weight(weight, w, r + 5, ranges))
+                + (x6 * Weight(weight, w, r + 6, ranges) + x7 * Weight(weight, w, r + 7, ranges)));
     }
 
     /// <summary>Range r's partial output (0 past the ranges: the slot may hold anything).</summary>
@@ -540,7 +509,7 @@ public static class AttentionShort
         if (ranges == 1) return;
         Group.Barrier();   // warpAcc becomes the merge's weights
         Attention.MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, slots, ranges,
-            ranges * group, quantize, wideLoads: false);
+            ranges * group, quantize, rangesAtOnce: 8);
     }
 
     /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>

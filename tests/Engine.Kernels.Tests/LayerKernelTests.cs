@@ -233,6 +233,7 @@ public class LayerKernelTests
     [InlineData(3, 3, 48, 2, 200)]   // MHA, head_dim 48: three quads a half row, lanes 12.. hold no dims
     [InlineData(16, 2, 64, 1, 0)]    // the first position: a context of one
     [InlineData(8, 2, 128, 1, 700)]  // six ranges of one pass, merged by the kv head's last group
+    [InlineData(8, 2, 128, 1, 1000)] // all eight ranges (one pass each): the merge's eight-range step full
     [InlineData(16, 2, 64, 1, 1100)] // five ranges of up to two passes (eight query heads a kv head)
     [InlineData(4, 2, 64, 2, 400)]   // two tokens: four ranges each of one pass
     [InlineData(8, 2, 128, 8, 200)]  // eight tokens: one range of two passes each, no partials
