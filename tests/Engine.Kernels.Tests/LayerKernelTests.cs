@@ -257,8 +257,11 @@ public class LayerKernelTests
         using var yb = h.Allocate<float>(tokens * nHead * headDim);
         using var part = h.Upload(Enumerable.Repeat(float.NaN, 64 * nHead * (headDim + 2)).ToArray());
         using var sync = h.Allocate<int>(nHeadKv * tokens);
-        h.Launch(kernel, qb.View, kc.View, vc.View, pb.View, yb.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
+        var shape = h.Launch(kernel, qb.View, kc.View, vc.View, pb.View, yb.View, part.View, sync.View, nHead, nHeadKv, headDim, tokens, scale);
         Assert.All(sync.GetAsArray1D(), c => Assert.Equal(0, c));   // every range counter back at zero
+        // The spec's grid gives at most MaxRanges range slots a kv head (or query head) and token: the merge reads a
+        // range's (max, sum) a lane each and keeps MaxRanges weights a head.
+        Assert.InRange((int)shape.GridX / (kernel == "Attention" ? nHeadKv : nHead), 1, Engine.Kernels.Attention.MaxRanges);
 
         var expected = new double[tokens * nHead * headDim];
         for (int t = 0; t < tokens; t++)
