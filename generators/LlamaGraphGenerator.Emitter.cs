@@ -257,7 +257,15 @@ public sealed partial class LlamaGraphGenerator
             sb.Append("/// block size, bytes of the packed argument block, the parameters in order, and whether it reads f32 activations\n");
             sb.Append("/// in place of its format's int8 ones (an f32act variant).</summary>\n");
             sb.Append("public sealed record KernelEntryPoint(string Name, string PtxEntry, string Family, string? Format, bool Implicit,\n");
-            sb.Append("    int BlockSize, int ArgumentBytes, global::System.Collections.Generic.IReadOnlyList<KernelParam> Params, bool F32Activations = false);\n\n");
+            sb.Append("    int BlockSize, int ArgumentBytes, global::System.Collections.Generic.IReadOnlyList<KernelParam> Params, bool F32Activations = false)\n{\n");
+            sb.Append("    /// <summary>Whether this entry point's packed argument block is <paramref name=\"main\"/>'s, byte for byte (the same\n");
+            sb.Append("    /// size, and parameters of the same types at the same offsets): a batch or short kernel the runtime launches with\n");
+            sb.Append("    /// main's block, swapping only the function and the grid.</summary>\n");
+            sb.Append("    public bool TakesArgumentsOf(KernelEntryPoint main)\n    {\n");
+            sb.Append("        if (ArgumentBytes != main.ArgumentBytes || Params.Count != main.Params.Count) return false;\n");
+            sb.Append("        for (int i = 0; i < Params.Count; i++)\n");
+            sb.Append("            if (Params[i].Offset != main.Params[i].Offset || Params[i].Type != main.Params[i].Type) return false;\n");
+            sb.Append("        return true;\n    }\n}\n\n");
             sb.Append("/// <summary>Every entry point the layer-graph spec declares, in spec order.</summary>\n");
             sb.Append("public static class KernelTable\n{\n");
             sb.Append("    public static global::System.Collections.Generic.IReadOnlyList<KernelEntryPoint> All { get; } = new KernelEntryPoint[]\n    {\n");

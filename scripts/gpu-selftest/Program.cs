@@ -627,20 +627,21 @@ public static unsafe class Program
         Launch("Attention", qb, kb, vb, pb, yb, part, sync, nHead, nHeadKv, headDim, tokens, scale);
         // The last group of each kv head and token leaves its range counter at zero for the next launch.
         CountRow("Attention counters", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Download<int>(sync).Count(c => c != 0));
-        // attention_quant (head_dim a multiple of 32): the same y, and its 8-bit form byte for byte the quantize
-        // kernel's of that y.
-        if (headDim % 32 == 0)
+        // The quantizing variant of a family (head_dim a multiple of 32): the same y, and its 8-bit form byte for byte
+        // the quantize kernel's of that y.
+        void QuantizedMatches(string fused, Buffer plainY)
         {
+            if (headDim % 32 != 0) return;
             int cols = nHead * headDim;
             using var y2 = Poisoned((long)tokens * cols * 4);
             using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
-            Launch("AttentionQuant", qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
-            float[] plain = Download<float>(yb), fused = Download<float>(y2);
-            Row("AttentionQuant y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(fused, plain.Select(x => (double)x).ToArray()), KvStoreLimit);
-            using var ref8 = Quantized(yb, cols, tokens);
+            Launch(fused, qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
+            Row(fused + " y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(Download<float>(y2), Download<float>(plainY).Select(x => (double)x).ToArray()), KvStoreLimit);
+            using var ref8 = Quantized(plainY, cols, tokens);
             byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
-            CountRow("AttentionQuant q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
+            CountRow(fused + " q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
         }
+        QuantizedMatches("AttentionQuant", yb);
         var expected = new double[tokens * nHead * headDim];
         for (int t = 0; t < tokens; t++)
             for (int h = 0; h < nHead; h++)
@@ -669,17 +670,7 @@ public static unsafe class Program
             using var ys = Poisoned((long)tokens * nHead * headDim * 4);
             Launch("AttentionShort", qb, kb, vb, pb, ys, part, sync, nHead, nHeadKv, headDim, tokens, scale);
             Row("AttentionShort", $"{nHead}/{nHeadKv}x{headDim}, pos {string.Join(",", positions)}", Nmse(Download<float>(ys), expected), AttentionLimit);
-            if (headDim % 32 == 0)
-            {
-                int cols = nHead * headDim;
-                using var y2 = Poisoned((long)tokens * cols * 4);
-                using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
-                Launch("AttentionQuantShort", qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
-                Row("AttentionQuantShort y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(Download<float>(y2), Download<float>(ys).Select(x => (double)x).ToArray()), KvStoreLimit);
-                using var ref8 = Quantized(ys, cols, tokens);
-                byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
-                CountRow("AttentionQuantShort q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
-            }
+            QuantizedMatches("AttentionQuantShort", ys);
         }
     }
 

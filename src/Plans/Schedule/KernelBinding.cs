@@ -164,9 +164,7 @@ public sealed class KernelBinding
     {
         string entryName = family.EntryPoint(format);
         if (!_entries.TryGetValue(entryName, out var b)) throw new PlanException($"{where}: entry point {entryName} is not in the kernel table");
-        bool same = b.Entry.ArgumentBytes == main.ArgumentBytes && b.Entry.Params.Count == main.Params.Count
-            && b.Entry.Params.Zip(main.Params).All(p => p.First.Offset == p.Second.Offset && p.First.Type == p.Second.Type);
-        if (!same) throw new PlanException($"{where}: {what} kernel {entryName} does not take the arguments of {main.Name}");
+        if (!b.Entry.TakesArgumentsOf(main)) throw new PlanException($"{where}: {what} kernel {entryName} does not take the arguments of {main.Name}");
         _used.TryAdd(b.Id, new KernelInfo(b.Id, family.Name, weight?.WeightType is { } t ? (uint)t : PlanFormat.NoWeightType, entryName, (uint)b.Entry.ArgumentBytes));
         return b.Id;
     }

@@ -35,8 +35,7 @@ public static class ArgumentBlocks
             {
                 if (!has) continue;
                 var b = table[(int)id];
-                if (b.ArgumentBytes != e.ArgumentBytes || b.Params.Count != e.Params.Count
-                    || b.Params.Zip(e.Params).Any(p => p.First.Offset != p.Second.Offset || p.First.Type != p.Second.Type))
+                if (!b.TakesArgumentsOf(e))
                     return $"instruction {i} ({ins.OpName}): {what} kernel {b.Name} does not take the arguments of {e.Name}: re-run ntc plan";
             }
             if (ins.Arguments.Length != e.Params.Count)

@@ -74,8 +74,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// short kernels (attention_quant_short: a query head's context in up to 8 ranges of whole 128-position passes)
     /// instead of their kernels. Measured on 8B (H100 and H200, docs/benchmarks.md "Session 10"): against the ranged
     /// kernel +2.4 % at tg128 and +6 % at 100 positions, even at 200, +1.5 % at 400, +3 % at 700, +4 % at 1000 and
-    /// +2.3 % at 2000 (Q4_K_M); deeper contexts were not measured. ENGINE_CUDA_SHORT_POSITIONS overrides it (0: never),
-    /// for measuring both.</summary>
+    /// +2.3 % at 2000 (Q4_K_M), −5.6 % at 4096 (the ranged kernel reads each K/V row once for the kv head's query
+    /// heads). ENGINE_CUDA_SHORT_POSITIONS overrides it (0: never), for measuring both.</summary>
     public int ShortAttentionPositions { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_SHORT_POSITIONS"), out int sp) ? Math.Max(0, sp) : 2048;
 
     // Step I/O: pinned host staging and the plan's input/output buffers.
