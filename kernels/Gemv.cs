@@ -53,6 +53,16 @@ public static class Gemv
         : format == "Q5_K" || (format == "Q6_K" && family == "gemv_swiglu") ? SpillingMaxRegisters
         : Int8MaxRegisters;
 
+    /// <summary>Whether PtxBuild gives an entry's loads the L2 evict-first policy (sm_90): the int8 GEMV families
+    /// (gemv, gemv_add, gemv_swiglu, gemv_qkv of the quantized formats, not their f32act entries), whose weights stream
+    /// through L2 once a token. Measured on an H200 (docs/benchmarks.md "Session 12"): 8B tg128 Q4_K_M +0.6 %, Q8_0
+    /// +0.4 % (two interleaved rounds, tokens identical); a 256-byte L2 prefetch size on the same loads was even for
+    /// Q4_K_M and −1.6 % for Q8_0, and with the policy −1.8 % for Q8_0. The tiled GEMM keeps plain loads: its weight
+    /// tiles are read again by each token tile.</summary>
+    public static bool StreamsEvictFirst(string family, string? format, bool f32Activations) =>
+        !f32Activations && format is not null && family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv"
+        && format.Split('/').All(f => f is "Q8_0" or "Q4_0" or "Q4_K" or "Q5_K" or "Q6_K");
+
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
     /// <param name="xq">the same activations quantized by <see cref="Quantize"/> (read by the int8 formats)</param>

@@ -61,6 +61,8 @@ foreach (var (name, arch, isa) in targets)
             return 1;
         }
         ptx = ForTarget(ptx, name);
+        if (name == "sm_90" && Engine.Kernels.Gemv.StreamsEvictFirst(entry.Family, entry.Format, entry.F32Activations))
+            ptx = EvictFirst(ptx, entry.PtxEntry);
         // The int8 GEMVs' register cap (Gemv.MaxRegisters); the f32act entries of the same families are not capped
         // (their f32 lane path was not measured with it).
         int maxRegisters = entry.F32Activations ? 0 : Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
@@ -84,6 +86,24 @@ foreach (var (name, arch, isa) in targets)
 }
 Console.WriteLine($"PtxBuild: {written} PTX modules ({KernelTable.All.Count} entry points × {targets.Length} targets) in {outDir}");
 return 0;
+
+// The int8 GEMVs' 32-bit and vector loads from global memory (the weights and the 8-bit activations; not the f32
+// residual of gemv_add) with an L2 evict-first policy (PTX ISA 7.4 createpolicy and ld's .L2::cache_hint, sm_80 and
+// later; the sm_80 modules are ISA 7.0, so sm_90 only): the weights are read once a token, 4.6-8 GB of them through
+// a 50-60 MB L2, and marked first to go they leave the rest of L2 (norm weights, activations, KV cache) to the other
+// kernels (Gemv.StreamsEvictFirst has the measurement).
+static string EvictFirst(string ptx, string entry)
+{
+    int entryAt = ptx.IndexOf(".entry " + entry, StringComparison.Ordinal);
+    int bodyAt = ptx.IndexOf("\n)\n{", entryAt, StringComparison.Ordinal);
+    int firstParam = bodyAt < 0 ? -1 : ptx.IndexOf("\tld.param", bodyAt, StringComparison.Ordinal);
+    if (firstParam < 0) throw new InvalidOperationException($"{entry}: no entry body to give the evict-first policy");
+    // The policy is made once, before the body's first instruction (after its declarations), in a register of its own.
+    ptx = ptx.Insert(firstParam, "\tcreatepolicy.fractional.L2::evict_first.b64 %rdevict, 1.0;\n");
+    ptx = ptx.Insert(bodyAt + 4, "\n\t.reg .b64 %rdevict;\n");
+    return System.Text.RegularExpressions.Regex.Replace(ptx, @"\bld\.global\.(v4\.b32|v2\.b32|b32)(\s[^;]*);",
+        m => "ld.global.L2::cache_hint." + m.Groups[1].Value + m.Groups[2].Value + ", %rdevict;");
+}
 
 // ILGPU 1.5.3 writes ".target sm_80" for every architecture. The sm_90 modules say sm_90, which griddepcontrol
 // (Pdl.Begin, programmatic dependent launch) requires; the sm_80 modules drop those instructions (no such launch
