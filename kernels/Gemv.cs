@@ -55,10 +55,11 @@ public static class Gemv
 
     /// <summary>Whether PtxBuild gives an entry's loads the L2 evict-first policy (sm_90): the int8 GEMV families
     /// (gemv, gemv_add, gemv_swiglu, gemv_qkv of the quantized formats, not their f32act entries), whose weights stream
-    /// through L2 once a token. Measured on an H200 (docs/benchmarks.md "Session 12"): 8B tg128 Q4_K_M +0.6 %, Q8_0
-    /// +0.4 % (two interleaved rounds, tokens identical); a 256-byte L2 prefetch size on the same loads was even for
-    /// Q4_K_M and −1.6 % for Q8_0, and with the policy −1.8 % for Q8_0. The tiled GEMM keeps plain loads: its weight
-    /// tiles are read again by each token tile.</summary>
+    /// through L2 once a token. Measured (docs/benchmarks.md "Session 12", two interleaved rounds, tokens identical):
+    /// 8B tg128 on an H200 Q4_K_M +0.6 %, Q8_0 +0.4 %, on an H100 +1.3 % and ±0 (the 32-bit and vector loads), and
+    /// the 16-bit loads too (the f16 block scales) Q8_0 +0.85 %, Q4_K_M −0.2 % (within the runs' spread). A 256-byte L2
+    /// prefetch size on the same loads was even for Q4_K_M and −1.6 % for Q8_0. The tiled GEMM keeps plain loads (the
+    /// policy there: pp512 even; its weight tiles are read again by each token tile).</summary>
     public static bool StreamsEvictFirst(string family, string? format, bool f32Activations) =>
         !f32Activations && format is not null && family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv"
         && format.Split('/').All(f => f is "Q8_0" or "Q4_0" or "Q4_K" or "Q5_K" or "Q6_K");

@@ -87,8 +87,8 @@ foreach (var (name, arch, isa) in targets)
 Console.WriteLine($"PtxBuild: {written} PTX modules ({KernelTable.All.Count} entry points × {targets.Length} targets) in {outDir}");
 return 0;
 
-// The int8 GEMVs' 32-bit and vector loads from global memory (the weights and the 8-bit activations; not the f32
-// residual of gemv_add) with an L2 evict-first policy (PTX ISA 7.4 createpolicy and ld's .L2::cache_hint, sm_80 and
+// The int8 GEMVs' 16-bit, 32-bit and vector loads from global memory (the weights, their f16 scales and the 8-bit
+// activations; not the f32 residual of gemv_add) with an L2 evict-first policy (PTX ISA 7.4 createpolicy and ld's .L2::cache_hint, sm_80 and
 // later; the sm_80 modules are ISA 7.0, so sm_90 only): the weights are read once a token, 4.6-8 GB of them through
 // a 50-60 MB L2, and marked first to go they leave the rest of L2 (norm weights, activations, KV cache) to the other
 // kernels (Gemv.StreamsEvictFirst has the measurement).
@@ -101,7 +101,7 @@ static string EvictFirst(string ptx, string entry)
     // The policy is made once, before the body's first instruction (after its declarations), in a register of its own.
     ptx = ptx.Insert(firstParam, "\tcreatepolicy.fractional.L2::evict_first.b64 %rdevict, 1.0;\n");
     ptx = ptx.Insert(bodyAt + 4, "\n\t.reg .b64 %rdevict;\n");
-    return System.Text.RegularExpressions.Regex.Replace(ptx, @"\bld\.global\.(v4\.b32|v2\.b32|b32)(\s[^;]*);",
+    return System.Text.RegularExpressions.Regex.Replace(ptx, @"\bld\.global\.(v4\.b32|v2\.b32|b32|b16)(\s[^;]*);",
         m => "ld.global.L2::cache_hint." + m.Groups[1].Value + m.Groups[2].Value + ", %rdevict;");
 }
 
