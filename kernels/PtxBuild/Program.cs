@@ -88,10 +88,10 @@ Console.WriteLine($"PtxBuild: {written} PTX modules ({KernelTable.All.Count} ent
 return 0;
 
 // The int8 GEMVs' 16-bit, 32-bit and vector loads from global memory (the weights, their f16 scales and the 8-bit
-// activations; not the f32 residual of gemv_add) with an L2 evict-first policy (PTX ISA 7.4 createpolicy and ld's .L2::cache_hint, sm_80 and
-// later; the sm_80 modules are ISA 7.0, so sm_90 only): the weights are read once a token, 4.6-8 GB of them through
-// a 50-60 MB L2, and marked first to go they leave the rest of L2 (norm weights, activations, KV cache) to the other
-// kernels (Gemv.StreamsEvictFirst has the measurement).
+// activations; not the f32 residual of gemv_add) with an L2 evict-first policy: PTX ISA 7.4's createpolicy and ld's
+// .L2::cache_hint (sm_80 and later; the sm_80 modules are ISA 7.0, so sm_90 only). The weights are read once a token,
+// 4.6-8 GB of them through a 50-60 MB L2; marked first to go, they leave the rest of L2 (norm weights, activations,
+// KV cache) to the other kernels (Gemv.StreamsEvictFirst has the measurement).
 static string EvictFirst(string ptx, string entry)
 {
     int entryAt = ptx.IndexOf(".entry " + entry, StringComparison.Ordinal);

@@ -88,7 +88,8 @@ public partial class PtxAbiTests
 
     /// <summary>The int8 GEMVs' sm_90 modules stream their loads with the L2 evict-first policy
     /// (Gemv.StreamsEvictFirst): one createpolicy and every 16-bit, 32-bit and vector global load with it (the only
-    /// other is gemv_add's f32 residual); every other entry, and every sm_80 module (PTX ISA 7.0 has no createpolicy), has none.</summary>
+    /// other is gemv_add's f32 residual); every other entry, and every sm_80 module (PTX ISA 7.0 has no createpolicy),
+    /// has none.</summary>
     [Fact]
     public void The_int8_gemv_loads_are_evict_first_on_sm90()
     {
@@ -103,11 +104,12 @@ public partial class PtxAbiTests
                 continue;
             }
             marked++;
-            Assert.Single(System.Text.RegularExpressions.Regex.Matches(ptx, "createpolicy.fractional.L2::evict_first.b64"));
-            var loads = System.Text.RegularExpressions.Regex.Matches(ptx, @"\bld\.global\.[^\s]+[^;]*;").Select(m => m.Value).ToList();
+            Assert.Single(Regex.Matches(ptx, "createpolicy.fractional.L2::evict_first.b64"));
+            var loads = Regex.Matches(ptx, @"\bld\.global\.[^\s]+[^;]*;").Select(m => m.Value).ToList();
             Assert.Contains(loads, l => l.StartsWith("ld.global.L2::cache_hint.", StringComparison.Ordinal));
             foreach (var l in loads)
-                Assert.True(l.StartsWith("ld.global.L2::cache_hint.", StringComparison.Ordinal) ? l.EndsWith(", %rdevict;", StringComparison.Ordinal)
+                Assert.True(l.StartsWith("ld.global.L2::cache_hint.", StringComparison.Ordinal)
+                    ? l.EndsWith(", %rdevict;", StringComparison.Ordinal)
                     : l.StartsWith("ld.global.f32", StringComparison.Ordinal), $"{e.Name}: {l}");
         }
         Assert.Equal(PtxModules.EntryPoints.Count(e => e.Family.StartsWith("gemv", StringComparison.Ordinal) && !e.F32Activations
