@@ -176,23 +176,23 @@ public static class Attention
         }
         if (ranges == 1) return;
         MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, splits, ranges, participants, quantize,
-            rangesAtOnce: 16);
+            sixteenAtOnce: true);
     }
 
     /// <summary>After a group stored its ranges' partial results (every thread's stores before the call): the last of
     /// the kv head's <paramref name="participants"/> groups (a ticket from <c>sync</c>, which it resets to 0) merges the
     /// <paramref name="ranges"/> ranges of each query head of the kv head in range order and writes the output (and its
     /// 8-bit form). Every load of a step is in flight at once: a warp a head, its lane r reading range r's (max, sum) in
-    /// one load (ranges ≤ <see cref="MaxRanges"/>); then each output over <paramref name="rangesAtOnce"/> ranges'
-    /// partials at a time (16: <see cref="Sum16"/>, the ranged kernel's 32 ranges in two steps; 8: <see cref="Sum8"/>,
-    /// the short kernel's, whose registers sixteen raised from 128 to 146). The four-at-a-time loop before was a chain of
+    /// one load (ranges ≤ <see cref="MaxRanges"/>); then each output over 16 ranges' partials at a time with
+    /// <paramref name="sixteenAtOnce"/> (<see cref="Sum16"/>, the ranged kernel's 32 ranges in two steps), else 8
+    /// (<see cref="Sum8"/>, the short kernel's, whose registers sixteen raised from 128 to 146). The four-at-a-time loop before was a chain of
     /// dependent trips to L2, eight for 32 ranges and twice a thread: 8B decode at 2000–4096 positions +3.4 to +3.9 %,
     /// the short kernel's +0.9 to +1 % (docs/benchmarks.md "Session 11"). <paramref name="weight"/> is shared memory of
     /// group × <see cref="MaxRanges"/> floats, <paramref name="last"/> one shared int. All threads of the group call
     /// it.</summary>
     internal static void MergeRanges(ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync,
         ArrayView<float> weight, ArrayView<int> last, int t, int kvHead, int nHead, int nHeadKv, int headDim, int splits,
-        int ranges, int participants, bool quantize, int rangesAtOnce)
+        int ranges, int participants, bool quantize, bool sixteenAtOnce)
     {
         int group = nHead / nHeadKv;
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
@@ -221,8 +221,8 @@ public static class Attention
             int i = j / headDim, e = j - i * headDim, head = kvHead * group + i;
             long at = PartAt(t, splits, 0, nHead, head, headDim) + 2 + e;
             float v = 0;
-            for (int r = 0; r < ranges; r += rangesAtOnce)
-                v += rangesAtOnce == 16 ? Sum16(part, at, rangeStride, weight, i * MaxRanges, r, ranges)
+            for (int r = 0; r < ranges; r += sixteenAtOnce ? 16 : 8)
+                v += sixteenAtOnce ? Sum16(part, at, rangeStride, weight, i * MaxRanges, r, ranges)
                     : Sum8(part, at, rangeStride, weight, i * MaxRanges, r, ranges);
             y[((long)t * nHead + head) * headDim + e] = v;
             if (quantize) Quantize.Store1(v, yq, t, nHead * headDim, head * headDim + e);
@@ -509,7 +509,7 @@ public static class AttentionShort
         if (ranges == 1) return;
         Group.Barrier();   // warpAcc becomes the merge's weights
         Attention.MergeRanges(y, yq, part, sync, warpAcc, last, t, kvHead, nHead, nHeadKv, headDim, slots, ranges,
-            ranges * group, quantize, rangesAtOnce: 8);
+            ranges * group, quantize, sixteenAtOnce: false);
     }
 
     /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>

@@ -48,8 +48,7 @@ public static class Gemv
     /// (uncapped 335, same H100); <see cref="SpillingMaxRegisters"/> for Q5_K's four and Q6_K's gemv_swiglu. A format
     /// pair's entry (q/k/v) takes 64 (not measured higher: its q and k groups are the Q4_K or Q5_K lane).</summary>
     public static int MaxRegisters(string family, string? format) =>
-        family is not ("gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv") || format is null
-            || !format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K") ? 0
+        !IsGemvFamily(family) || format is null || !format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K") ? 0
         : format == "Q5_K" || (format == "Q6_K" && family == "gemv_swiglu") ? SpillingMaxRegisters
         : Int8MaxRegisters;
 
@@ -61,8 +60,11 @@ public static class Gemv
     /// prefetch size on the same loads was even for Q4_K_M and −1.6 % for Q8_0. The tiled GEMM keeps plain loads (the
     /// policy there: pp512 even; its weight tiles are read again by each token tile).</summary>
     public static bool StreamsEvictFirst(string family, string? format, bool f32Activations) =>
-        !f32Activations && format is not null && family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv"
+        !f32Activations && IsGemvFamily(family) && format is not null
         && format.Split('/').All(f => f is "Q8_0" or "Q4_0" or "Q4_K" or "Q5_K" or "Q6_K");
+
+    /// <summary>The GEMV families (the spec's gemv, gemv_add, gemv_swiglu, gemv_qkv), whose PTX PtxBuild caps and marks.</summary>
+    private static bool IsGemvFamily(string family) => family is "gemv" or "gemv_add" or "gemv_swiglu" or "gemv_qkv";
 
     /// <param name="w">weights [rows, cols] in format T, rows contiguous</param>
     /// <param name="x">activations [n_tokens, cols] (read by the float formats)</param>
