@@ -550,28 +550,34 @@ public static class AttentionShort
         Attention.Score(new Ld.Pair { A = c.A, B = c.B }, qs[e], qs[e + 1], qs[e + 2], qs[e + 3])
         + Attention.Score(new Ld.Pair { A = c.C, B = c.D }, qs[e + 4], qs[e + 5], qs[e + 6], qs[e + 7]);
 
-    /// <summary>This lane's four dims of the V rows at positions first, first + warps, …, first + 15·warps (clamped to
-    /// the context): those whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded.</summary>
+    /// <summary>This lane's four dims of the V rows at positions first, first + warps, …, first + 15·warps: those in
+    /// the context whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded (rows past the
+    /// context are not: <see cref="VRows.Accumulate"/> skips them). kv_dim and <paramref name="offset"/> are multiples
+    /// of 4 (head_dim a multiple of 16), so row p's dims are pair p·kv_dim/4 + offset/4 of the cache: one view from
+    /// the lane's dims and an int index stepping by warps·kv_dim/4 (a 64-bit multiply and clamp a row made the address
+    /// arithmetic most of the kernel's instructions: docs/benchmarks.md "Session 13").</summary>
     private static void LoadVRows(ArrayView<Ld.Pair> v, ref VRows r, int first, int warps, int count, int kvDim, long offset,
         int from, int to)
     {
-        int p = first;
-        if (p >= from && p < to) r.R0 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R1 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R2 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R3 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R4 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R5 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R6 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R7 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R8 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R9 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R10 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R11 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R12 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R13 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R14 = v[Attention.Row(p, count, kvDim, offset) >> 2]; p += warps;
-        if (p >= from && p < to) r.R15 = v[Attention.Row(p, count, kvDim, offset) >> 2];
+        var lane = v.SubView(offset >> 2, v.Length - (offset >> 2));
+        int hi = IntrinsicMath.Min(to, count), stride = kvDim >> 2, step = warps * stride;
+        int p = first, at = first * stride;
+        if (p >= from && p < hi) r.R0 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R1 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R2 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R3 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R4 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R5 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R6 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R7 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R8 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R9 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R10 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R11 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R12 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R13 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R14 = lane[at]; p += warps; at += step;
+        if (p >= from && p < hi) r.R15 = lane[at];
     }
 
     /// <summary>A lane's four dims of <see cref="RowsPerLane"/> V rows.</summary>
