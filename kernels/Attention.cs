@@ -96,10 +96,10 @@ public static class Attention
         // DRAM latency overlaps the kernels before this one; the cache leaves L2 between tokens).
         int pa = begin + warp, pb = pa + warps, pc = pa + 2 * warps, pd = pa + 3 * warps;
         Ld.Pair ka = default, kb = default, kc = default, kd = default, va = default, vb = default, vc = default, vd = default;
-        if (pa < stepStart && pa < end) Fetch(kCache, vCache, Row(pa, end, kvDim, kvBase), d, headDim, wide, out ka, out va);
-        if (pb < stepStart && pb < end) Fetch(kCache, vCache, Row(pb, end, kvDim, kvBase), d, headDim, wide, out kb, out vb);
-        if (pc < stepStart && pc < end) Fetch(kCache, vCache, Row(pc, end, kvDim, kvBase), d, headDim, wide, out kc, out vc);
-        if (pd < stepStart && pd < end) Fetch(kCache, vCache, Row(pd, end, kvDim, kvBase), d, headDim, wide, out kd, out vd);
+        if (pa < stepStart && pa < end) FetchRow(kCache, vCache, pa, end, kvDim, kvBase, d, headDim, wide, out ka, out va);
+        if (pb < stepStart && pb < end) FetchRow(kCache, vCache, pb, end, kvDim, kvBase, d, headDim, wide, out kb, out vb);
+        if (pc < stepStart && pc < end) FetchRow(kCache, vCache, pc, end, kvDim, kvBase, d, headDim, wide, out kc, out vc);
+        if (pd < stepStart && pd < end) FetchRow(kCache, vCache, pd, end, kvDim, kvBase, d, headDim, wide, out kd, out vd);
         Pdl.Wait();
 
         for (int h0 = hStart; h0 < hEnd; h0 += HeadsPerPass)
@@ -116,10 +116,10 @@ public static class Attention
             {
                 pa = p; pb = p + warps; pc = p + 2 * warps; pd = p + 3 * warps;
                 bool preloaded = h0 == hStart && p == begin + warp;   // the rows loaded before the wait are this step's
-                if (!preloaded || pa >= stepStart) Fetch(kCache, vCache, Row(pa, end, kvDim, kvBase), d, headDim, wide, out ka, out va);
-                if (!preloaded || pb >= stepStart) Fetch(kCache, vCache, Row(pb, end, kvDim, kvBase), d, headDim, wide, out kb, out vb);
-                if (!preloaded || pc >= stepStart) Fetch(kCache, vCache, Row(pc, end, kvDim, kvBase), d, headDim, wide, out kc, out vc);
-                if (!preloaded || pd >= stepStart) Fetch(kCache, vCache, Row(pd, end, kvDim, kvBase), d, headDim, wide, out kd, out vd);
+                if (!preloaded || pa >= stepStart) FetchRow(kCache, vCache, pa, end, kvDim, kvBase, d, headDim, wide, out ka, out va);
+                if (!preloaded || pb >= stepStart) FetchRow(kCache, vCache, pb, end, kvDim, kvBase, d, headDim, wide, out kb, out vb);
+                if (!preloaded || pc >= stepStart) FetchRow(kCache, vCache, pc, end, kvDim, kvBase, d, headDim, wide, out kc, out vc);
+                if (!preloaded || pd >= stepStart) FetchRow(kCache, vCache, pd, end, kvDim, kvBase, d, headDim, wide, out kd, out vd);
                 bool hb = pb < end, hc = pc < end, hd = pd < end;
                 s0.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q00, q01, q02, q03, scale);
                 if (v1) s1.Step(ka, kb, kc, kd, va, vb, vc, vd, hb, hc, hd, q10, q11, q12, q13, scale);
@@ -326,6 +326,23 @@ public static class Attention
     /// clamped to the range's last one (<paramref name="end"/> − 1).</summary>
     internal static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
 
+    /// <summary><see cref="Fetch"/> of position <paramref name="p"/>'s row (<see cref="Row"/>, clamped to the range).
+    /// Where head_dim and kv_dim are multiples of 4 (<paramref name="wide"/>) the row's pair index is computed in 32 bits
+    /// (a context's cache has fewer than 2^31 of them): the 64-bit multiply and shifts of <see cref="Row"/> were most
+    /// of the address arithmetic (docs/benchmarks.md "Session 13").</summary>
+    private static void FetchRow(ArrayView<Half> kCache, ArrayView<Half> vCache, int p, int end, int kvDim, long kvBase, int d,
+        int headDim, bool wide, out Ld.Pair k, out Ld.Pair v)
+    {
+        if (!wide || d >= headDim)
+        {
+            Fetch(kCache, vCache, Row(p, end, kvDim, kvBase), d, headDim, wide, out k, out v);
+            return;
+        }
+        int at = IntrinsicMath.Min(p, end - 1) * (kvDim >> 2) + (int)(kvBase >> 2);
+        k = kCache.Cast<Ld.Pair>()[at];
+        v = vCache.Cast<Ld.Pair>()[at];
+    }
+
     /// <summary>The K and V cache row dims d .. d + 3 at <paramref name="kv"/> (already offset by d) as four f16 bit
     /// patterns (A = dims d, d + 1; B = d + 2, d + 3), 0 past head_dim: one 8-byte load each when head_dim and kv_dim
     /// are multiples of 4.</summary>
@@ -433,7 +450,7 @@ public static class AttentionShort
         long vOffset = kvBase + d;
 
         KHalf k = default;
-        if (begin + p0 < stepStart) k = LoadKHalf(kRows, Attention.Row(begin + p0, end, kvDim, kOffset) >> 3, quads);
+        if (begin + p0 < stepStart) k = LoadKHalf(kRows, KRow(begin + p0, end, kvDim, kOffset), quads);
         VRows v = default;
         if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, 0, stepStart);
         Pdl.Wait();
@@ -450,7 +467,7 @@ public static class AttentionShort
             // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
             // positions past the range are computed on its last row and not kept.
             int p = first + p0;
-            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, Attention.Row(p, end, kvDim, kOffset) >> 3, quads);
+            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, KRow(p, end, kvDim, kOffset), quads);
             if (first > begin && dims) LoadVRows(vPairs, ref v, first + warp, warps, end, kvDim, vOffset, 0, int.MaxValue);
             float s = DotKHalf(k, qs, side * halfDims, quads);
             s = (s + Warp.ShuffleXor(s, 1)) * scale;
@@ -518,17 +535,23 @@ public static class AttentionShort
         public Ld.Quad<uint> C0, C1, C2, C3, C4, C5, C6, C7;
     }
 
-    private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, long at, int quads)
+    /// <summary>The quad index of position <paramref name="p"/>'s half row (clamped to the range; kv_dim and the offset
+    /// are multiples of 8 here), in 32 bits as <see cref="LoadVRows"/>'s.</summary>
+    private static int KRow(int p, int end, int kvDim, long offset) =>
+        IntrinsicMath.Min(p, end - 1) * (kvDim >> 3) + (int)(offset >> 3);
+
+    private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, int at, int quads)
     {
         KHalf k = default;
-        k.C0 = rows[at];
-        if (quads > 1) k.C1 = rows[at + 1];
-        if (quads > 2) k.C2 = rows[at + 2];
-        if (quads > 3) k.C3 = rows[at + 3];
-        if (quads > 4) k.C4 = rows[at + 4];
-        if (quads > 5) k.C5 = rows[at + 5];
-        if (quads > 6) k.C6 = rows[at + 6];
-        if (quads > 7) k.C7 = rows[at + 7];
+        var row = rows.SubView(at, quads);
+        k.C0 = row[0];
+        if (quads > 1) k.C1 = row[1];
+        if (quads > 2) k.C2 = row[2];
+        if (quads > 3) k.C3 = row[3];
+        if (quads > 4) k.C4 = row[4];
+        if (quads > 5) k.C5 = row[5];
+        if (quads > 6) k.C6 = row[6];
+        if (quads > 7) k.C7 = row[7];
         return k;
     }
 
