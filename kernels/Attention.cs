@@ -407,6 +407,11 @@ public static class AttentionShort
     /// <summary>V rows a lane holds in flight (of one pass: PassPositions / 8 warps).</summary>
     public const int RowsPerLane = 16;
 
+    /// <summary>The register cap PtxBuild writes into the short kernels' PTX (<c>.maxnreg</c>): 128 keeps two groups of
+    /// 256 threads an SM, so the 256 groups of a context of 1024–2048 positions run in one wave (ptxas gave the kernel
+    /// 133 once its rows were addressed by 32-bit indices: one group an SM). 0 for the other families.</summary>
+    public static int MaxRegisters(string family) => family is "attention_short" or "attention_quant_short" ? 128 : 0;
+
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim, int nTokens, float scale) =>
         Head(q, kCache, vCache, positions, y, y.Cast<byte>(), part, sync, nHead, nHeadKv, headDim, scale, quantize: false);

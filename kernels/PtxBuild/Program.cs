@@ -66,6 +66,7 @@ foreach (var (name, arch, isa) in targets)
         // The int8 GEMVs' register cap (Gemv.MaxRegisters); the f32act entries of the same families are not capped
         // (their f32 lane path was not measured with it).
         int maxRegisters = entry.F32Activations ? 0 : Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
+        if (maxRegisters == 0) maxRegisters = Engine.Kernels.AttentionShort.MaxRegisters(entry.Family);
         if (maxRegisters > 0)
         {
             // .maxnreg goes between the entry's parameter list and its body (PTX ISA "Performance-Tuning Directives").
