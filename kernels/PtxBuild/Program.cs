@@ -63,8 +63,8 @@ foreach (var (name, arch, isa) in targets)
         ptx = ForTarget(ptx, name);
         if (name == "sm_90" && Engine.Kernels.Gemv.StreamsEvictFirst(entry.Family, entry.Format, entry.F32Activations))
             ptx = EvictFirst(ptx, entry.PtxEntry);
-        // The int8 GEMVs' register cap (Gemv.MaxRegisters); the f32act entries of the same families are not capped
-        // (their f32 lane path was not measured with it).
+        // Register caps: the int8 GEMVs' (Gemv.MaxRegisters; the f32act entries of the same families are not capped,
+        // their f32 lane path was not measured with it) and the short attention kernels' (AttentionShort.MaxRegisters).
         int maxRegisters = entry.F32Activations ? 0 : Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
         if (maxRegisters == 0) maxRegisters = Engine.Kernels.AttentionShort.MaxRegisters(entry.Family);
         if (maxRegisters > 0)
