@@ -326,10 +326,16 @@ public static class Attention
     /// clamped to the range's last one (<paramref name="end"/> − 1).</summary>
     internal static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
 
+    /// <summary><see cref="Row"/> in units of 2^<paramref name="shift"/> elements (4-element pairs, 8-element quads), in
+    /// 32 bits: kv_dim and <paramref name="kvBase"/> must be multiples of the unit. A layer's cache has fewer than 2^31
+    /// such units, and the 64-bit multiply and shifts of <see cref="Row"/> were most of the attention kernels' address
+    /// arithmetic (docs/benchmarks.md "Session 13").</summary>
+    internal static int RowUnits(int p, int end, int kvDim, long kvBase, int shift) =>
+        IntrinsicMath.Min(p, end - 1) * (kvDim >> shift) + (int)(kvBase >> shift);
+
     /// <summary><see cref="Fetch"/> of position <paramref name="p"/>'s row (<see cref="Row"/>, clamped to the range).
-    /// Where head_dim and kv_dim are multiples of 4 (<paramref name="wide"/>) the row's pair index is computed in 32 bits
-    /// (a context's cache has fewer than 2^31 of them): the 64-bit multiply and shifts of <see cref="Row"/> were most
-    /// of the address arithmetic (docs/benchmarks.md "Session 13").</summary>
+    /// Where head_dim and kv_dim are multiples of 4 (<paramref name="wide"/>) the row's pair index is
+    /// <see cref="RowUnits"/>'s 32-bit one.</summary>
     private static void FetchRow(ArrayView<Half> kCache, ArrayView<Half> vCache, int p, int end, int kvDim, long kvBase, int d,
         int headDim, bool wide, out Ld.Pair k, out Ld.Pair v)
     {
@@ -338,7 +344,7 @@ public static class Attention
             Fetch(kCache, vCache, Row(p, end, kvDim, kvBase), d, headDim, wide, out k, out v);
             return;
         }
-        int at = IntrinsicMath.Min(p, end - 1) * (kvDim >> 2) + (int)(kvBase >> 2);
+        int at = RowUnits(p, end, kvDim, kvBase, 2);
         k = kCache.Cast<Ld.Pair>()[at];
         v = vCache.Cast<Ld.Pair>()[at];
     }
@@ -455,7 +461,8 @@ public static class AttentionShort
         long vOffset = kvBase + d;
 
         KHalf k = default;
-        if (begin + p0 < stepStart) k = LoadKHalf(kRows, KRow(begin + p0, end, kvDim, kOffset), quads);
+        // K half rows by quad index (8 f16: kv_dim and the offset are multiples of 8 here).
+        if (begin + p0 < stepStart) k = LoadKHalf(kRows, Attention.RowUnits(begin + p0, end, kvDim, kOffset, 3), quads);
         VRows v = default;
         if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, 0, stepStart);
         Pdl.Wait();
@@ -472,7 +479,7 @@ public static class AttentionShort
             // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
             // positions past the range are computed on its last row and not kept.
             int p = first + p0;
-            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, KRow(p, end, kvDim, kOffset), quads);
+            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, Attention.RowUnits(p, end, kvDim, kOffset, 3), quads);
             if (first > begin && dims) LoadVRows(vPairs, ref v, first + warp, warps, end, kvDim, vOffset, 0, int.MaxValue);
             float s = DotKHalf(k, qs, side * halfDims, quads);
             s = (s + Warp.ShuffleXor(s, 1)) * scale;
@@ -539,11 +546,6 @@ public static class AttentionShort
     {
         public Ld.Quad<uint> C0, C1, C2, C3, C4, C5, C6, C7;
     }
-
-    /// <summary>The quad index of position <paramref name="p"/>'s half row (clamped to the range; kv_dim and the offset
-    /// are multiples of 8 here), in 32 bits as <see cref="LoadVRows"/>'s.</summary>
-    private static int KRow(int p, int end, int kvDim, long offset) =>
-        IntrinsicMath.Min(p, end - 1) * (kvDim >> 3) + (int)(offset >> 3);
 
     private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, int at, int quads)
     {

@@ -63,10 +63,7 @@ foreach (var (name, arch, isa) in targets)
         ptx = ForTarget(ptx, name);
         if (name == "sm_90" && Engine.Kernels.Gemv.StreamsEvictFirst(entry.Family, entry.Format, entry.F32Activations))
             ptx = EvictFirst(ptx, entry.PtxEntry);
-        // Register caps: the int8 GEMVs' (Gemv.MaxRegisters; the f32act entries of the same families are not capped,
-        // their f32 lane path was not measured with it) and the short attention kernels' (AttentionShort.MaxRegisters).
-        int maxRegisters = entry.F32Activations ? 0 : Engine.Kernels.Gemv.MaxRegisters(entry.Family, entry.Format);
-        if (maxRegisters == 0) maxRegisters = Engine.Kernels.AttentionShort.MaxRegisters(entry.Family);
+        int maxRegisters = Engine.Kernels.RegisterCaps.Of(entry.Family, entry.Format, entry.F32Activations);
         if (maxRegisters > 0)
         {
             // .maxnreg goes between the entry's parameter list and its body (PTX ISA "Performance-Tuning Directives").

@@ -116,22 +116,24 @@ public partial class PtxAbiTests
             && e.Format is not ("F32" or "F16" or "BF16")), marked);
     }
 
-    /// <summary>Register caps (.maxnreg, written by PtxBuild between an entry's parameters and its body): the int8
-    /// GEMVs' (Gemv.MaxRegisters, not their f32act entries) and the short attention kernels' 128
-    /// (AttentionShort.MaxRegisters: two groups of 256 threads an SM), on both targets; no other entry has one.</summary>
+    /// <summary>Register caps (.maxnreg, written by PtxBuild between an entry's parameters and its body): each entry's
+    /// is RegisterCaps.Of's, on both targets, and no other entry has one; that rule caps the int8 GEMVs (64 for Q8_0's
+    /// gemv, none for its f32act entry) and the short attention kernels at 128 (two groups of 256 threads an SM).</summary>
     [Fact]
     public void Register_caps_are_the_gemvs_and_the_short_attentions()
     {
         foreach (var target in new[] { "sm_80", "sm_90" })
             foreach (var e in PtxModules.EntryPoints)
             {
-                int want = e.F32Activations ? 0 : Gemv.MaxRegisters(e.Family, e.Format);
-                if (want == 0) want = AttentionShort.MaxRegisters(e.Family);
+                int want = RegisterCaps.Of(e.Family, e.Format, e.F32Activations);
                 var caps = Regex.Matches(PtxModules.Get(target)[e.Name], @"\.maxnreg (\d+)").Select(m => int.Parse(m.Groups[1].Value)).ToList();
                 Assert.True(want == 0 ? caps.Count == 0 : caps.SequenceEqual([want]), $"{target} {e.Name}: caps [{string.Join(", ", caps)}], want {want}");
             }
-        Assert.Equal(128, AttentionShort.MaxRegisters("attention_quant_short"));
-        Assert.Equal(0, AttentionShort.MaxRegisters("attention_quant"));
+        Assert.Equal(128, RegisterCaps.Of("attention_quant_short", null, false));
+        Assert.Equal(128, RegisterCaps.Of("attention_short", null, false));
+        Assert.Equal(0, RegisterCaps.Of("attention_quant", null, false));
+        Assert.Equal(64, RegisterCaps.Of("gemv", "Q8_0", false));
+        Assert.Equal(0, RegisterCaps.Of("gemv", "Q8_0", true));
     }
 
     [Fact]
