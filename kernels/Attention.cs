@@ -394,23 +394,24 @@ public static class AttentionQuant
 /// CudaModel.ShortAttentionPositions positions, docs/kernels.md). A query head's context is split into at most
 /// ceil(8 / n_tokens) ranges of whole <see cref="PassPositions"/>-position passes, a group each: up to 128 positions one
 /// group takes it all and nothing is merged; up to 1024 each range is one pass. Correct at any length (a range takes
-/// more passes, the online softmax carried across them). A pass: (1) two threads a position, each taking half of the
-/// head's dims of the K row (head_dim / 16 loads of 16 bytes) against q in shared memory, one shuffle for the score;
-/// (2) the pass's maximum and sum over the group (a barrier each); (3) warp w takes positions w, w + 8, … of the pass,
-/// a lane four dims of <see cref="RowsPerLane"/> V rows, all in flight together. The first pass's K and V rows, where
-/// earlier steps wrote them, are loaded before the PDL wait, so their DRAM latency overlaps the kernels before this
-/// one. Several ranges write (max, sum, unnormalised output) to <c>attn_part</c> and the kv head's last group merges
-/// them (<see cref="Attention.MergeRanges"/>, the ranged kernel's merge). Where the ranged kernel takes four positions
-/// a warp step, one dependent load after another, every load of a pass here is in flight at once. A kernel of its
+/// more passes, the online softmax carried across them). In a pass warp w takes positions w, w + 8, …, w + 120 of the
+/// pass (<see cref="RowsPerLane"/> of them), and a lane holds four head dims of each of their K and V rows (one 8-byte
+/// load a row, all in flight together) and of q (in registers). The lane's sixteen partial scores are reduced over the
+/// warp by a reduce-scatter (sixteen shuffles in all, not five a position): lanes 2i and 2i + 1 end with position i's
+/// score. Each warp keeps its own online softmax (Milakov &amp; Gimelshein 2018) over its positions, the weights reach
+/// the lanes by shuffles, so a pass has no barrier; the warps' (max, sum, output) are merged once at the end. The first
+/// pass's K and V rows, where earlier steps wrote them, are loaded before the PDL wait, so their DRAM latency overlaps
+/// the kernels before this one. Several ranges write (max, sum, unnormalised output) to <c>attn_part</c> and the kv
+/// head's last group merges them (<see cref="Attention.MergeRanges"/>, the ranged kernel's merge). A kernel of its
 /// own: inside the ranged kernel the same code made ptxas slow that kernel's long-context path by 3–4 % of a token
 /// (docs/benchmarks.md "Session 10"). Needs head_dim a multiple of 16 and at most <see cref="Attention.MaxHeadDim"/>,
 /// and 8 warps (the spec's block); the planner gives the op no short kernel otherwise.</summary>
 public static class AttentionShort
 {
-    /// <summary>Positions a pass covers: two threads each in phase 1, <see cref="RowsPerLane"/> rows a warp in phase 3.</summary>
+    /// <summary>Positions a pass covers: <see cref="RowsPerLane"/> rows of each of the group's 8 warps.</summary>
     public const int PassPositions = 128;
 
-    /// <summary>V rows a lane holds in flight (of one pass: PassPositions / 8 warps).</summary>
+    /// <summary>K and V rows a lane holds in flight (of one pass: PassPositions / 8 warps).</summary>
     public const int RowsPerLane = 16;
 
     /// <summary>The register cap PtxBuild writes into the short kernels' PTX (<c>.maxnreg</c>): 128 keeps two groups of
@@ -428,8 +429,6 @@ public static class AttentionShort
         ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
         float scale, bool quantize)
     {
-        var scores = SharedMemory.Allocate<float>(2 * PassPositions);   // two passes' weights, alternating
-        var qs = SharedMemory.Allocate<float>(Attention.MaxHeadDim);
         var redMax = SharedMemory.Allocate<float>(Attention.MaxWarps);
         var redSum = SharedMemory.Allocate<float>(Attention.MaxWarps);
         var warpAcc = SharedMemory.Allocate<float>(Attention.MaxWarps * Attention.MaxHeadDim);
@@ -449,81 +448,74 @@ public static class AttentionShort
         int begin = range * chunk, end = IntrinsicMath.Min(begin + chunk, count);
 
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
-        int halfDims = headDim / 2, quads = headDim / 16;
-        long kvBase = (long)kvHead * headDim;
-        var kRows = kCache.Cast<Ld.Quad<uint>>();
-        var vPairs = vCache.Cast<Ld.Pair>();
-        // Phase 1: thread pair p0 = tid / 2 (a position of the pass), side = which half of the dims. Phase 3: four dims.
-        int side = tid & 1, p0 = tid >> 1;
-        long kOffset = kvBase + side * halfDims;
+        // A lane's four dims d .. d + 3 of every row; lanes past head_dim hold zeros (they still take the shuffles).
         int d = 4 * lane;
         bool dims = d < headDim;
-        long vOffset = kvBase + d;
-
-        KHalf k = default;
-        // K half rows by quad index (8 f16: kv_dim and the offset are multiples of 8 here).
-        if (begin + p0 < stepStart) k = LoadKHalf(kRows, Attention.RowUnits(begin + p0, end, kvDim, kOffset, 3), quads);
-        VRows v = default;
-        if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, 0, stepStart);
+        long offset = (long)kvHead * headDim + d;
+        var kPairs = kCache.Cast<Ld.Pair>();
+        var vPairs = vCache.Cast<Ld.Pair>();
+        // Rows below `written` were written by earlier steps: the first pass loads them before the wait (positions past
+        // them clamped to the last such row, whose weight is 0), and the step's own rows after it.
+        int written = IntrinsicMath.Min(end, stepStart);
+        Rows k = default, v = default;
+        if (dims && written > begin)
+        {
+            k.LoadClamped(kPairs, begin + warp, warps, written - 1, kvDim, offset);
+            v.LoadClamped(vPairs, begin + warp, warps, written - 1, kvDim, offset);
+        }
         Pdl.Wait();
 
-        long qRow = ((long)t * nHead + head) * headDim;
-        for (int e = tid; e < headDim; e += Group.DimX) qs[e] = q[qRow + e];
-        if (dims) LoadVRows(vPairs, ref v, begin + warp, warps, end, kvDim, vOffset, stepStart, int.MaxValue);
-        Group.Barrier();
+        float q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+        if (dims) Ld.F4(q, ((long)t * nHead + head) * headDim + d, out q0, out q1, out q2, out q3);
+        if (dims && end > written)
+        {
+            k.Load(kPairs, begin + warp, warps, end, kvDim, offset, written);
+            v.Load(vPairs, begin + warp, warps, end, kvDim, offset, written);
+        }
 
+        // This warp's online softmax: its running maximum and sum, the lane's four weighted dims.
         float max = -1e30f, sum = 0, a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         for (int first = begin; first < end; first += PassPositions)
         {
-            int buffer = ((first - begin) / PassPositions & 1) * PassPositions;
-            // (1) Scores. Both threads of a position take the shuffle together (a pass is whole warps of positions);
-            // positions past the range are computed on its last row and not kept.
-            int p = first + p0;
-            if (first > begin || p >= stepStart) k = LoadKHalf(kRows, Attention.RowUnits(p, end, kvDim, kOffset, 3), quads);
-            if (first > begin && dims) LoadVRows(vPairs, ref v, first + warp, warps, end, kvDim, vOffset, 0, int.MaxValue);
-            float s = DotKHalf(k, qs, side * halfDims, quads);
-            s = (s + Warp.ShuffleXor(s, 1)) * scale;
-            float localMax = p < end ? s : -1e30f;
-            if (p < end && side == 0) scores[buffer + p0] = s;
-            localMax = Reduce.WarpMax(localMax);
-            if (lane == 0) redMax[warp] = localMax;
-            Group.Barrier();
-
-            // (2) The pass's weights exp(s − max) in place, the running maximum and sum rescaled to it.
-            float passMax = redMax[0];
-            for (int i = 1; i < warps; i++) passMax = IntrinsicMath.Max(passMax, redMax[i]);
-            float newMax = IntrinsicMath.Max(max, passMax);
+            if (first > begin && dims)
+            {
+                k.LoadClamped(kPairs, first + warp, warps, end - 1, kvDim, offset);
+                v.LoadClamped(vPairs, first + warp, warps, end - 1, kvDim, offset);
+            }
+            // Lanes 2i and 2i + 1 hold the score of the warp's row i (position first + warp + warps·i).
+            float s = k.Scores(q0, q1, q2, q3, lane) * scale;
+            bool valid = first + warp + warps * (lane >> 1) < end;
+            float newMax = IntrinsicMath.Max(max, Reduce.WarpMax(valid ? s : -1e30f));
             float correction = MathF.Exp(max - newMax);
             max = newMax;
-            float w = 0;
-            if (tid < PassPositions && first + tid < end)
-            {
-                w = MathF.Exp(scores[buffer + tid] - max);
-                scores[buffer + tid] = w;
-            }
-            w = Reduce.WarpSum(w);
-            if (lane == 0) redSum[warp] = w;
-            Group.Barrier();
-            float passSum = redSum[0];
-            for (int i = 1; i < warps; i++) passSum += redSum[i];
-            sum = sum * correction + passSum;
-
-            // (3) Σ w·V over the warp's positions of the pass.
+            float w = valid ? MathF.Exp(s - max) : 0f;
+            // Each weight is on two lanes: half the warp's sum (exact, a power of two).
+            sum = sum * correction + Reduce.WarpSum(w) * 0.5f;
             a0 *= correction; a1 *= correction; a2 *= correction; a3 *= correction;
-            v.Accumulate(scores, buffer, first, warp, warps, end, ref a0, ref a1, ref a2, ref a3);
+            v.Accumulate(w, ref a0, ref a1, ref a2, ref a3);
         }
 
+        // The warps' softmaxes merged: each rescaled to the group's maximum.
+        if (lane == 0) { redMax[warp] = max; redSum[warp] = sum; }
         int acc = warp * Attention.MaxHeadDim + d;
         if (dims) { warpAcc[acc] = a0; warpAcc[acc + 1] = a1; warpAcc[acc + 2] = a2; warpAcc[acc + 3] = a3; }
         Group.Barrier();
         long at = Attention.PartAt(t, slots, range, nHead, head, headDim);
+        long qRow = ((long)t * nHead + head) * headDim;
         for (int e = tid; e < headDim; e += Group.DimX)
         {
-            float o = warpAcc[e];
-            for (int i = 1; i < warps; i++) o += warpAcc[i * Attention.MaxHeadDim + e];
+            float m = redMax[0];
+            for (int i = 1; i < warps; i++) m = IntrinsicMath.Max(m, redMax[i]);
+            float total = 0, o = 0;
+            for (int i = 0; i < warps; i++)
+            {
+                float f = MathF.Exp(redMax[i] - m);
+                total += redSum[i] * f;
+                o += warpAcc[i * Attention.MaxHeadDim + e] * f;
+            }
             if (ranges == 1)
             {
-                float value = o / sum;
+                float value = o / total;
                 y[qRow + e] = value;
                 if (quantize) Quantize.Store1(value, yq, t, nHead * headDim, head * headDim + e);
             }
@@ -531,7 +523,7 @@ public static class AttentionShort
             {
                 // The range's (max, sum, unnormalised output), merged by the kv head's last group (the ranged kernel's
                 // merge: the same slots and order).
-                if (e == 0) { part[at] = max; part[at + 1] = sum; }
+                if (e == 0) { part[at] = m; part[at + 1] = total; }
                 part[at + 2 + e] = o;
             }
         }
@@ -541,109 +533,119 @@ public static class AttentionShort
             ranges * group, quantize, sixteenAtOnce: false);
     }
 
-    /// <summary>Half a K row: up to eight 16-byte quads (eight f16 dims each), <c>quads</c> of them loaded.</summary>
-    private struct KHalf
-    {
-        public Ld.Quad<uint> C0, C1, C2, C3, C4, C5, C6, C7;
-    }
-
-    private static KHalf LoadKHalf(ArrayView<Ld.Quad<uint>> rows, int at, int quads)
-    {
-        KHalf k = default;
-        var row = rows.SubView(at, quads);
-        k.C0 = row[0];
-        if (quads > 1) k.C1 = row[1];
-        if (quads > 2) k.C2 = row[2];
-        if (quads > 3) k.C3 = row[3];
-        if (quads > 4) k.C4 = row[4];
-        if (quads > 5) k.C5 = row[5];
-        if (quads > 6) k.C6 = row[6];
-        if (quads > 7) k.C7 = row[7];
-        return k;
-    }
-
-    private static float DotKHalf(KHalf k, ArrayView<float> qs, int e, int quads)
-    {
-        float s = DotQuad(k.C0, qs, e);
-        if (quads > 1) s += DotQuad(k.C1, qs, e + 8);
-        if (quads > 2) s += DotQuad(k.C2, qs, e + 16);
-        if (quads > 3) s += DotQuad(k.C3, qs, e + 24);
-        if (quads > 4) s += DotQuad(k.C4, qs, e + 32);
-        if (quads > 5) s += DotQuad(k.C5, qs, e + 40);
-        if (quads > 6) s += DotQuad(k.C6, qs, e + 48);
-        if (quads > 7) s += DotQuad(k.C7, qs, e + 56);
-        return s;
-    }
-
-    /// <summary>q[e .. e + 7] · eight f16 dims: the ranged kernel's four-dim score twice.</summary>
-    private static float DotQuad(Ld.Quad<uint> c, ArrayView<float> qs, int e) =>
-        Attention.Score(new Ld.Pair { A = c.A, B = c.B }, qs[e], qs[e + 1], qs[e + 2], qs[e + 3])
-        + Attention.Score(new Ld.Pair { A = c.C, B = c.D }, qs[e + 4], qs[e + 5], qs[e + 6], qs[e + 7]);
-
-    /// <summary>This lane's four dims of the V rows at positions first, first + warps, …, first + 15·warps: those in
-    /// the context whose position lies in [<paramref name="from"/>, <paramref name="to"/>) are loaded (rows past the
-    /// context are not: <see cref="VRows.Accumulate"/> skips them). kv_dim and <paramref name="offset"/> are multiples
-    /// of 4 (head_dim a multiple of 16), so row p's dims are pair p·kv_dim/4 + offset/4 of the cache: one view from
-    /// the lane's dims and an int index stepping by warps·kv_dim/4 (a 64-bit multiply and clamp a row made the address
-    /// arithmetic most of the kernel's instructions: docs/benchmarks.md "Session 13").</summary>
-    private static void LoadVRows(ArrayView<Ld.Pair> v, ref VRows r, int first, int warps, int count, int kvDim, long offset,
-        int from, int to)
-    {
-        var lane = v.SubView(offset >> 2, v.Length - (offset >> 2));
-        int hi = IntrinsicMath.Min(to, count), stride = kvDim >> 2, step = warps * stride;
-        int p = first, at = first * stride;
-        if (p >= from && p < hi) r.R0 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R1 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R2 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R3 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R4 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R5 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R6 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R7 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R8 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R9 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R10 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R11 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R12 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R13 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R14 = lane[at]; p += warps; at += step;
-        if (p >= from && p < hi) r.R15 = lane[at];
-    }
-
-    /// <summary>A lane's four dims of <see cref="RowsPerLane"/> V rows.</summary>
-    private struct VRows
+    /// <summary>A lane's four dims of a warp's <see cref="RowsPerLane"/> K or V rows of a pass: row i is position
+    /// first + i·warps.</summary>
+    private struct Rows
     {
         public Ld.Pair R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, R11, R12, R13, R14, R15;
 
-        /// <summary>a += w·v for the rows of positions first + warp, first + warp + warps, … (none past the context);
-        /// position p's weight is <paramref name="w"/>[buffer + p − first].</summary>
-        public readonly void Accumulate(ArrayView<float> w, int buffer, int first, int warp, int warps, int count,
-            ref float a0, ref float a1, ref float a2, ref float a3)
+        /// <summary>Every row, positions past <paramref name="clamp"/> reading row <paramref name="clamp"/> (≥ 0): no
+        /// branch a row. kv_dim and <paramref name="offset"/> are multiples of 4 (head_dim a multiple of 16), so row p's
+        /// dims are pair p·kv_dim/4 + offset/4 of the cache: one view from the lane's dims and a 32-bit index (a 64-bit
+        /// multiply a row made the address arithmetic most of the kernel's instructions: docs/benchmarks.md "Session
+        /// 13").</summary>
+        public void LoadClamped(ArrayView<Ld.Pair> cache, int first, int warps, int clamp, int kvDim, long offset)
         {
-            int i = warp, at = buffer - first;
-            Add(R0, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R1, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R2, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R3, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R4, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R5, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R6, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R7, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R8, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R9, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R10, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R11, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R12, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R13, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R14, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3); i += warps;
-            Add(R15, w, at, first + i, count, ref a0, ref a1, ref a2, ref a3);
+            var lane = cache.SubView(offset >> 2, cache.Length - (offset >> 2));
+            int stride = kvDim >> 2;
+            R0 = lane[IntrinsicMath.Min(first, clamp) * stride];
+            R1 = lane[IntrinsicMath.Min(first + warps, clamp) * stride];
+            R2 = lane[IntrinsicMath.Min(first + 2 * warps, clamp) * stride];
+            R3 = lane[IntrinsicMath.Min(first + 3 * warps, clamp) * stride];
+            R4 = lane[IntrinsicMath.Min(first + 4 * warps, clamp) * stride];
+            R5 = lane[IntrinsicMath.Min(first + 5 * warps, clamp) * stride];
+            R6 = lane[IntrinsicMath.Min(first + 6 * warps, clamp) * stride];
+            R7 = lane[IntrinsicMath.Min(first + 7 * warps, clamp) * stride];
+            R8 = lane[IntrinsicMath.Min(first + 8 * warps, clamp) * stride];
+            R9 = lane[IntrinsicMath.Min(first + 9 * warps, clamp) * stride];
+            R10 = lane[IntrinsicMath.Min(first + 10 * warps, clamp) * stride];
+            R11 = lane[IntrinsicMath.Min(first + 11 * warps, clamp) * stride];
+            R12 = lane[IntrinsicMath.Min(first + 12 * warps, clamp) * stride];
+            R13 = lane[IntrinsicMath.Min(first + 13 * warps, clamp) * stride];
+            R14 = lane[IntrinsicMath.Min(first + 14 * warps, clamp) * stride];
+            R15 = lane[IntrinsicMath.Min(first + 15 * warps, clamp) * stride];
         }
 
-        private static void Add(Ld.Pair v, ArrayView<float> w, int at, int p, int count, ref float a0, ref float a1,
-            ref float a2, ref float a3)
+        /// <summary>The rows whose position lies in [<paramref name="from"/>, <paramref name="count"/>); the others are
+        /// kept.</summary>
+        public void Load(ArrayView<Ld.Pair> cache, int first, int warps, int count, int kvDim, long offset, int from)
         {
-            if (p >= count) return;
-            float x = w[at + p];
+            var lane = cache.SubView(offset >> 2, cache.Length - (offset >> 2));
+            int stride = kvDim >> 2, step = warps * stride;
+            int p = first, at = first * stride;
+            if (p >= from && p < count) R0 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R1 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R2 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R3 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R4 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R5 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R6 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R7 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R8 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R9 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R10 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R11 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R12 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R13 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R14 = lane[at]; p += warps; at += step;
+            if (p >= from && p < count) R15 = lane[at];
+        }
+
+        /// <summary>q·k of the sixteen rows over the warp: each lane's four-dim partials, reduced and scattered in five
+        /// steps (lanes exchange half their values with the lane <c>bit</c> away and keep the other half's sums: 8, 4,
+        /// 2 and 1 shuffles, then one for the last pair), so lanes 2i and 2i + 1 return row i's full score.</summary>
+        public readonly float Scores(float q0, float q1, float q2, float q3, int lane)
+        {
+            float s0 = Attention.Score(R0, q0, q1, q2, q3), s1 = Attention.Score(R1, q0, q1, q2, q3);
+            float s2 = Attention.Score(R2, q0, q1, q2, q3), s3 = Attention.Score(R3, q0, q1, q2, q3);
+            float s4 = Attention.Score(R4, q0, q1, q2, q3), s5 = Attention.Score(R5, q0, q1, q2, q3);
+            float s6 = Attention.Score(R6, q0, q1, q2, q3), s7 = Attention.Score(R7, q0, q1, q2, q3);
+            float s8 = Attention.Score(R8, q0, q1, q2, q3), s9 = Attention.Score(R9, q0, q1, q2, q3);
+            float s10 = Attention.Score(R10, q0, q1, q2, q3), s11 = Attention.Score(R11, q0, q1, q2, q3);
+            float s12 = Attention.Score(R12, q0, q1, q2, q3), s13 = Attention.Score(R13, q0, q1, q2, q3);
+            float s14 = Attention.Score(R14, q0, q1, q2, q3), s15 = Attention.Score(R15, q0, q1, q2, q3);
+            // Lane bit 16 picks rows 8–15 (set) or 0–7, bit 8 the upper four of those, bit 4 the upper two, bit 2 one.
+            bool b16 = (lane & 16) != 0, b8 = (lane & 8) != 0, b4 = (lane & 4) != 0, b2 = (lane & 2) != 0;
+            float t0 = Half(s0, s8, b16, 16), t1 = Half(s1, s9, b16, 16), t2 = Half(s2, s10, b16, 16), t3 = Half(s3, s11, b16, 16);
+            float t4 = Half(s4, s12, b16, 16), t5 = Half(s5, s13, b16, 16), t6 = Half(s6, s14, b16, 16), t7 = Half(s7, s15, b16, 16);
+            float u0 = Half(t0, t4, b8, 8), u1 = Half(t1, t5, b8, 8), u2 = Half(t2, t6, b8, 8), u3 = Half(t3, t7, b8, 8);
+            float v0 = Half(u0, u2, b4, 4), v1 = Half(u1, u3, b4, 4);
+            float w = Half(v0, v1, b2, 2);
+            return w + Warp.ShuffleXor(w, 1);
+        }
+
+        /// <summary>One reduce-scatter step: the lane keeps <paramref name="hi"/> where <paramref name="upper"/> (else
+        /// <paramref name="lo"/>) and adds the partner's copy of it, sending the other.</summary>
+        private static float Half(float lo, float hi, bool upper, int bit)
+        {
+            float send = upper ? lo : hi;
+            return (upper ? hi : lo) + Warp.ShuffleXor(send, bit);
+        }
+
+        /// <summary>a += w_i·v_i over the sixteen rows, row i's weight taken from lane 2i (0 for positions past the
+        /// context, so their rows, clamped or left from the pass before, add nothing).</summary>
+        public readonly void Accumulate(float w, ref float a0, ref float a1, ref float a2, ref float a3)
+        {
+            Add(R0, Warp.Shuffle(w, 0), ref a0, ref a1, ref a2, ref a3);
+            Add(R1, Warp.Shuffle(w, 2), ref a0, ref a1, ref a2, ref a3);
+            Add(R2, Warp.Shuffle(w, 4), ref a0, ref a1, ref a2, ref a3);
+            Add(R3, Warp.Shuffle(w, 6), ref a0, ref a1, ref a2, ref a3);
+            Add(R4, Warp.Shuffle(w, 8), ref a0, ref a1, ref a2, ref a3);
+            Add(R5, Warp.Shuffle(w, 10), ref a0, ref a1, ref a2, ref a3);
+            Add(R6, Warp.Shuffle(w, 12), ref a0, ref a1, ref a2, ref a3);
+            Add(R7, Warp.Shuffle(w, 14), ref a0, ref a1, ref a2, ref a3);
+            Add(R8, Warp.Shuffle(w, 16), ref a0, ref a1, ref a2, ref a3);
+            Add(R9, Warp.Shuffle(w, 18), ref a0, ref a1, ref a2, ref a3);
+            Add(R10, Warp.Shuffle(w, 20), ref a0, ref a1, ref a2, ref a3);
+            Add(R11, Warp.Shuffle(w, 22), ref a0, ref a1, ref a2, ref a3);
+            Add(R12, Warp.Shuffle(w, 24), ref a0, ref a1, ref a2, ref a3);
+            Add(R13, Warp.Shuffle(w, 26), ref a0, ref a1, ref a2, ref a3);
+            Add(R14, Warp.Shuffle(w, 28), ref a0, ref a1, ref a2, ref a3);
+            Add(R15, Warp.Shuffle(w, 30), ref a0, ref a1, ref a2, ref a3);
+        }
+
+        private static void Add(Ld.Pair v, float x, ref float a0, ref float a1, ref float a2, ref float a3)
+        {
             a0 += x * Ld.Half(v.A); a1 += x * Ld.Half(v.A >> 16); a2 += x * Ld.Half(v.B); a3 += x * Ld.Half(v.B >> 16);
         }
     }
