@@ -19,8 +19,8 @@ namespace Engine.Runtime.Cuda;
 /// drive rope, the KV-cache row and the attention length), so the graph needs no update. Steps of several tokens
 /// (prompts, up to the plan's n_batch) patch the n_tokens arguments and re-derive grids with the launchers' rules; a
 /// launch with a batch kernel (the tiled GEMM of the matmuls) runs it instead from <see cref="BatchMinTokens"/> tokens,
-/// and one-token steps at up to <see cref="ShortAttentionPositions"/> positions run the launches' short kernels (the
-/// attention of short contexts): two decode graphs, the step's position picks one.
+/// and one-token steps below <see cref="ShortAttentionPositions"/> (by default every one) run the launches' short kernels (the
+/// attention's one-token kernel): two decode graphs, the step's position picks one.
 /// Streamed layers (tiers B, C) go through the plan's slots on a transfer stream ordered by events
 /// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
 /// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.
@@ -70,13 +70,15 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// overrides it (0 or less: never), for measuring both.</summary>
     public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
 
-    /// <summary>One-token steps whose context (the step's position + 1) is at most this many positions run the launches'
-    /// short kernels (attention_quant_short: a query head's context in up to 8 ranges of whole 128-position passes)
-    /// instead of their kernels. Measured on 8B (H100 and H200, docs/benchmarks.md "Session 10"): against the ranged
-    /// kernel +2.4 % at tg128 and +6 % at 100 positions, even at 200, +1.5 % at 400, +3 % at 700, +4 % at 1000 and
-    /// +2.3 % at 2000 (Q4_K_M), −5.6 % at 4096 (the ranged kernel reads each K/V row once for the kv head's query
-    /// heads). ENGINE_CUDA_SHORT_POSITIONS overrides it (0: never), for measuring both.</summary>
-    public int ShortAttentionPositions { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_SHORT_POSITIONS"), out int sp) ? Math.Max(0, sp) : 2048;
+    /// <summary>One-token steps at positions below this run the launches' short kernels (attention_quant_short: a query
+    /// head's context in up to 8 ranges of whole 128-position passes) instead of their kernels; by default every one-token
+    /// step does. Since session 14's reduce-scatter passes (docs/benchmarks.md "Session 14") the short kernel is the faster
+    /// at every context measured, 8B Q4_K_M decode against the ranged kernel: +7.6 % at 2500 positions, +8.8 % at 4000,
+    /// +11 % at 6000, +14 % at 8000, +19 % at 12000, +22 % at 16000 (Q8_0 +8 to +16 % from 6000 on), though it reads each
+    /// K/V row once a query head and the ranged kernel once for the kv head's four (L2 serves the repeats); before it,
+    /// the ranged kernel took contexts past 2048. ENGINE_CUDA_SHORT_POSITIONS=N overrides it (0: never), for measuring
+    /// both.</summary>
+    public int ShortAttentionPositions { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_SHORT_POSITIONS"), out int sp) ? Math.Max(0, sp) : int.MaxValue;
 
     // Step I/O: pinned host staging and the plan's input/output buffers.
     private readonly int* _hostTokens, _hostPositions;   // [n_batch]
