@@ -74,8 +74,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// head's context in up to 8 ranges of whole 128-position passes) instead of their kernels; by default every one-token
     /// step does. Since session 14's reduce-scatter passes (docs/benchmarks.md "Session 14") the short kernel is the faster
     /// at every context measured, 8B Q4_K_M decode against the ranged kernel: +7.6 % at 2500 positions, +8.8 % at 4000,
-    /// +11 % at 6000, +14 % at 8000, +19 % at 12000, +22 % at 16000 (Q8_0 +8 to +16 % from 6000 on), though it reads each
-    /// K/V row once a query head and the ranged kernel once for the kv head's four (L2 serves the repeats); before it,
+    /// +11 % at 6000, +14 % at 8000, +19 % at 12000, +22 % at 16000 (Q8_0 +8 to +16 % from 6000 on; a 1B shape, head_dim
+    /// 64, +12 to +32 % from 2500 on; a 70B shape, eight query heads a kv head, +4 to +14 %), though it reads each K/V
+    /// row once a query head and the ranged kernel once for the kv head's query heads (L2 serves the repeats); before it,
     /// the ranged kernel took contexts past 2048. ENGINE_CUDA_SHORT_POSITIONS=N overrides it (0: never), for measuring
     /// both.</summary>
     public int ShortAttentionPositions { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CUDA_SHORT_POSITIONS"), out int sp) ? Math.Max(0, sp) : int.MaxValue;
