@@ -326,16 +326,15 @@ public static class Attention
     /// clamped to the range's last one (<paramref name="end"/> − 1).</summary>
     internal static long Row(int p, int end, int kvDim, long kvBase) => (long)IntrinsicMath.Min(p, end - 1) * kvDim + kvBase;
 
-    /// <summary><see cref="Row"/> in units of 2^<paramref name="shift"/> elements (4-element pairs, 8-element quads), in
-    /// 32 bits: kv_dim and <paramref name="kvBase"/> must be multiples of the unit. A layer's cache has fewer than 2^31
-    /// such units, and the 64-bit multiply and shifts of <see cref="Row"/> were most of the attention kernels' address
-    /// arithmetic (docs/benchmarks.md "Session 13").</summary>
-    internal static int RowUnits(int p, int end, int kvDim, long kvBase, int shift) =>
-        IntrinsicMath.Min(p, end - 1) * (kvDim >> shift) + (int)(kvBase >> shift);
+    /// <summary><see cref="Row"/> in 4-element pairs, in 32 bits: kv_dim and <paramref name="kvBase"/> must be multiples
+    /// of 4. A layer's cache has fewer than 2^31 pairs, and the 64-bit multiply and shifts of <see cref="Row"/> were most
+    /// of the attention kernels' address arithmetic (docs/benchmarks.md "Session 13").</summary>
+    internal static int PairIndex(int p, int end, int kvDim, long kvBase) =>
+        IntrinsicMath.Min(p, end - 1) * (kvDim >> 2) + (int)(kvBase >> 2);
 
     /// <summary><see cref="Fetch"/> of position <paramref name="p"/>'s row (<see cref="Row"/>, clamped to the range).
     /// Where head_dim and kv_dim are multiples of 4 (<paramref name="wide"/>) the row's pair index is
-    /// <see cref="RowUnits"/>'s 32-bit one.</summary>
+    /// <see cref="PairIndex"/>'s 32-bit one.</summary>
     private static void FetchRow(ArrayView<Half> kCache, ArrayView<Half> vCache, int p, int end, int kvDim, long kvBase, int d,
         int headDim, bool wide, out Ld.Pair k, out Ld.Pair v)
     {
@@ -344,7 +343,7 @@ public static class Attention
             Fetch(kCache, vCache, Row(p, end, kvDim, kvBase), d, headDim, wide, out k, out v);
             return;
         }
-        int at = RowUnits(p, end, kvDim, kvBase, 2);
+        int at = PairIndex(p, end, kvDim, kvBase);
         k = kCache.Cast<Ld.Pair>()[at];
         v = vCache.Cast<Ld.Pair>()[at];
     }
@@ -415,8 +414,9 @@ public static class AttentionShort
     public const int RowsPerLane = 16;
 
     /// <summary>The register cap PtxBuild writes into the short kernels' PTX (<c>.maxnreg</c>): 128 keeps two groups of
-    /// 256 threads an SM, so the 256 groups of a context of 1024–2048 positions run in one wave (ptxas gave the kernel
-    /// 133 once its rows were addressed by 32-bit indices: one group an SM). 0 for the other families.</summary>
+    /// 256 threads an SM, so the 256 groups of a context past 896 positions run in one wave (session 13's pass took 133
+    /// uncapped: one group an SM; the reduce-scatter pass of session 14 takes 120 under the cap). 0 for the other
+    /// families.</summary>
     public static int MaxRegisters(string family) => family is "attention_short" or "attention_quant_short" ? 128 : 0;
 
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
