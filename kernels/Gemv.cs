@@ -76,9 +76,12 @@ public static class Gemv
     /// <summary>The rows of group <paramref name="group"/> (rows 4·group …) for this group's tokens;
     /// <paramref name="accumulate"/> adds the products to y instead of storing them (<see cref="GemvAdd"/>: the residual
     /// add fused into the projection). The group is Grid.IdxX but where one launch covers several matrices
-    /// (<see cref="GemvQkv"/>).</summary>
+    /// (<see cref="GemvQkv"/>). <paramref name="early"/>: rows of one lane unit a thread (<see cref="OneUnitALane{T}"/>)
+    /// load their weights before the PDL wait. Measured per family (8B tg128, H100, docs/benchmarks.md "Session 15"):
+    /// the o projection (gemv_add) +1.4–2.4 %, q/k/v +0.5 %; gate/up (its gate rows) lost 9–10 % (spills at the
+    /// register cap) and the lm_head's gemv was not measured, so those two keep their loads after the wait.</summary>
     public static void Rows<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols,
-        int nTokens, int group, bool accumulate)
+        int nTokens, int group, bool accumulate, bool early = false)
         where T : struct, IWeightFormat
     {
         var partials = SharedMemory.Allocate<float>(2 * PartialsPerBuffer);
@@ -87,22 +90,118 @@ public static class Gemv
         // Rows past the end repeat the last row (read, never stored), so the loop needs no per-row branch.
         long o0 = IntrinsicMath.Min(row0, rows - 1) * rowBytes, o1 = IntrinsicMath.Min(row0 + 1, rows - 1) * rowBytes;
         long o2 = IntrinsicMath.Min(row0 + 2, rows - 1) * rowBytes, o3 = IntrinsicMath.Min(row0 + 3, rows - 1) * rowBytes;
-        Pdl.Wait();
         int first = Grid.IdxY * TokensPerGroup;
         int last = IntrinsicMath.Min(first + TokensPerGroup, nTokens);
+        // Two disjoint paths, so the early words are live in one only (a shared loop kept them live through the lane
+        // loop's registers too, and every entry spilled).
+        if (early && OneUnitALane<T>(cols))
+        {
+            LoadUnits<T>(w, o0, o1, o2, o3, cols, out var raw);
+            Pdl.Wait();
+            for (int t = first; t < last; t++)
+            {
+                UnitPartials<T>(raw, cols, xq, t, out float p0, out float p1, out float p2, out float p3);
+                Store(p0, p1, p2, p3, partials, y, rows, row0, t, accumulate);
+            }
+        }
+        else
+        {
+            Pdl.Wait();
+            for (int t = first; t < last; t++)
+            {
+                Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
+                Store(p0, p1, p2, p3, partials, y, rows, row0, t, accumulate);
+            }
+        }
+    }
+
+    /// <summary>Sums the four rows' partials over the group (<see cref="GroupSums"/>) and stores (or, with
+    /// <paramref name="accumulate"/>, adds) token <paramref name="t"/>'s results: thread r &lt; 4 row row0 + r.</summary>
+    public static void Store(float p0, float p1, float p2, float p3, ArrayView<float> partials, ArrayView<float> y, int rows,
+        int row0, int t, bool accumulate)
+    {
         int r = Group.IdxX;
         bool stores = r < RowsPerGroup && row0 + r < rows;
-        for (int t = first; t < last; t++)
-        {
-            Partials<T>(w, o0, o1, o2, o3, cols, x, xq, t, out float p0, out float p1, out float p2, out float p3);
-            // gemv_add: the residual this thread adds to is loaded before the group's sums, so its trip to L2 overlaps
-            // the shuffles and the barrier instead of following them (loaded before the lane loop it would stay live
-            // across it, a register the capped int8 loops have not got to spare).
-            long i = (long)t * rows + row0 + r;
-            float residual = accumulate && stores ? y[i] : 0f;
-            float total = GroupSums(p0, p1, p2, p3, partials, t & 1);
-            if (stores) y[i] = accumulate ? total + residual : total;
-        }
+        // gemv_add: the residual this thread adds to is loaded before the group's sums, so its trip to L2 overlaps
+        // the shuffles and the barrier instead of following them (loaded before the lane loop it would stay live
+        // across it, a register the capped int8 loops have not got to spare).
+        long i = (long)t * rows + row0 + r;
+        float residual = accumulate && stores ? y[i] : 0f;
+        float total = GroupSums(p0, p1, p2, p3, partials, t & 1);
+        if (stores) y[i] = accumulate ? total + residual : total;
+    }
+
+    /// <summary>Whether each thread's share of a row is exactly one int8 lane unit (cols = group size × QLaneElements:
+    /// an 8B's 4096-column matrices at 128 threads) of a format whose unit may be loaded ahead
+    /// (<see cref="IWeightFormat.QLaneEarly"/>). Where its family asks for it, such a group loads its weights before
+    /// the PDL wait (<see cref="LoadUnits{T}"/>), so with programmatic launch they arrive while the kernel before still
+    /// runs, and uses them for every token of its tile (<see cref="UnitPartials{T}"/>).</summary>
+    public static bool OneUnitALane<T>(int cols) where T : struct, IWeightFormat =>
+        default(T).Int8Activations && default(T).QLaneEarly && cols == Group.DimX * default(T).QLaneElements;
+
+    /// <summary>The words of a thread's lane unit (unit Group.IdxX) of four rows, loaded before the PDL wait.</summary>
+    public struct UnitWords
+    {
+        public QRaw R0, R1, R2, R3;
+    }
+
+    /// <summary>Loads lane unit Group.IdxX of the four rows at byte offsets o0..o3 (<see cref="OneUnitALane{T}"/>);
+    /// reads only the weights, so it may run before the PDL wait.</summary>
+    public static void LoadUnits<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, out UnitWords raw)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int g = Group.IdxX;
+        RowViews<T>(w, o0, o1, o2, o3, cols, out var w0, out var w1, out var w2, out var w3, out int l0, out int l1,
+            out int l2, out int l3);
+        format.QLaneLoad(w0, l0, g, out raw.R0);
+        format.QLaneLoad(w1, l1, g, out raw.R1);
+        format.QLaneLoad(w2, l2, g, out raw.R2);
+        format.QLaneLoad(w3, l3, g, out raw.R3);
+    }
+
+    /// <summary>The four rows' dots with token <paramref name="t"/> from the words <see cref="LoadUnits{T}"/> loaded:
+    /// the same arithmetic as one iteration of <see cref="Int8Partials{T}"/>'s lane loop.</summary>
+    public static void UnitPartials<T>(UnitWords raw, int cols, ArrayView<byte> xq, int t,
+        out float p0, out float p1, out float p2, out float p3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int g = Group.IdxX;
+        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
+        format.QLaneX(xRow, (int)Quantize.PairsOffset(cols), g, out var a);
+        // QLaneMath of a QLaneEarly format reads nothing of the row: it is given none.
+        ArrayView<byte> none = default;
+        p0 = format.QLaneMath(none, 0, g, raw.R0, a);
+        p1 = format.QLaneMath(none, 0, g, raw.R1, a);
+        p2 = format.QLaneMath(none, 0, g, raw.R2, a);
+        p3 = format.QLaneMath(none, 0, g, raw.R3, a);
+    }
+
+    /// <summary>The four rows' views for the int8 lane loop and their leads. Subviews: the 64-bit row bases are formed
+    /// once; every load inside is a 32-bit offset from them. AsAligned states each view's alignment (it emits no code):
+    /// ILGPU's PTX backend emits ld.global.v4/.v2 for a 16/8-byte struct load only where its pointer-alignment analysis
+    /// (IR/Analyses/PointerAlignments.cs) proves that alignment, and a subview at a runtime byte offset proves none, so
+    /// without it every Ld.U4 of these views was four ld.global.b32 and every Ld.U2/ScaleSum two. Formats that read
+    /// 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row (N =
+    /// QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the lead is
+    /// the constant 0. Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K,
+    /// whose 144/176-byte blocks are 16-byte multiples of a 32-byte aligned tensor).</summary>
+    public static void RowViews<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols,
+        out ArrayView<byte> w0, out ArrayView<byte> w1, out ArrayView<byte> w2, out ArrayView<byte> w3,
+        out int l0, out int l1, out int l2, out int l3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        long rowBytes = RowBytes<T>(cols);
+        int leadAlignment = format.QLaneLeadAlignment;
+        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
+        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
+        l0 = (int)(o0 & leadMask); l1 = (int)(o1 & leadMask); l2 = (int)(o2 & leadMask); l3 = (int)(o3 & leadMask);
+        w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
+        w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
+        w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
+        w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
     }
 
     /// <summary>Floats of one partial-sum buffer of <see cref="GroupSums"/>.</summary>
@@ -213,27 +312,10 @@ public static class Gemv
     {
         var format = default(T);
         int lane = Group.IdxX, lanes = Group.DimX;
-        long rowBytes = RowBytes<T>(cols);
-        // Subviews: the 64-bit row bases are formed once; every load inside is a 32-bit offset from them.
-        // AsAligned states each view's alignment (it emits no code): ILGPU's PTX backend emits ld.global.v4/.v2 for a
-        // 16/8-byte struct load only where its pointer-alignment analysis (IR/Analyses/PointerAlignments.cs) proves
-        // that alignment, and a subview at a runtime byte offset proves none, so without it every Ld.U4 of these views
-        // was four ld.global.b32 and every Ld.U2/ScaleSum two. xq rows are multiples of 80 bytes from a 16-aligned
-        // buffer (Quantize.RowBytes); weight rows see the comment on rowAlignment.
+        // xq rows are multiples of 80 bytes from a 16-aligned buffer (Quantize.RowBytes); the weight views: RowViews.
         var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
-        // Formats that read 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row
-        // (N = QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the
-        // lead is the constant 0.
-        int leadAlignment = format.QLaneLeadAlignment;
-        long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
-        // Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-
-        // byte blocks are 16-byte multiples of a 32-byte aligned tensor).
-        int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
-        int l0 = (int)(o0 & leadMask), l1 = (int)(o1 & leadMask), l2 = (int)(o2 & leadMask), l3 = (int)(o3 & leadMask);
-        var w0 = w.SubView(o0 - l0, rowBytes + l0).AsAligned(rowAlignment);
-        var w1 = w.SubView(o1 - l1, rowBytes + l1).AsAligned(rowAlignment);
-        var w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
-        var w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
+        RowViews<T>(w, o0, o1, o2, o3, cols, out var w0, out var w1, out var w2, out var w3, out int l0, out int l1,
+            out int l2, out int l3);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
         p0 = 0; p1 = 0; p2 = 0; p3 = 0;
@@ -252,16 +334,26 @@ public static class Gemv
             }
         for (; g < units; g += lanes)
         {
-            // The four rows' words first, then their arithmetic (IWeightFormat.QLaneLoad).
             format.QLaneX(xRow, pairs, g, out var a);
-            format.QLaneLoad(w0, l0, g, out var r0);
-            format.QLaneLoad(w1, l1, g, out var r1);
-            format.QLaneLoad(w2, l2, g, out var r2);
-            format.QLaneLoad(w3, l3, g, out var r3);
-            p0 += format.QLaneMath(w0, l0, g, r0, a);
-            p1 += format.QLaneMath(w1, l1, g, r1, a);
-            p2 += format.QLaneMath(w2, l2, g, r2, a);
-            p3 += format.QLaneMath(w3, l3, g, r3, a);
+            if (format.QLaneSplit)
+            {
+                // The four rows' words first, then their arithmetic.
+                format.QLaneLoad(w0, l0, g, out var r0);
+                format.QLaneLoad(w1, l1, g, out var r1);
+                format.QLaneLoad(w2, l2, g, out var r2);
+                format.QLaneLoad(w3, l3, g, out var r3);
+                p0 += format.QLaneMath(w0, l0, g, r0, a);
+                p1 += format.QLaneMath(w1, l1, g, r1, a);
+                p2 += format.QLaneMath(w2, l2, g, r2, a);
+                p3 += format.QLaneMath(w3, l3, g, r3, a);
+            }
+            else
+            {
+                p0 += format.QLaneDot(w0, l0, g, a);
+                p1 += format.QLaneDot(w1, l1, g, a);
+                p2 += format.QLaneDot(w2, l2, g, a);
+                p3 += format.QLaneDot(w3, l3, g, a);
+            }
         }
     }
 }

@@ -8,7 +8,8 @@ namespace Engine.Kernels;
 /// exactly as <see cref="Gemv"/> computes its rows (same lane loops and sums: the bytes of three gemv launches). A
 /// decode step's k and v are small matrices (an 8B's 4096 × 1024 is 256 groups for 132 SMs, ~1 µs of weights) whose
 /// launches cost more in ramp-up, tail and gap than their reads; in one launch with q they fill the machine. The three
-/// weights must share a format (the planner launches three gemvs in a layer where they do not).</summary>
+/// weights must share a format (the planner launches three gemvs in a layer where they do not). Rows of one lane unit
+/// a thread (an 8B's) load their weights before the PDL wait (<see cref="Gemv.Rows{T}"/>).</summary>
 public static class GemvQkv
 {
     /// <param name="rows">q's rows (n_head·head_dim)</param>
@@ -18,7 +19,7 @@ public static class GemvQkv
         where T : struct, IWeightFormat
     {
         Select(Grid.IdxX, Gemv.RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
-        Gemv.Rows<T>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+        Gemv.Rows<T>(w, x, xq, y, n, cols, nTokens, local, accumulate: false, early: true);
     }
 
     /// <summary>q and k in format <typeparamref name="TQk"/>, v in <typeparamref name="TV"/> (spec format pair
@@ -31,8 +32,9 @@ public static class GemvQkv
         where TV : struct, IWeightFormat
     {
         Select(Grid.IdxX, Gemv.RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
-        if (IsV(Grid.IdxX, Gemv.RowsPerGroup, rows, kvDim)) Gemv.Rows<TV>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
-        else Gemv.Rows<TQk>(w, x, xq, y, n, cols, nTokens, local, accumulate: false);
+        if (IsV(Grid.IdxX, Gemv.RowsPerGroup, rows, kvDim))
+            Gemv.Rows<TV>(w, x, xq, y, n, cols, nTokens, local, accumulate: false, early: true);
+        else Gemv.Rows<TQk>(w, x, xq, y, n, cols, nTokens, local, accumulate: false, early: true);
     }
 
     /// <summary>Whether group <paramref name="group"/> of a q/k/v launch computes v's rows (<see cref="Select"/>'s order).</summary>

@@ -41,6 +41,10 @@ public struct F16 : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneSplit => false;
+
+    public readonly bool QLaneEarly => false;
+
     /// <summary>Not reached: a float format takes the f32 lane path (<see cref="IWeightFormat.Int8Activations"/>).</summary>
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) => x = default;
 

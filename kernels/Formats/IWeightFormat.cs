@@ -70,11 +70,21 @@ public interface IWeightFormat
     /// number of 34-byte Q8_0 blocks, alternate), so the format can use aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 
+    /// <summary>True when the GEMV's lane loop loads all four rows' units (<see cref="QLaneLoad"/>) before any row's
+    /// arithmetic (<see cref="QLaneMath"/>), so ptxas issues the loads together even at the 64-register cap (it did not
+    /// hoist them across the rows' math by itself); false when it takes the rows one <see cref="QLaneDot"/> after
+    /// another (measured per format, docs/benchmarks.md).</summary>
+    bool QLaneSplit { get; }
+
+    /// <summary>True when <see cref="QLaneLoad"/> loads every word of the unit and <see cref="QLaneMath"/> reads nothing
+    /// of the row: a GEMV whose rows are one unit a thread may then load them before the PDL wait
+    /// (<see cref="Gemv.OneUnitALane{T}"/>).</summary>
+    bool QLaneEarly { get; }
+
     /// <summary>The words of int8 lane unit <paramref name="g"/> of a row that <see cref="QLaneMath"/> multiplies,
-    /// loaded ahead of it: the GEMV loads all four rows' units before any row's arithmetic, so ptxas issues the loads
-    /// together even at the 64-register cap (it did not hoist them across the rows' math by itself). A format that
-    /// gains nothing from it (or whose unit does not fit the registers) leaves <paramref name="raw"/> empty and loads in
-    /// QLaneMath. For every format QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x).</summary>
+    /// loaded ahead of it (<see cref="QLaneSplit"/>, <see cref="QLaneEarly"/>): all of them where QLaneEarly; a format
+    /// that is neither leaves <paramref name="raw"/> empty and loads in QLaneMath. For every format
+    /// QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x).</summary>
     void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw);
 
     /// <summary>Σ w·x over lane unit <paramref name="g"/> from the words <see cref="QLaneLoad"/> loaded.</summary>

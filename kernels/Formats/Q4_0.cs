@@ -71,15 +71,31 @@ public partial struct Q4_0 : IWeightFormat
         x.S0 = 8 * sum;   // w = q − 8: the block's −8·Σq_x
     }
 
-    /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+    /// <summary>Not split (it takes two units an iteration, <see cref="QLanePairs"/>).</summary>
+    public readonly bool QLaneSplit => false;
 
-    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+    public readonly bool QLaneEarly => true;
+
+    /// <summary>d (A) and the 16 bytes of nibbles (B–E), loaded as <see cref="QLaneDot"/> does.</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw)
+    {
+        raw = default;
+        Ld.Block2Aligned4(row, lead + 18 * g, out raw.A, out raw.B, out raw.C, out raw.D, out raw.E);
+    }
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) =>
+        UnitDot(raw.A, raw.B, raw.C, raw.D, raw.E, x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
         // As Q8_0: four aligned 32-bit loads and one 16-bit load per 18-byte block (Ld.Block2Aligned4).
         Ld.Block2Aligned4(row, lead + 18 * g, out uint d, out uint q0, out uint q1, out uint q2, out uint q3);
+        return UnitDot(d, q0, q1, q2, q3, x);
+    }
+
+    /// <summary>A unit's dot from its words: d and the nibbles q0–q3.</summary>
+    private static float UnitDot(uint d, uint q0, uint q1, uint q2, uint q3, XLane x)
+    {
         const uint Low = 0x0F0F0F0F;
         int dot = Ld.Dp4a(q0 & Low, x.Q0, Ld.Dp4a(q1 & Low, x.Q1, Ld.Dp4a(q2 & Low, x.Q2, Ld.Dp4a(q3 & Low, x.Q3,
             Ld.Dp4a((q0 >> 4) & Low, x.Q4, Ld.Dp4a((q1 >> 4) & Low, x.Q5, Ld.Dp4a((q2 >> 4) & Low, x.Q6,

@@ -100,17 +100,35 @@ public partial struct Q4_K : IWeightFormat
         x.S0 = 0; x.S1 = 0; x.S2 = 0; x.S3 = 0;
     }
 
-    /// <summary>Loads in <see cref="QLaneMath"/>: split (header and nibbles loaded for the four rows first) it was
-    /// 5.5 → 5.7 µs at 4096 × 4096 and 25.5 → 25.2 µs for gate/up (docs/benchmarks.md), no gain over a layer.</summary>
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+    /// <summary>Not split: split (header and nibbles loaded for the four rows first) it was 5.5 → 5.7 µs at 4096 × 4096
+    /// and 25.5 → 25.2 µs for gate/up (docs/benchmarks.md), no gain over a layer.</summary>
+    public readonly bool QLaneSplit => false;
 
-    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+    public readonly bool QLaneEarly => true;
+
+    /// <summary>The block header (d, dmin, scales: A–D) and the unit's 16 bytes of nibbles (E–H).</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw)
+    {
+        raw = default;
+        int block = (g >> 3) * 144, i = g & 7;
+        Ld.U4(row, block, out raw.A, out raw.B, out raw.C, out raw.D);
+        Ld.U4(row, block + 16 + 16 * i, out raw.E, out raw.F, out raw.G, out raw.H);
+    }
+
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) =>
+        UnitDot((g & 7) >> 1, raw.A, raw.B, raw.C, raw.D, raw.E, raw.F, raw.G, raw.H, x);
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
         int block = (g >> 3) * 144, i = g & 7, j = i >> 1;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
         Ld.U4(row, block + 16 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
+        return UnitDot(j, dm, s0, s1, s2, w0, w1, w2, w3, x);
+    }
+
+    /// <summary>A unit's dot from its words: header dm, s0–s2 and nibbles w0–w3 of chunk j.</summary>
+    private static float UnitDot(int j, uint dm, uint s0, uint s1, uint s2, uint w0, uint w1, uint w2, uint w3, XLane x)
+    {
         const uint Low = 0x0F0F0F0F;
         int lo = Ld.Dp4a(w0 & Low, x.Q0, Ld.Dp4a(w1 & Low, x.Q1, Ld.Dp4a(w2 & Low, x.Q2, Ld.Dp4a(w3 & Low, x.Q3, 0))));
         int hi = Ld.Dp4a((w0 >> 4) & Low, x.Q4, Ld.Dp4a((w1 >> 4) & Low, x.Q5, Ld.Dp4a((w2 >> 4) & Low, x.Q6, Ld.Dp4a((w3 >> 4) & Low, x.Q7, 0))));

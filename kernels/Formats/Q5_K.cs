@@ -91,6 +91,13 @@ public partial struct Q5_K : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
         default(Q4_K).QLaneX(xq, pairs, g, out x);
 
+    public readonly bool QLaneSplit => false;
+
+    /// <summary>Not early: with its unit's twelve words held across the PDL wait the q/k/v entries of the format pairs
+    /// with Q5_K (capped at 64 registers) spilled 80 bytes (docs/benchmarks.md "Session 15"); no Q5_K file was
+    /// measured.</summary>
+    public readonly bool QLaneEarly => false;
+
     /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
     public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
 

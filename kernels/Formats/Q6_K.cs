@@ -108,6 +108,12 @@ public partial struct Q6_K : IWeightFormat
         x.S3 = 32 * Ld.Dp4a(Ones, x.Q6, Ld.Dp4a(Ones, x.Q7, 0));
     }
 
+    public readonly bool QLaneSplit => false;
+
+    /// <summary>Not early: QLaneLoad leaves <paramref name="raw"/> empty and QLaneMath loads (with the unit's nine
+    /// words held across the PDL wait the entries spilled 184–192 bytes at the 64-register cap; docs/benchmarks.md).</summary>
+    public readonly bool QLaneEarly => false;
+
     /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
     public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
 

@@ -64,8 +64,13 @@ public partial struct Q8_0 : IWeightFormat
         Ld.ScaleSum(xq, pairs + 8 * g, out x.D0, out _);
     }
 
-    /// <summary>d and the 32 bytes of block g, loaded for the four rows before their dp4a (Gemv_Q8_0 4096 × 14336
+    /// <summary>Split: d and the 32 bytes of block g loaded for the four rows before their dp4a (Gemv_Q8_0 4096 × 14336
     /// 24.1 → 23.6 µs, gate/up 43.0 → 42.3 µs; docs/benchmarks.md).</summary>
+    public readonly bool QLaneSplit => true;
+
+    public readonly bool QLaneEarly => true;
+
+    /// <summary>d (A) and the 32 bytes of block g (B–I).</summary>
     public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) =>
         // Block g starts at a 4-aligned byte (its qs two bytes off) or 2 past one (d in the aligned word's high half,
         // qs aligned): eight aligned 32-bit loads and one 16-bit load cover it either way (Ld.Block2Aligned), instead

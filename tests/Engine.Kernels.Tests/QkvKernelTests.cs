@@ -21,6 +21,8 @@ public class QkvKernelTests
             int cols = be == 1 ? 200 : be == 32 ? 32 * 5 : 256 * 2;
             data.Add(f, 33, 6, cols, 1);
             data.Add(f, 16, 8, cols, 6);
+            // One int8 lane unit a thread (4096 columns at 128 threads): the weights loaded before the PDL wait.
+            if (be > 1) data.Add(f, 9, 4, 4096, 5);
         }
         return data;
     }
@@ -32,15 +34,16 @@ public class QkvKernelTests
             grid => Assert.Equal((uint)((rows + 3) / 4 + 2 * ((kvDim + 3) / 4)), grid));
 
     /// <summary>The format pairs of the spec (q and k in the first format, v in the second).</summary>
-    public static TheoryData<string, string, int, int> PairCases() => new()
+    public static TheoryData<string, string, int, int, int> PairCases() => new()
     {
-        { "Q4_K", "Q6_K", 33, 1 }, { "Q4_K", "Q6_K", 16, 6 }, { "Q5_K", "Q6_K", 33, 1 }, { "Q4_K", "Q5_K", 16, 6 },
+        { "Q4_K", "Q6_K", 33, 512, 1 }, { "Q4_K", "Q6_K", 16, 512, 6 }, { "Q5_K", "Q6_K", 33, 512, 1 },
+        { "Q4_K", "Q5_K", 16, 512, 6 }, { "Q4_K", "Q6_K", 9, 4096, 5 },
     };
 
     [Theory]
     [MemberData(nameof(PairCases))]
-    public void GemvQkv_of_a_format_pair_equals_three_gemvs(string qk, string v, int rows, int tokens) =>
-        EqualsThreeLaunches("GemvQkv_", "Gemv_", qk, v, rows, 6, 512, tokens,
+    public void GemvQkv_of_a_format_pair_equals_three_gemvs(string qk, string v, int rows, int cols, int tokens) =>
+        EqualsThreeLaunches("GemvQkv_", "Gemv_", qk, v, rows, 6, cols, tokens,
             grid => Assert.Equal((uint)((rows + 3) / 4 + 2 * ((6 + 3) / 4)), grid));
 
     [Theory]

@@ -96,6 +96,42 @@ public class WeightKernelTests
         }
     }
 
+    /// <summary>gemv_add of the int8 formats at one lane unit a thread (cols = 32 × the group size), where a group of a
+    /// format with QLaneEarly loads its weights before the PDL wait and keeps them for every token of its tile
+    /// (Gemv.OneUnitALane), at groups of one and two warps; five tokens, so a group's tile has four and the next one.</summary>
+    public static TheoryData<string, int> OneUnitCases()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (var f in ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1))
+            foreach (int block in new[] { 32, 64 })
+                data.Add(f, block);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(OneUnitCases))]
+    public void GemvAdd_with_one_unit_a_lane_matches_reference(string format, int block)
+    {
+        int rows = 9, cols = 32 * block, tokens = 5;
+        var rng = new Random(block * 31 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), y0 = ReferenceFormats.Gaussian(rng, rows * tokens);
+        double[] xs = Activations(format, x, cols);
+        var expected = new double[rows * tokens];
+        for (int r = 0; r < rows; r++)
+        {
+            double[] wr = ReferenceFormats.DequantizeRow(format, w, r, cols);
+            for (int t = 0; t < tokens; t++) expected[t * rows + r] = y0[t * rows + r] + Dot(wr, xs, t * cols);
+        }
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = Quantized(h, xb, cols, tokens);
+        using var yb = h.Upload(y0);
+        h.LaunchWithBlock("GemvAdd_" + format, block, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        Nmse.Check($"gemv_add {format} {rows}x{cols}x{tokens} block {block}", yb.GetAsArray1D(), expected, GemvLimit);
+    }
+
     /// <summary>gemv_add: the products added to y in place (the residual stream), rows past a group's end untouched.</summary>
     [Theory]
     [MemberData(nameof(Formats))]
