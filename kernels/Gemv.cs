@@ -104,6 +104,16 @@ public static class Gemv
                 Store(p0, p1, p2, p3, partials, y, rows, row0, t, accumulate);
             }
         }
+        else if (early && FirstUnitEarly<T>(cols) && last - first == 1)
+        {
+            // Longer rows, one token (a decode step): the first unit's words before the wait, the rest by the lane loop
+            // after it (the early words are dead by then, so the loop keeps its registers).
+            LoadUnits<T>(w, o0, o1, o2, o3, cols, out var raw);
+            Pdl.Wait();
+            UnitPartials<T>(raw, cols, xq, first, out float p0, out float p1, out float p2, out float p3);
+            Int8Lanes<T>(w, o0, o1, o2, o3, cols, xq, first, Group.IdxX + Group.DimX, ref p0, ref p1, ref p2, ref p3);
+            Store(p0, p1, p2, p3, partials, y, rows, row0, first, accumulate);
+        }
         else
         {
             Pdl.Wait();
@@ -138,6 +148,16 @@ public static class Gemv
     /// runs, and uses them for every token of its tile (<see cref="UnitPartials{T}"/>).</summary>
     public static bool OneUnitALane<T>(int cols) where T : struct, IWeightFormat =>
         default(T).Int8Activations && default(T).QLaneEarly && cols == Group.DimX * default(T).QLaneElements;
+
+    /// <summary>Whether every thread has a first int8 lane unit in each row (cols ≥ group size × QLaneElements) of a
+    /// format whose unit may be loaded ahead and whose lane loop loads its units ahead anyway (QLaneSplit: Q8_0, so
+    /// the first unit's words take no registers the loop does not): in a one-token tile the group loads that unit before
+    /// the PDL wait and the lane loop takes the rest after it. Measured (8B tg128, H100, docs/benchmarks.md "Session
+    /// 15"): Q8_0 +1.0 % (its down projection); for Q4_K the same path spilled 16–24 bytes and gained 0.2 %, for Q4_0
+    /// (uncapped) it took 80–104 registers and lost 5 %.</summary>
+    public static bool FirstUnitEarly<T>(int cols) where T : struct, IWeightFormat =>
+        default(T).QLaneSplit && default(T).Int8Activations && default(T).QLaneEarly
+        && cols >= Group.DimX * default(T).QLaneElements;
 
     /// <summary>The words of a thread's lane unit (unit Group.IdxX) of four rows, loaded before the PDL wait.</summary>
     public struct UnitWords
@@ -310,16 +330,24 @@ public static class Gemv
         int t, out float p0, out float p1, out float p2, out float p3)
         where T : struct, IWeightFormat
     {
+        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
+        Int8Lanes<T>(w, o0, o1, o2, o3, cols, xq, t, Group.IdxX, ref p0, ref p1, ref p2, ref p3);
+    }
+
+    /// <summary>The int8 lane loop from unit <paramref name="g"/> on (this lane's units g, g + lanes, …), added to
+    /// p0..p3.</summary>
+    public static void Int8Lanes<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, ArrayView<byte> xq,
+        int t, int g, ref float p0, ref float p1, ref float p2, ref float p3)
+        where T : struct, IWeightFormat
+    {
         var format = default(T);
-        int lane = Group.IdxX, lanes = Group.DimX;
+        int lanes = Group.DimX;
         // xq rows are multiples of 80 bytes from a 16-aligned buffer (Quantize.RowBytes); the weight views: RowViews.
         var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
         RowViews<T>(w, o0, o1, o2, o3, cols, out var w0, out var w1, out var w2, out var w3, out int l0, out int l1,
             out int l2, out int l3);
         int pairs = (int)Quantize.PairsOffset(cols);
         int units = cols / format.QLaneElements;
-        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
-        int g = lane;
         // One unit an iteration, or two where the format says so (QLanePairs): the extra live activations and weights
         // cost registers, which pays only for the lightest unit (Q4_0).
         if (format.QLanePairs)

@@ -110,10 +110,24 @@ public class WeightKernelTests
 
     [Theory]
     [MemberData(nameof(OneUnitCases))]
-    public void GemvAdd_with_one_unit_a_lane_matches_reference(string format, int block)
+    public void GemvAdd_with_one_unit_a_lane_matches_reference(string format, int block) =>
+        GemvAdd_matches_reference_at(format, block, 32 * block, 5);
+
+    /// <summary>gemv_add with 3.5 lane units a thread (an 8B's 14336-column down projection at 128 threads): in a
+    /// one-token tile a group of a QLaneEarly format loads its first unit before the PDL wait and the lane loop takes the
+    /// rest (Gemv.FirstUnitEarly); one token, and five (a tile of four and one of one).</summary>
+    [Theory]
+    [MemberData(nameof(OneUnitCases))]
+    public void GemvAdd_with_the_first_unit_early_matches_reference(string format, int block)
     {
-        int rows = 9, cols = 32 * block, tokens = 5;
-        var rng = new Random(block * 31 + format.Length);
+        GemvAdd_matches_reference_at(format, block, 32 * block * 7 / 2, 1);
+        GemvAdd_matches_reference_at(format, block, 32 * block * 7 / 2, 5);
+    }
+
+    private static void GemvAdd_matches_reference_at(string format, int block, int cols, int tokens)
+    {
+        int rows = 9;
+        var rng = new Random(block * 31 + cols + tokens + format.Length);
         var h = KernelHarness.Shared;
         byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
         float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), y0 = ReferenceFormats.Gaussian(rng, rows * tokens);
