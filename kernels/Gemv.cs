@@ -77,9 +77,10 @@ public static class Gemv
     /// <paramref name="accumulate"/> adds the products to y instead of storing them (<see cref="GemvAdd"/>: the residual
     /// add fused into the projection). The group is Grid.IdxX but where one launch covers several matrices
     /// (<see cref="GemvQkv"/>). <paramref name="early"/>: rows of one lane unit a thread (<see cref="OneUnitALane{T}"/>)
-    /// load their weights before the PDL wait. Measured per family (8B tg128, H100, docs/benchmarks.md "Session 15"):
-    /// the o projection (gemv_add) +1.4–2.4 %, q/k/v +0.5 %; gate/up (its gate rows) lost 9–10 % (spills at the
-    /// register cap) and the lm_head's gemv was not measured, so those two keep their loads after the wait.</summary>
+    /// load their weights before the PDL wait, and Q8_0's longer rows in a one-token tile their first unit
+    /// (<see cref="FirstUnitEarly{T}"/>). Measured per family (8B tg128, H100, docs/benchmarks.md "Session 15"): the o
+    /// projection (gemv_add) +1.4–2.4 %, q/k/v +0.5 %; gate/up (its gate rows) lost 9–10 % (spills at the register
+    /// cap) and the lm_head's gemv was not measured, so those two keep their loads after the wait.</summary>
     public static void Rows<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols,
         int nTokens, int group, bool accumulate, bool early = false)
         where T : struct, IWeightFormat
