@@ -78,7 +78,8 @@ public interface IWeightFormat
 
     /// <summary>True when <see cref="QLaneLoad"/> loads every word of the unit and <see cref="QLaneMath"/> reads nothing
     /// of the row: a GEMV whose rows are one unit a thread may then load them before the PDL wait
-    /// (<see cref="Gemv.OneUnitALane{T}"/>).</summary>
+    /// (<see cref="Gemv.OneUnitALane{T}"/>), and one with longer rows its first unit where the format also splits
+    /// (<see cref="Gemv.FirstUnitEarly{T}"/>).</summary>
     bool QLaneEarly { get; }
 
     /// <summary>The words of int8 lane unit <paramref name="g"/> of a row that <see cref="QLaneMath"/> multiplies,
