@@ -42,14 +42,24 @@ public static class Gemv
     /// entries").</summary>
     public const int SpillingMaxRegisters = 80;
 
+    /// <summary>The cap of Q4_K's and Q8_0's gemv_swiglu: 72 lets an SM hold 7 groups of 128 threads, one fewer than at
+    /// 64, and the gate/up lane loop more loads in flight. gate/up has 3584 groups for an 8B, several waves whatever
+    /// the cap, so the 4096-row argument of <see cref="Int8MaxRegisters"/> does not hold for it. Measured (8B tg128,
+    /// H100, two rounds; docs/benchmarks.md "Session 16"): Q4_K_M +1.0 % on two machines (72; 80 +0.3 %, uncapped
+    /// −0.8 %), Q8_0 +0.7 % (72; 80 +0.8 %). Not for Q4_0, whose gate/up (uncapped, 80) lost 1.8 % at 72 and at 96; nor
+    /// gemv_add (Q6_K at 72 −1.5 %, 80 −0.4 %; Q4_K at 72 −2.1 %) nor q/k/v (Q4_K and its pair at 72: even).</summary>
+    public const int SwiGluMaxRegisters = 72;
+
     /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
     /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add, gemv_swiglu and gemv_qkv of the int8 formats but Q4_0, whose
     /// gemv_swiglu (two lane units an iteration) takes 80 registers: capped, 8B Q4_0 decode fell 329 → 304 tok/s
-    /// (uncapped 335, same H100); <see cref="SpillingMaxRegisters"/> for Q5_K's four and Q6_K's gemv_swiglu. A format
-    /// pair's entry (q/k/v) takes 64 (not measured higher: its q and k groups are the Q4_K or Q5_K lane).</summary>
+    /// (uncapped 335, same H100); <see cref="SpillingMaxRegisters"/> for Q5_K's four and Q6_K's gemv_swiglu;
+    /// <see cref="SwiGluMaxRegisters"/> for Q4_K's and Q8_0's gemv_swiglu. A format pair's entry (q/k/v) takes 64 (72 was
+    /// even for Q4_K/Q6_K).</summary>
     public static int MaxRegisters(string family, string? format) =>
         !IsGemvFamily(family) || format is null || !format.Split('/').All(f => f is "Q8_0" or "Q4_K" or "Q5_K" or "Q6_K") ? 0
         : format == "Q5_K" || (format == "Q6_K" && family == "gemv_swiglu") ? SpillingMaxRegisters
+        : family == "gemv_swiglu" && format is "Q4_K" or "Q8_0" ? SwiGluMaxRegisters
         : Int8MaxRegisters;
 
     /// <summary>Whether PtxBuild gives an entry's loads the L2 evict-first policy (sm_90): the int8 GEMV families

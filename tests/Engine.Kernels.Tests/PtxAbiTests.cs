@@ -118,7 +118,8 @@ public partial class PtxAbiTests
 
     /// <summary>Register caps (.maxnreg, written by PtxBuild between an entry's parameters and its body): each entry's
     /// is RegisterCaps.Of's, on both targets, and no other entry has one; that rule caps the int8 GEMVs (64 for Q8_0's
-    /// gemv, none for its f32act entry) and the short attention kernels at 128 (two groups of 256 threads an SM).</summary>
+    /// gemv, 72 for its gemv_swiglu, none for its f32act entry) and the short attention kernels at 128 (two groups of 256
+    /// threads an SM).</summary>
     [Fact]
     public void Register_caps_are_the_gemvs_and_the_short_attentions()
     {
@@ -133,6 +134,8 @@ public partial class PtxAbiTests
         Assert.Equal(128, RegisterCaps.Of("attention_short", null, false));
         Assert.Equal(0, RegisterCaps.Of("attention_quant", null, false));
         Assert.Equal(64, RegisterCaps.Of("gemv", "Q8_0", false));
+        Assert.Equal((72, 72, 80, 0, 64), (RegisterCaps.Of("gemv_swiglu", "Q4_K", false), RegisterCaps.Of("gemv_swiglu", "Q8_0", false),
+            RegisterCaps.Of("gemv_swiglu", "Q6_K", false), RegisterCaps.Of("gemv_swiglu", "Q4_0", false), RegisterCaps.Of("gemv_add", "Q4_K", false)));
         Assert.Equal(0, RegisterCaps.Of("gemv", "Q8_0", true));
     }
 
