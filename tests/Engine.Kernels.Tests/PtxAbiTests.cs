@@ -136,6 +136,7 @@ public partial class PtxAbiTests
         Assert.Equal(64, RegisterCaps.Of("gemv", "Q8_0", false));
         Assert.Equal((72, 72, 80, 0, 64), (RegisterCaps.Of("gemv_swiglu", "Q4_K", false), RegisterCaps.Of("gemv_swiglu", "Q8_0", false),
             RegisterCaps.Of("gemv_swiglu", "Q6_K", false), RegisterCaps.Of("gemv_swiglu", "Q4_0", false), RegisterCaps.Of("gemv_add", "Q4_K", false)));
+        Assert.Equal((80, 64, 64), (RegisterCaps.Of("gemv", "Q6_K", false), RegisterCaps.Of("gemv_add", "Q6_K", false), RegisterCaps.Of("gemv_qkv", "Q6_K", false)));
         Assert.Equal(0, RegisterCaps.Of("gemv", "Q8_0", true));
     }
 
