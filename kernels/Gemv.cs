@@ -39,7 +39,8 @@ public static class Gemv
     /// gemv_qkv (24–28 bytes) and Q6_K's gemv_swiglu (168 bytes). At 80 they spill 0–16 bytes and run faster though an
     /// SM holds 6 groups, not 8 (ptxbench, H100: Q6_K gate/up 51.3 → 44.0 µs, Q5_K gate/up 33.3 → 31.3, Q5_K 4096 × 4096
     /// 7.5 → 7.25; uncapped they were slower than at 80: docs/benchmarks.md "Register caps of the Q5_K and Q6_K
-    /// entries").</summary>
+    /// entries"). Q6_K's gemv (the lm_head) takes it too, though at 64 it did not spill: its many waves gain from the
+    /// registers more than they lose in groups an SM (<see cref="MaxRegisters"/>).</summary>
     public const int SpillingMaxRegisters = 80;
 
     /// <summary>The cap of Q4_K's and Q8_0's gemv_swiglu: 72 lets an SM hold 7 groups of 128 threads, one fewer than at
