@@ -11,11 +11,12 @@ namespace Engine.Kernels;
 /// the step writes, so the order of memory effects stays the stream's. What overlaps is the next kernel's launch and
 /// block scheduling with the tail of the running kernel, and the reads of what no kernel of the step writes where a
 /// body does them before the wait (weights, the step's positions, KV cache rows of earlier steps: Attention, RmsNorm,
-/// RopeKvStore, and the weights of gemv_add and gemv_qkv, Gemv.Rows). Positions may be read there because they are written before the step's first kernel (by the host's
-/// copy, or in a greedy step by the previous step's argmax, whose graph completed before this one started) and a
-/// launch with the attribute starts only once every block of the kernel before it has started. Every grid waits, so
-/// completion is transitive down the chain. The sm_80 PTX has griddepcontrol removed (PtxBuild); a launch without the
-/// attribute returns from the wait at once; on ILGPU's CPU accelerator all three are no-ops.</summary>
+/// RopeKvStore, and the weights of gemv_add and gemv_qkv, Gemv.Rows). Positions may be read there because they are
+/// written before the step's first kernel (by the host's copy, or in a greedy step by the previous step's argmax, whose
+/// graph completed before this one started) and a launch with the attribute starts only once every block of the kernel
+/// before it has started. Every grid waits, so completion is transitive down the chain. The sm_80 PTX has griddepcontrol
+/// removed (PtxBuild); a launch without the attribute returns from the wait at once; on ILGPU's CPU accelerator all
+/// three are no-ops.</summary>
 public static class Pdl
 {
     /// <summary>Allows the next kernel in the stream to launch (griddepcontrol.launch_dependents).</summary>
