@@ -94,6 +94,40 @@ public static class ArgumentBlocks
                 BinaryPrimitives.WriteInt32LittleEndian(block[e.Params[j].Offset..], (int)(ins.Arguments[j].Value * nTokens));
     }
 
+    /// <summary>Whether launch <paramref name="ins"/> can run over some rows (tokens) of a step alone
+    /// (<see cref="PackRows"/>): a family whose output row t is computed from row t of its inputs only (rms_norm,
+    /// quantize, the matmul's gemv), whose buffer arguments each hold <paramref name="batch"/> rows of whole elements.</summary>
+    public static bool CanPackRows(Plan plan, Instruction ins, int batch)
+    {
+        var e = KernelTable.All[(int)ins.KernelId];
+        if (e.Family is not ("rms_norm" or "quantize" or "gemv")) return false;
+        for (int j = 0; j < e.Params.Count; j++)
+        {
+            if (ins.Arguments[j].Kind != ArgKind.Buffer) continue;
+            long size = plan.Buffers[(int)ins.Arguments[j].Value].Size;
+            if (size % batch != 0 || size / batch % ElementBytes(e.Params[j].Type) != 0) return false;
+        }
+        return true;
+    }
+
+    /// <summary><see cref="Pack"/> for rows <paramref name="firstRow"/> .. firstRow + rows − 1 of a step: n_tokens =
+    /// <paramref name="rows"/>, and every buffer view (a buffer holds <paramref name="batch"/> rows) starts at row
+    /// <paramref name="firstRow"/> and holds <paramref name="rows"/> rows; weights are whole. For launches
+    /// <see cref="CanPackRows"/> allows.</summary>
+    public static void PackRows(Plan plan, Instruction ins, ReadOnlySpan<ulong> arenaBase, int firstRow, int rows, int batch, Span<byte> block)
+    {
+        Pack(plan, ins, arenaBase, rows, block);
+        var e = KernelTable.All[(int)ins.KernelId];
+        for (int j = 0; j < e.Params.Count; j++)
+        {
+            if (ins.Arguments[j].Kind != ArgKind.Buffer) continue;
+            var b = plan.Buffers[(int)ins.Arguments[j].Value];
+            long rowBytes = b.Size / batch;
+            View(block[e.Params[j].Offset..], arenaBase[b.Arena] + (ulong)b.Offset + (ulong)(firstRow * rowBytes),
+                rows * rowBytes / ElementBytes(e.Params[j].Type));
+        }
+    }
+
     private static void View(Span<byte> at, ulong address, long length)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(at, address);

@@ -63,6 +63,17 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly void** _extra;                  // [launch × 5] cuLaunchKernel extra arrays
     private int _packedTokens;
 
+    // The epilogue (final norm, lm_head, argmax: the launches after the last layer's) runs over the rows whose logits
+    // the step returns, as the CPU backend's does (llama.cpp computes only the rows it outputs, too): a prompt pass
+    // that returns the last token's logits runs the lm_head over one row, and a pass that returns none (the earlier
+    // batches of a long prompt) skips the epilogue. Argmax keeps the step's block: it reads the step's last row, which
+    // the lm_head writes in its place either way.
+    private readonly bool[] _epilogue;               // [launch] after the layers
+    private readonly bool[] _rowLaunch;              // [launch] an epilogue launch that runs over the returned rows
+    private readonly bool _epilogueByRows;           // every epilogue launch is a row launch or argmax (else: all rows)
+    private readonly byte* _rowBlocks;               // [launch × Stride] the row launches' blocks (ArgumentBlocks.PackRows)
+    private readonly void** _rowExtra;               // [launch × 5] their extra arrays
+
     /// <summary>Steps of at least this many tokens run a launch's batch kernel (the tensor-core GEMM) instead of its
     /// GEMV. Measured on 8B Q8_0 (H100, docs/benchmarks.md) with the pipelined GEMM: a pass of up to 64 tokens
     /// costs about the same (one 64-token tile column, rows / 128 groups), ~30 ms for the 8B, so the GEMV wins at
@@ -192,6 +203,28 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
                 Check(cuFuncSetAttribute(_functions[i], CuFunctionAttribute.MaxDynamicSharedSizeBytes, (int)s.SharedBytes), "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
         }
         _packedTokens = 1;
+
+        // The epilogue over the returned rows: blocks of its own (the step's blocks stay packed for n tokens).
+        _epilogue = new bool[_launchCount];
+        _rowLaunch = new bool[_launchCount];
+        int firstLayer = Array.FindIndex(_launches, l => l.Layer >= 0);
+        _epilogueByRows = firstLayer >= 0;
+        for (int i = firstLayer + 1; firstLayer >= 0 && i < _launchCount; i++)
+        {
+            if (_launches[i].Layer >= 0) continue;
+            _epilogue[i] = true;
+            _rowLaunch[i] = ArgumentBlocks.CanPackRows(plan, _launches[i], MaxBatch);
+            _epilogueByRows &= _rowLaunch[i] || KernelTable.All[(int)_launches[i].KernelId].Family == "argmax";
+        }
+        _rowBlocks = (byte*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, _launchCount) * stride), 16);
+        _rowExtra = (void**)NativeMemory.Alloc((nuint)Math.Max(1, _launchCount) * 5, (nuint)sizeof(void*));
+        for (int i = 0; i < _launchCount; i++)
+        {
+            void** x = _rowExtra + 5 * i;
+            x[0] = (void*)CU_LAUNCH_PARAM_BUFFER_POINTER; x[1] = _rowBlocks + (long)i * stride;
+            x[2] = (void*)CU_LAUNCH_PARAM_BUFFER_SIZE; x[3] = _sizes + i;
+            x[4] = (void*)CU_LAUNCH_PARAM_END;
+        }
     }
 
     /// <summary>Opens the plan on <paramref name="cu"/>; one-line <see cref="CudaPlanException"/> for a plan this
@@ -266,8 +299,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             int count = Math.Min(MaxBatch, n - done);
             bool last = done + count == n;
             for (int i = 0; i < count; i++) { _hostTokens[i] = tokens[done + i]; _hostPositions[i] = startPos + done + i; }
-            // Logits rows to bring back: every row when all are wanted, else the last pass's last row.
-            int firstRow = all ? 0 : last ? count - 1 : -1, rows = all ? count : last ? 1 : 0;
+            // Logits rows to bring back (and the epilogue's rows): every row when all are wanted, else the last pass's
+            // last row, else none.
+            int firstRow = all ? 0 : last ? count - 1 : 0, rows = all ? count : last ? 1 : 0;
             bool shortContext = count == 1 && ShortContext(startPos + done);
             if (count == 1 && _useGraph) RunDecodeGraph(shortContext);
             else
@@ -288,15 +322,19 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private bool ShortContext(int position) => _hasShort && position < ShortAttentionPositions;
 
     /// <summary>Inputs in, every launch, logits rows out: on the compute stream, for a step of n tokens; a streamed
-    /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order). Without
-    /// <paramref name="inputs"/> the step reads the tokens and positions the device holds (the greedy graph); with
-    /// <paramref name="shortContext"/> (one-token steps) launches with a short kernel run it.</summary>
-    private void Enqueue(int n, int firstRow, int rows, bool inputs = true, bool shortContext = false)
+    /// plan's prefetches, waits and releases in between (<see cref="StreamSchedule"/> order). The epilogue runs over
+    /// rows firstRow .. firstRow + rows − 1 (<see cref="_rowLaunch"/>; not at all for none), whose logits are copied out
+    /// unless <paramref name="copyLogits"/> is false (the greedy graph). Without <paramref name="inputs"/> the step
+    /// reads the tokens and positions the device holds (the greedy graph); with <paramref name="shortContext"/>
+    /// (one-token steps) launches with a short kernel run it.</summary>
+    private void Enqueue(int n, int firstRow, int rows, bool inputs = true, bool shortContext = false, bool copyLogits = true)
     {
         int vocab = Config.VocabSize;
         if (inputs) CopyInputs(n);
         Prepare(n);
         var shapes = n == 1 ? _oneTokenShapes : _stepShapes;
+        bool someRows = _epilogueByRows && rows < n;
+        if (someRows && rows > 0) PrepareRows(firstRow, rows);
         foreach (var step in _steps)
         {
             switch (step.Kind)
@@ -306,19 +344,50 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
                 case StepKind.Release: _streamer!.Release(step.Index, _stream); continue;
             }
             int i = step.Index;
-            var s = shapes[i];
-            if (s.IsEmpty) continue;
-            bool useShort = shortContext && n == 1 && _shortFunctions[i] != IntPtr.Zero;
-            var r = useShort ? Launch(i, _shortShapes[i], _shortFunctions[i]) : Launch(i, s, n == 1 ? _functions[i] : _stepFunctions[i]);
-            if (r != CuResult.Success)
+            CuResult r;
+            uint id;
+            if (someRows && _epilogue[i] && rows == 0) continue;
+            if (someRows && _rowLaunch[i]) (r, id) = LaunchRows(i, rows);
+            else
             {
+                var s = shapes[i];
+                if (s.IsEmpty) continue;
+                bool useShort = shortContext && n == 1 && _shortFunctions[i] != IntPtr.Zero;
+                r = useShort ? Launch(i, _shortShapes[i], _shortFunctions[i]) : Launch(i, s, n == 1 ? _functions[i] : _stepFunctions[i]);
                 var ins = _launches[i];
-                uint id = useShort ? ins.ShortKernelId : n > 1 && _stepFunctions[i] == _batchFunctions[i] ? ins.BatchKernelId : ins.KernelId;
-                throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)id].Name}, op {ins.OpName}, layer {ins.Layer})", r);
+                id = useShort ? ins.ShortKernelId : n > 1 && _stepFunctions[i] == _batchFunctions[i] ? ins.BatchKernelId : ins.KernelId;
             }
+            if (r != CuResult.Success)
+                throw new CudaException($"cuLaunchKernel({KernelTable.All[(int)id].Name}, op {_launches[i].OpName}, layer {_launches[i].Layer})", r);
         }
-        if (rows > 0)
+        if (rows > 0 && copyLogits)
             Check(cuMemcpyDtoHAsync(_hostLogits + (long)firstRow * vocab, _logitsBuffer + (ulong)firstRow * (ulong)vocab * 4, (ulong)rows * (ulong)vocab * 4, _stream), "cuMemcpyDtoHAsync(logits)");
+    }
+
+    /// <summary>The row launches' blocks for rows firstRow .. firstRow + rows − 1 of the step.</summary>
+    private void PrepareRows(int firstRow, int rows)
+    {
+        for (int i = 0; i < _launchCount; i++)
+            if (_rowLaunch[i])
+                ArgumentBlocks.PackRows(_plan, _launches[i], _arenaBase, firstRow, rows, MaxBatch,
+                    new Span<byte>(_rowBlocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride));
+    }
+
+    /// <summary>Launches row launch <paramref name="i"/> over the rows <see cref="PrepareRows"/> packed,
+    /// with the kernel <see cref="Prepare"/> would pick for a step of that many tokens.</summary>
+    private (CuResult, uint) LaunchRows(int i, int rows)
+    {
+        var ins = _launches[i];
+        var block = new Span<byte>(_rowBlocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
+        bool batch = rows >= BatchMinTokens && ins.HasBatchKernel;
+        var s = rows == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
+            : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
+        var function = batch ? _batchFunctions[i] : _functions[i];
+        uint shared = ins.Shape.SharedBytes;
+        var r = _pdl[i]
+            ? LaunchProgrammatic(function, s.GridX, s.GridY, s.GridZ, s.BlockX, shared, _stream, _rowExtra + 5 * i)
+            : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, _rowExtra + 5 * i);
+        return (r, batch ? ins.BatchKernelId : ins.KernelId);
     }
 
     /// <summary>The first n token ids and positions of the pinned staging into the plan's input buffers.</summary>
@@ -415,7 +484,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             {
                 Prepare(1);
                 bool shortContext = g == 1;
-                _greedyGraphs[g] = Capture(() => Enqueue(1, 0, 0, inputs: false, shortContext: shortContext));
+                _greedyGraphs[g] = Capture(() => Enqueue(1, 0, 1, inputs: false, shortContext: shortContext, copyLogits: false));
             }
         _hostTokens[0] = token;
         _hostPositions[0] = startPos;
@@ -477,6 +546,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         if (_pinnedHost != IntPtr.Zero) _cu.FreePinned((void*)_pinnedHost);
         _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits); _cu.FreePinned(_hostNext);
         NativeMemory.AlignedFree(_blocks); NativeMemory.Free(_sizes); NativeMemory.Free(_extra);
+        NativeMemory.AlignedFree(_rowBlocks); NativeMemory.Free(_rowExtra);
         if (_ownsContext) _cu.Dispose();
     }
 }

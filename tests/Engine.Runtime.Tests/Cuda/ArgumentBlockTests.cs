@@ -97,6 +97,43 @@ public sealed class ArgumentBlockTests
         AssertSame(embd, Packed(p, "embed", -1, n), Launchers.Embedding_F32.Size);
     }
 
+    /// <summary>A prompt step that returns one row of logits runs the epilogue over that row alone (CudaModel): the final
+    /// norm's and the lm_head's blocks for row 5 of a batch of 8 are their launcher structs with one token and every
+    /// buffer view starting at row 5, one row long; the weights stay whole. Argmax and the layers' launches are not
+    /// row launches.</summary>
+    [Fact]
+    public void Row_blocks_are_the_launchers_over_those_rows()
+    {
+        const int batch = 8, row = 5;
+        var p = PlanFor("stories260K-Q8_0.gguf", batch: batch);
+        var c = p.Config;
+        DeviceView Row(string name, int elementBytes)
+        {
+            var all = Buffer(p, name, elementBytes);
+            long perRow = all.Length / batch;
+            return new DeviceView(all.Pointer + (ulong)(row * perRow * elementBytes), perRow);
+        }
+        byte[] Rows(string op)
+        {
+            var ins = p.Instructions.Single(i => i.OpName == op);
+            Assert.True(ArgumentBlocks.CanPackRows(p, ins, batch));
+            var block = new byte[ArgumentBlocks.Stride];
+            ArgumentBlocks.PackRows(p, ins, Bases, row, 1, batch, block);
+            return block;
+        }
+
+        var norm = Launchers.RmsNorm.Create(Row("x", 4), Tensor(p, "output_norm.weight", 4), Row("xn", 4), Row("xnq", 1), c.EmbeddingLength, 1, c.RmsEpsilon);
+        AssertSame(norm, Rows("final_norm"), Launchers.RmsNorm.Size);
+        var head = Launchers.Gemv_Q8_0.Create(Tensor(p, "output.weight", 1), Row("xn", 4), Row("xnq", 1), Row("logits", 4), c.VocabSize, c.EmbeddingLength, 1);
+        AssertSame(head, Rows("lm_head"), Launchers.Gemv_Q8_0.Size);
+        Assert.Equal(head.Shape(), Launchers.ShapeOf(KernelId.Gemv_Q8_0, Rows("lm_head")));
+
+        Assert.False(ArgumentBlocks.CanPackRows(p, p.Instructions.Single(i => i.OpName == "next_token"), batch));
+        Assert.False(ArgumentBlocks.CanPackRows(p, p.Instructions.Single(i => i.OpName == "attention" && i.Layer == 0), batch));
+        Assert.True(ArgumentBlocks.CanPackRows(p, p.Instructions.Single(i => i.OpName == "attn_norm" && i.Layer == 0), batch));
+        Assert.False(ArgumentBlocks.CanPackRows(p, p.Instructions.Single(i => i.OpName == "attn_norm" && i.Layer == 0), batch + 1));
+    }
+
     [Theory]
     [InlineData("stories260K.gguf")]
     [InlineData("stories260K-pad256-Q4_K_M.gguf")]
