@@ -586,9 +586,11 @@ public sealed partial class LlamaGraphGenerator
                         continue;
                     }
                     // The runtime swaps the function for many-token steps and keeps the argument block: same arguments.
-                    if (!SameArgs(batch, kernel) || batch.Implicit != kernel.Implicit || batch.Formats.Count == 0 || batch.Formats.Any(f => !kernel.Formats.Contains(f)))
+                    // Formats: some of the kernel's, or none where the kernel has none (an op without a weight).
+                    bool formats = batch.Formats.Count == 0 ? kernel.Formats.Count == 0 : batch.Formats.All(f => kernel.Formats.Contains(f));
+                    if (!SameArgs(batch, kernel) || batch.Implicit != kernel.Implicit || !formats)
                         Error(Diagnostics.BatchMismatch, bt,
-                            $"batch kernel '{bt.Text}' of op '{op.Name.Text}' must take the arguments of '{kt.Text}' in order, group the same way and be specialised for some of its formats");
+                            $"batch kernel '{bt.Text}' of op '{op.Name.Text}' must take the arguments of '{kt.Text}' in order, group the same way and be specialised for some of its formats (for none where it has none)");
                 }
 
                 // Lifetimes: first and last op (program order) that reads or writes each tensor.

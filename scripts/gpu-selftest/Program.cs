@@ -21,6 +21,8 @@ public static unsafe class Program
     // NMSE limits (the ILGPU CPU-accelerator tests in tests/Engine.Kernels.Tests use the same ones).
     private const double GemvLimit = 1e-7, EmbeddingLimit = 1e-12, RmsNormLimit = 1e-10, RopeLimit = 1e-7,
         KvStoreLimit = 1e-12, AttentionLimit = 1e-9, ElementwiseLimit = 1e-12;
+    // The tiled attention rounds q and the softmax weights to f16 (the tensor cores' inputs); the CPU tests use the same.
+    private const double TiledAttentionLimit = 2e-6;
 
     private static CudaContext s_cu = null!;
     private static IntPtr s_stream;
@@ -269,6 +271,8 @@ public static unsafe class Program
         Attention(32, 32, 128, [700]);      // no GQA (Llama 2 7B): three ranges
         Attention(32, 8, 128, [100]);       // a context of one pass of the short kernel
         Attention(32, 8, 128, [255, 256]);  // two and three passes of the short kernel
+        Attention(32, 8, 128, [.. Enumerable.Range(0, 130)]);     // a prompt: three token tiles of the tiled kernel
+        Attention(32, 8, 64, [.. Enumerable.Range(400, 70)]);     // a prompt's second step, head_dim 64 (Llama 3.2 1B)
         Elementwise(10007);
     }
 
@@ -671,6 +675,20 @@ public static unsafe class Program
             Launch("AttentionShort", qb, kb, vb, pb, ys, part, sync, nHead, nHeadKv, headDim, tokens, scale);
             Row("AttentionShort", $"{nHead}/{nHeadKv}x{headDim}, pos {string.Join(",", positions)}", Nmse(Download<float>(ys), expected), AttentionLimit);
             QuantizedMatches("AttentionQuantShort", ys);
+        }
+        // The tiled kernel of prompt steps (the op's batch=: tensor cores, q and the weights rounded to f16), its own y
+        // against the reference and its 8-bit form byte for byte the quantize kernel's of that y.
+        if (headDim % 32 == 0 && headDim <= 128)
+        {
+            int cols = nHead * headDim;
+            using var yt = Poisoned((long)tokens * cols * 4);
+            using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
+            Launch("AttentionQuantTiled", qb, kb, vb, pb, yt, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
+            string shape = $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok";
+            Row("AttentionQuantTiled", shape, Nmse(Download<float>(yt), expected), TiledAttentionLimit);
+            using var ref8 = Quantized(yt, cols, tokens);
+            byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
+            CountRow("AttentionQuantTiled q8", shape, a.Zip(b).Count(p => p.First != p.Second));
         }
     }
 

@@ -75,6 +75,8 @@ public static class Planner
             program = FusedFallback.Lower(program);
         // The short attention kernel needs head_dim a multiple of 16, at most 128 (two threads a K row of 16-byte loads).
         if (config.HeadDim % 16 != 0 || config.HeadDim > 128) program = FusedFallback.WithoutShortKernels(program);
+        // The tiled attention of prompt steps (kernels/AttentionTiled.cs) needs head_dim a multiple of 32, at most 128.
+        if (config.HeadDim % 32 != 0 || config.HeadDim > 128) program = FusedFallback.WithoutBatchKernels(program, OpKind.AttentionQuantize);
         // Attention fused with the quantize of its output needs head_dim a multiple of 32 and the row's blocks unpadded.
         if (config.HeadDim % 32 != 0 || config.HeadCount * config.HeadDim % 64 != 0)
             program = FusedFallback.LowerAttentionQuantize(program, keepQuantize: true);

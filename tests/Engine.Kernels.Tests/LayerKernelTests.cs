@@ -240,6 +240,69 @@ public class LayerKernelTests
     public void AttentionShort_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start) =>
         CheckAttention("AttentionShort", nHead, nHeadKv, headDim, tokens, start);
 
+    /// <summary>The tiled attention of prompt steps (tensor-core mma; on the CPU device its fragments by shuffles) against
+    /// the float64 reference: q and the weights are rounded to f16 (so the tolerance is f16's, not f32's), y and its
+    /// 8-bit blocks as the quantize kernel writes them. A prompt from position 0 over two token tiles, the last one
+    /// partial; a step in mid-context whose tokens span chunks; head_dim 64 and 96 (fewer dim tiles and k-steps); MHA
+    /// and eight query heads a kv head.</summary>
+    [Theory]
+    [InlineData(2, 1, 128, 70, 0)]
+    [InlineData(4, 2, 64, 20, 50)]
+    [InlineData(2, 2, 96, 9, 3)]
+    [InlineData(8, 1, 32, 3, 130)]
+    public void AttentionQuantTiled_matches_reference(int nHead, int nHeadKv, int headDim, int tokens, int start)
+    {
+        var rng = new Random(nHead * 1000 + headDim + tokens);
+        var h = KernelHarness.Shared;
+        int kvDim = nHeadKv * headDim, ctx = start + tokens + 5, cols = nHead * headDim;
+        int[] positions = Enumerable.Range(0, tokens).Select(t => start + t).ToArray();
+        float scale = 1f / MathF.Sqrt(headDim);
+        float[] q = ReferenceFormats.Gaussian(rng, tokens * cols);
+        var kHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        var vHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        using var qb = h.Upload(q);
+        using var kc = h.Upload(kHalf);
+        using var vc = h.Upload(vHalf);
+        using var pb = h.Upload(positions);
+        using var yb = h.Upload(Enumerable.Repeat(float.NaN, tokens * cols).ToArray());
+        using var yq = h.Upload(Enumerable.Repeat((byte)0xA5, (int)Engine.Kernels.Quantize.RowBytes(cols) * tokens).ToArray());
+        using var part = h.Allocate<float>(64L * nHead * (headDim + 2));
+        using var sync = h.Allocate<int>(nHeadKv * tokens);
+        h.Launch("AttentionQuantTiled", qb.View, kc.View, vc.View, pb.View, yb.View, yq.View, part.View, sync.View, nHead, nHeadKv,
+            headDim, tokens, scale);
+        float[] y = yb.GetAsArray1D();
+        Nmse.Check("AttentionQuantTiled", y, ReferenceAttention(q, kHalf, vHalf, positions, nHead, nHeadKv, headDim, scale), 2e-6);
+        Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
+    }
+
+    private static double[] ReferenceAttention(float[] q, ILGPU.Half[] kHalf, ILGPU.Half[] vHalf, int[] positions, int nHead, int nHeadKv,
+        int headDim, float scale)
+    {
+        int tokens = positions.Length, kvDim = nHeadKv * headDim;
+        var expected = new double[tokens * nHead * headDim];
+        for (int t = 0; t < tokens; t++)
+            for (int hd = 0; hd < nHead; hd++)
+            {
+                int kvh = hd / (nHead / nHeadKv), n = positions[t] + 1;
+                var s = new double[n];
+                for (int p = 0; p < n; p++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < headDim; d++)
+                        dot += (double)q[(t * nHead + hd) * headDim + d] * (float)kHalf[p * kvDim + kvh * headDim + d];
+                    s[p] = dot * scale;
+                }
+                double max = s.Max(), sum = s.Sum(v => Math.Exp(v - max));
+                for (int d = 0; d < headDim; d++)
+                {
+                    double acc = 0;
+                    for (int p = 0; p < n; p++) acc += Math.Exp(s[p] - max) / sum * (float)vHalf[p * kvDim + kvh * headDim + d];
+                    expected[(t * nHead + hd) * headDim + d] = acc;
+                }
+            }
+        return expected;
+    }
+
     private static void CheckAttention(string kernel, int nHead, int nHeadKv, int headDim, int tokens, int start)
     {
         var rng = new Random(nHead * 100 + headDim);
@@ -263,27 +326,7 @@ public class LayerKernelTests
         // range's (max, sum) a lane each and keeps MaxRanges weights a head.
         Assert.InRange((int)shape.GridX / (kernel == "Attention" ? nHeadKv : nHead), 1, Engine.Kernels.Attention.MaxRanges);
 
-        var expected = new double[tokens * nHead * headDim];
-        for (int t = 0; t < tokens; t++)
-            for (int hd = 0; hd < nHead; hd++)
-            {
-                int kvh = hd / (nHead / nHeadKv), n = positions[t] + 1;
-                var s = new double[n];
-                for (int p = 0; p < n; p++)
-                {
-                    double dot = 0;
-                    for (int d = 0; d < headDim; d++)
-                        dot += (double)q[(t * nHead + hd) * headDim + d] * (float)kHalf[p * kvDim + kvh * headDim + d];
-                    s[p] = dot * scale;
-                }
-                double max = s.Max(), sum = s.Sum(v => Math.Exp(v - max));
-                for (int d = 0; d < headDim; d++)
-                {
-                    double acc = 0;
-                    for (int p = 0; p < n; p++) acc += Math.Exp(s[p] - max) / sum * (float)vHalf[p * kvDim + kvh * headDim + d];
-                    expected[(t * nHead + hd) * headDim + d] = acc;
-                }
-            }
+        var expected = ReferenceAttention(q, kHalf, vHalf, positions, nHead, nHeadKv, headDim, scale);
         Nmse.Check(kernel, yb.GetAsArray1D(), expected, 1e-9);
     }
 

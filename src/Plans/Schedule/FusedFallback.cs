@@ -68,6 +68,15 @@ public static class FusedFallback
         return program with { Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
     }
 
+    /// <summary>The program with no batch kernel (the spec's batch=) on the ops of <paramref name="kind"/>: for models whose
+    /// shapes the tiled attention does not take (head_dim not a multiple of 32 or above 128: kernels/AttentionTiled.cs).</summary>
+    public static LayerProgram WithoutBatchKernels(LayerProgram program, OpKind kind)
+    {
+        if (!program.AllOps.Any(o => o.Kind == kind && o.Batch is not null)) return program;
+        List<GraphOp> Section(IReadOnlyList<GraphOp> ops) => [.. ops.Select(op => op.Kind != kind || op.Batch is null ? op : op with { Batch = null })];
+        return program with { Prologue = Section(program.Prologue), Layer = Section(program.Layer), Epilogue = Section(program.Epilogue) };
+    }
+
     /// <summary>The family that runs ops of <paramref name="kind"/>: the one a program op of that kind uses, else the
     /// family named like the kind (swiglu).</summary>
     private static string FamilyOf(LayerProgram program, OpKind kind) =>

@@ -149,12 +149,15 @@ public sealed class KernelBinding
         op.Short is null ? PlanFormat.NoShortKernel : Alternate(_program.Kernel(op.Short), format, weight, main, "short", where);
 
     /// <summary>The op's batch kernel for this format (the spec's batch=), registered in the kernel table; none when the
-    /// op has no batch family or the family has no entry point for the format (the float formats).</summary>
+    /// op has no batch family or the family has no entry point for the format (the float formats), or has formats and
+    /// the op no weight.</summary>
     private uint BatchKernel(GraphOp op, string? format, BoundOperand? weight, KernelEntryPoint main, string where)
     {
-        if (op.Batch is null || format is null) return PlanFormat.NoBatchKernel;
+        if (op.Batch is null) return PlanFormat.NoBatchKernel;
         var batch = _program.Kernel(op.Batch);
-        return batch.Formats.Contains(format) ? Alternate(batch, format, weight, main, "batch", where) : PlanFormat.NoBatchKernel;
+        // A family without formats (the tiled attention) serves ops without a weight; one with formats, those formats.
+        bool serves = format is null ? batch.Formats.Count == 0 : batch.Formats.Contains(format);
+        return serves ? Alternate(batch, format, weight, main, "batch", where) : PlanFormat.NoBatchKernel;
     }
 
     /// <summary>A kernel the runtime runs instead of <paramref name="main"/> for some steps (a batch or short kernel):

@@ -81,6 +81,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// overrides it (0 or less: never), for measuring both.</summary>
     public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
 
+    /// <summary>Steps of at least this many tokens run the attention's batch kernel (the tiled tensor-core attention,
+    /// kernels/AttentionTiled.cs) instead of its kernel. Its grid is a group per query head and 64 tokens, so short
+    /// steps leave most SMs idle where the kernel's own grid (a group per kv head and token) fills them. Measured on 8B
+    /// Q4_K_M (H100, a prompt from position 0, docs/benchmarks.md "Session 18"), the tiled kernel against the kernel's
+    /// own: pp32 −5.5 %, pp64 −4.4 %, pp128 −1.6 %, pp256 +2.0 %, pp512 +7.7 %, pp2048 +30 %.
+    /// ENGINE_ATTENTION_MIN_TOKENS overrides it (0 or less: never).</summary>
+    public int AttentionBatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_ATTENTION_MIN_TOKENS"), out int a) ? (a <= 0 ? int.MaxValue : a) : 256;
+
     /// <summary>One-token steps at positions below this run the launches' short kernels (attention_quant_short: a query
     /// head's context in up to 8 ranges of whole 128-position passes) instead of their kernels; by default every one-token
     /// step does. Since session 14's reduce-scatter passes (docs/benchmarks.md "Session 14") the short kernel is the faster
@@ -379,7 +387,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     {
         var ins = _launches[i];
         var block = new Span<byte>(_rowBlocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
-        bool batch = rows >= BatchMinTokens && ins.HasBatchKernel;
+        bool batch = rows >= BatchMinTokens && ins.HasBatchKernel && (!IsAttention(ins) || rows >= AttentionBatchMinTokens);
         var s = rows == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
             : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
         var function = batch ? _batchFunctions[i] : _functions[i];
@@ -389,6 +397,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, _rowExtra + 5 * i);
         return (r, batch ? ins.BatchKernelId : ins.KernelId);
     }
+
+    private static bool IsAttention(Instruction ins) => KernelTable.All[(int)ins.KernelId].Family.StartsWith("attention", StringComparison.Ordinal);
 
     /// <summary>The first n token ids and positions of the pinned staging into the plan's input buffers.</summary>
     private void CopyInputs(int n)
@@ -437,7 +447,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
                 var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
                 ArgumentBlocks.PatchTokens(_launches[i], n, block);
                 var ins = _launches[i];
-                bool batch = n >= BatchMinTokens && ins.HasBatchKernel;
+                bool batch = n >= BatchMinTokens && ins.HasBatchKernel && (!IsAttention(ins) || n >= AttentionBatchMinTokens);
                 _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
                     : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
                 _stepFunctions[i] = batch ? _batchFunctions[i] : _functions[i];

@@ -203,6 +203,27 @@ public sealed class PlanKernelTests
         Assert.Equal(plan.Instructions.Select(i => i.ShortKernelId), read.Instructions.Select(i => i.ShortKernelId));
     }
 
+    /// <summary>Prompt steps run the attention's tiled kernel (the spec's batch=: tensor cores, kernels/AttentionTiled.cs)
+    /// where head_dim is a multiple of 32 up to 128; past 128 the fused attention stays, without a batch (or short)
+    /// kernel. The batch kernel takes the launch's argument block and survives the file.</summary>
+    [Theory]
+    [InlineData(64, "AttentionQuantTiled")]
+    [InlineData(128, "AttentionQuantTiled")]
+    [InlineData(160, null)]
+    public void The_attention_of_prompt_steps_runs_the_tiled_kernel_where_head_dim_suits_it(int headDim, string? tiled)
+    {
+        var plan = Make(LlamaShape.Tiny with { Embd = 4 * headDim, Heads = 4, HeadsKv = 2 }, "Q8_0", "h100-80g", batch: 64);
+        CheckAgainstKernelTable(plan);
+        var attention = plan.Instructions.Single(i => i.Opcode == Opcode.Launch && i.Layer == 1 && i.OpName == "attention");
+        Assert.Equal("AttentionQuant", Entry(plan, attention));
+        string? Batch(Plan p, Instruction i) => i.HasBatchKernel ? p.Kernels.Single(k => k.Id == i.BatchKernelId).Entry : null;
+        Assert.Equal(tiled, Batch(plan, attention));
+        using var dir = new TempDir();
+        PlanWriter.Write(plan, dir.File("p.plan"));
+        var read = PlanReader.Load(dir.File("p.plan"));
+        Assert.Equal(tiled, Batch(read, read.Instructions.Single(i => i.Opcode == Opcode.Launch && i.Layer == 1 && i.OpName == "attention")));
+    }
+
     /// <summary>The validator holds inputs.activations to the kernels: an int8 plan relabelled f32 (or the reverse)
     /// is refused with the field and the mode.</summary>
     [Fact]
