@@ -14,8 +14,12 @@ namespace Engine.Kernels;
 /// <c>mma.sync.m16n8k32.s8</c> (PTX ISA "Warp-level matrix multiply-accumulate": A = 16 weight rows × 32, row-major,
 /// B = 32 × 8 tokens, column-major: exactly a token's row of xq). Each 32-group has its own scales, so every mma's
 /// integer result is scaled into f32 accumulators at once: acc += scale_w·d_x·D − min_w·(d_x·Σq_x) (the K-quants'
-/// w = d·sc·q − dmin·m; docs/kernels.md "Tiled GEMM"). The mma's C operand is the constant 0x4B400000, so D read as a
-/// float is 1.5·2^23 + dot exactly (|dot| &lt; 2^22) and the int→float conversion is one FADD.
+/// w = d·sc·q − dmin·m; docs/kernels.md "Tiled GEMM"). The mma's C operand is 0 (ptxas gives it the zero register) and
+/// D is converted by cvt.rn.f32.s32 (exact: a 32-group's dot is below 2^24). Until session 18 C was the constant
+/// 0x4B400000 so that D read as a float was 1.5·2^23 + dot and the conversion one FADD; the constant had to be moved
+/// back into each IMMA's C registers, and ptxas gave the Q8_0 kernel 254 registers for it, one group an SM; with C = 0
+/// it gives 96, and 8B pp512 rose 8 % (Q8_0), 10.5 % (Q4_K_M), 21 % (Q4_0), logits equal byte for byte
+/// (docs/benchmarks.md "Session 18").
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
@@ -28,8 +32,6 @@ public static class Gemm
     public const int RowsPerGroup = 128;
     public const int TokensPerGroup = 64;
 
-    private const int Bias = 0x4B400000;
-    private const float BiasValue = 12582912f;
 
     /// <summary>Same arguments as <see cref="Gemv.Run{T}"/> (the runtime swaps the kernel, not the arguments);
     /// <paramref name="x"/> is not read.</summary>
@@ -166,7 +168,8 @@ public static class Gemm
     /// even with one group on an SM (a 70B projection at 128 tokens has 16–128 groups for 132 SMs). The loads are
     /// straight-line code with clamped indices and selects (no branch between a load and the products), and the four
     /// groups of a stage are written out, not looped, so the compiler schedules the products between the loads and
-    /// their unpacking. It costs registers (ptxas gives the Q8_0 kernel 248 a thread: one group an SM) and pays:
+    /// their unpacking. It costs registers (ptxas gave the Q8_0 kernel 248 a thread with the biased C operand, one group
+    /// an SM; 96 since C is 0, see the class summary) and pays:
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile)
@@ -371,10 +374,10 @@ public static class Gemm
         return acc;
     }
 
-    /// <summary>The integer dot of a biased mma result (see the class summary): exact for |dot| &lt; 2^22.</summary>
-    private static float Dot(int biased) => Interop.IntAsFloat((uint)biased) - BiasValue;
+    /// <summary>The integer dot of an mma result as a float (exact: |dot| &lt; 2^24).</summary>
+    private static float Dot(int d) => d;
 
-    /// <summary>D = 0x4B400000 + A·B over k = 32 for one m16n8 tile. ILGPU's <c>CudaAsm.Emit</c> has a single output,
+    /// <summary>D = A·B over k = 32 for one m16n8 tile (C = 0). ILGPU's <c>CudaAsm.Emit</c> has a single output,
     /// so the four D registers go through <c>EmitRef</c> (Output/Input wrappers: ILGPU writes them to local variables
     /// around the asm; ptxas removes the round trip: ptxas -v reports no stack frame).</summary>
     private static void Mma32(Fragment a, Fragment b, Tiles s, int aw, int bw, int stride, out int d0, out int d1, out int d2, out int d3)
@@ -383,7 +386,7 @@ public static class Gemm
         {
             Input<uint> a0 = a.R0, a1 = a.R1, a2 = a.R2, a3 = a.R3, b0 = b.R0, b1 = b.R1;
             Output<int> o0 = default, o1 = default, o2 = default, o3 = default;
-            CudaAsm.EmitRef("{ .reg .s32 z; mov.s32 z, 1262485504; mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {z,z,z,z}; }",
+            CudaAsm.EmitRef("{ .reg .s32 z; mov.s32 z, 0; mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {z,z,z,z}; }",
                 ref o0, ref o1, ref o2, ref o3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
             d0 = o0.Value; d1 = o1.Value; d2 = o2.Value; d3 = o3.Value;
             return;
@@ -393,14 +396,14 @@ public static class Gemm
         ManagedDots(s, aw, bw, 0, 8, stride, out d0, out d1, out d2, out d3);
     }
 
-    /// <summary>D = 0x4B400000 + A·B over k = 16 (words <paramref name="word0"/>..+3 of the group).</summary>
+    /// <summary>D = A·B over k = 16 (words <paramref name="word0"/>..+3 of the group).</summary>
     private static void Mma16(uint a0, uint a1, uint b0, Tiles s, int aw, int bw, int word0, int stride, out int d0, out int d1, out int d2, out int d3)
     {
         if (CudaAsm.IsSupported)
         {
             Input<uint> ia0 = a0, ia1 = a1, ib0 = b0;
             Output<int> o0 = default, o1 = default, o2 = default, o3 = default;
-            CudaAsm.EmitRef("{ .reg .s32 z; mov.s32 z, 1262485504; mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {z,z,z,z}; }",
+            CudaAsm.EmitRef("{ .reg .s32 z; mov.s32 z, 0; mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {z,z,z,z}; }",
                 ref o0, ref o1, ref o2, ref o3, ref ia0, ref ia1, ref ib0);
             d0 = o0.Value; d1 = o1.Value; d2 = o2.Value; d3 = o3.Value;
             return;
@@ -416,7 +419,7 @@ public static class Gemm
         int row0 = aw - t + word0, row1 = row0 + 8 * stride;
         int tile = bw - t - g * stride;   // token 0 of the n8 tile
         int tok0 = tile + 2 * t * stride + word0, tok1 = tok0 + stride;
-        d0 = Bias; d1 = Bias; d2 = Bias; d3 = Bias;
+        d0 = 0; d1 = 0; d2 = 0; d3 = 0;
         for (int i = 0; i < words; i++)
         {
             uint w0 = (uint)s.W[row0 + i], w1 = (uint)s.W[row1 + i], x0 = (uint)s.X[tok0 + i], x1 = (uint)s.X[tok1 + i];
