@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime.Cuda;
+using Acc = Engine.Kernels.Gemm.Acc;
 using Half = ILGPU.Half;
 
 namespace Engine.Kernels;
@@ -180,12 +181,6 @@ public static class AttentionQuantTiled
     public struct QFrags
     {
         public AFrag K0, K1, K2, K3, K4, K5, K6, K7;
-    }
-
-    /// <summary>Four f32 accumulators of an m16n8 tile: (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).</summary>
-    public struct Acc
-    {
-        public float C0, C1, C2, C3;
     }
 
     /// <summary>A warp's scores of one chunk: 16 tokens × 64 positions.</summary>

@@ -257,9 +257,7 @@ public class LayerKernelTests
         int kvDim = nHeadKv * headDim, ctx = start + tokens + 5, cols = nHead * headDim;
         int[] positions = Enumerable.Range(0, tokens).Select(t => start + t).ToArray();
         float scale = 1f / MathF.Sqrt(headDim);
-        float[] q = ReferenceFormats.Gaussian(rng, tokens * cols);
-        var kHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
-        var vHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        var (q, kHalf, vHalf) = RandomAttention(rng, tokens * cols, ctx * kvDim);
         using var qb = h.Upload(q);
         using var kc = h.Upload(kHalf);
         using var vc = h.Upload(vHalf);
@@ -274,6 +272,12 @@ public class LayerKernelTests
         Nmse.Check("AttentionQuantTiled", y, ReferenceAttention(q, kHalf, vHalf, positions, nHead, nHeadKv, headDim, scale), 2e-6);
         Assert.Equal(QuantizedActivations.Quantize(y, cols), yq.GetAsArray1D());
     }
+
+    /// <summary>Gaussian q (f32) and K, V caches (f16) of the given element counts.</summary>
+    private static (float[] Q, ILGPU.Half[] K, ILGPU.Half[] V) RandomAttention(Random rng, int qElements, int cacheElements) =>
+        (ReferenceFormats.Gaussian(rng, qElements),
+         ReferenceFormats.Gaussian(rng, cacheElements).Select(x => (ILGPU.Half)x).ToArray(),
+         ReferenceFormats.Gaussian(rng, cacheElements).Select(x => (ILGPU.Half)x).ToArray());
 
     private static double[] ReferenceAttention(float[] q, ILGPU.Half[] kHalf, ILGPU.Half[] vHalf, int[] positions, int nHead, int nHeadKv,
         int headDim, float scale)
@@ -310,9 +314,7 @@ public class LayerKernelTests
         int kvDim = nHeadKv * headDim, ctx = start + 8;
         int[] positions = Enumerable.Range(0, tokens).Select(t => start + t).ToArray(); // a prompt tail: causal over start + 1.. positions
         float scale = 1f / MathF.Sqrt(headDim);
-        float[] q = ReferenceFormats.Gaussian(rng, tokens * nHead * headDim);
-        var kHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
-        var vHalf = ReferenceFormats.Gaussian(rng, ctx * kvDim).Select(x => (ILGPU.Half)x).ToArray();
+        var (q, kHalf, vHalf) = RandomAttention(rng, tokens * nHead * headDim, ctx * kvDim);
         using var qb = h.Upload(q);
         using var kc = h.Upload(kHalf);
         using var vc = h.Upload(vHalf);
