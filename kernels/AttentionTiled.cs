@@ -47,9 +47,6 @@ public static class AttentionQuantTiled
 
     private const int KWords = ChunkPositions * KStride, VWords = MaxHeadDim * VStride;
 
-    /// <summary>Whether the kernel takes this head_dim (the planner's rule).</summary>
-    public static bool Supports(int headDim) => headDim % 32 == 0 && headDim is > 0 and <= MaxHeadDim;
-
     public static void Run(ArrayView<float> q, ArrayView<Half> kCache, ArrayView<Half> vCache, ArrayView<int> positions,
         ArrayView<float> y, ArrayView<byte> yq, ArrayView<float> part, ArrayView<int> sync, int nHead, int nHeadKv, int headDim,
         int nTokens, float scale)
