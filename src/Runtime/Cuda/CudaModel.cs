@@ -53,6 +53,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly IntPtr[] _functions;
     private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
     private readonly IntPtr[] _batchFunctions;       // the batch kernel of each launch (Zero: none)
+    private readonly int[] _batchMinTokens;          // steps of at least this many tokens run it (int.MaxValue: none)
     private readonly IntPtr[] _shortFunctions;       // the short kernel of each launch (Zero: none)
     private readonly LaunchShape[] _shortShapes;     // its one-token shape
     private readonly bool _hasShort;
@@ -173,6 +174,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _functions = new IntPtr[_launchCount];
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
+        _batchMinTokens = new int[_launchCount];
         _shortFunctions = new IntPtr[_launchCount];
         _shortShapes = new LaunchShape[_launchCount];
         _oneTokenShapes = new LaunchShape[_launchCount];
@@ -196,6 +198,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
             if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
+            _batchMinTokens[i] = !ins.HasBatchKernel ? int.MaxValue
+                : KernelTable.All[(int)ins.KernelId].Family.StartsWith("attention", StringComparison.Ordinal) ? AttentionBatchMinTokens : BatchMinTokens;
             if (ins.HasShortKernel)
             {
                 _shortFunctions[i] = functions[ins.ShortKernelId];
@@ -385,20 +389,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// with the kernel <see cref="Prepare"/> would pick for a step of that many tokens.</summary>
     private (CuResult, uint) LaunchRows(int i, int rows)
     {
-        var ins = _launches[i];
-        var block = new Span<byte>(_rowBlocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
-        bool batch = rows >= BatchMinTokens && ins.HasBatchKernel && (!IsAttention(ins) || rows >= AttentionBatchMinTokens);
-        var s = rows == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
-            : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
-        var function = batch ? _batchFunctions[i] : _functions[i];
-        uint shared = ins.Shape.SharedBytes;
-        var r = _pdl[i]
-            ? LaunchProgrammatic(function, s.GridX, s.GridY, s.GridZ, s.BlockX, shared, _stream, _rowExtra + 5 * i)
-            : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, _rowExtra + 5 * i);
-        return (r, batch ? ins.BatchKernelId : ins.KernelId);
+        var (shape, function, id) = KernelFor(i, rows, new ReadOnlySpan<byte>(_rowBlocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride));
+        return (Launch(i, shape, function, _rowExtra + 5 * i), id);
     }
-
-    private static bool IsAttention(Instruction ins) => KernelTable.All[(int)ins.KernelId].Family.StartsWith("attention", StringComparison.Ordinal);
 
     /// <summary>The first n token ids and positions of the pinned staging into the plan's input buffers.</summary>
     private void CopyInputs(int n)
@@ -428,13 +421,14 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     };
 
     /// <summary>Launch <paramref name="i"/> (its decode or batch <paramref name="function"/>) on the compute stream, with programmatic dependent launch where
-    /// <see cref="PdlLaunch"/> says so.</summary>
-    private CuResult Launch(int i, LaunchShape s, IntPtr function)
+    /// <see cref="PdlLaunch"/> says so; its arguments from the step's block, or <paramref name="extra"/> (a row launch's).</summary>
+    private CuResult Launch(int i, LaunchShape s, IntPtr function, void** extra = null)
     {
         uint shared = _launches[i].Shape.SharedBytes;
+        if (extra == null) extra = _extra + 5 * i;
         return _pdl[i]
-            ? LaunchProgrammatic(function, s.GridX, s.GridY, s.GridZ, s.BlockX, shared, _stream, _extra + 5 * i)
-            : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, _extra + 5 * i);
+            ? LaunchProgrammatic(function, s.GridX, s.GridY, s.GridZ, s.BlockX, shared, _stream, extra)
+            : cuLaunchKernel(function, s.GridX, s.GridY, s.GridZ, s.BlockX, 1, 1, shared, _stream, null, extra);
     }
 
     /// <summary>Patches the n_tokens arguments of every block for a step of n tokens and derives its grids.</summary>
@@ -446,14 +440,20 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             {
                 var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
                 ArgumentBlocks.PatchTokens(_launches[i], n, block);
-                var ins = _launches[i];
-                bool batch = n >= BatchMinTokens && ins.HasBatchKernel && (!IsAttention(ins) || n >= AttentionBatchMinTokens);
-                _stepShapes[i] = n == 1 ? _oneTokenShapes[i] : batch ? Launchers.ShapeOf((KernelId)ins.BatchKernelId, block)
-                    : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId);
-                _stepFunctions[i] = batch ? _batchFunctions[i] : _functions[i];
+                (_stepShapes[i], _stepFunctions[i], _) = KernelFor(i, n, block);
             }
             _packedTokens = n;
         }
+    }
+
+    /// <summary>Launch <paramref name="i"/>'s kernel for <paramref name="n"/> tokens with the argument block packed for
+    /// them: its batch kernel from <see cref="_batchMinTokens"/> on, else its kernel, and the grid the launcher derives
+    /// (the plan's one-token shape for one).</summary>
+    private (LaunchShape Shape, IntPtr Function, uint Id) KernelFor(int i, int n, ReadOnlySpan<byte> block)
+    {
+        var ins = _launches[i];
+        if (n >= _batchMinTokens[i]) return (Launchers.ShapeOf((KernelId)ins.BatchKernelId, block), _batchFunctions[i], ins.BatchKernelId);
+        return (n == 1 ? _oneTokenShapes[i] : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId), _functions[i], ins.KernelId);
     }
 
     /// <summary>The one-token step as a CUDA graph, captured at the first decode (of a short or a long context) and
