@@ -641,9 +641,14 @@ public static unsafe class Program
             using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
             Launch(fused, qb, kb, vb, pb, y2, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
             Row(fused + " y", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(Download<float>(y2), Download<float>(plainY).Select(x => (double)x).ToArray()), KvStoreLimit);
-            using var ref8 = Quantized(plainY, cols, tokens);
+            QuantizedBytesMatch(fused, yq, plainY);
+        }
+        // yq against the quantize kernel's bytes of y, byte for byte.
+        void QuantizedBytesMatch(string kernel, Buffer yq, Buffer y)
+        {
+            using var ref8 = Quantized(y, nHead * headDim, tokens);
             byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
-            CountRow(fused + " q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
+            CountRow(kernel + " q8", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", a.Zip(b).Count(p => p.First != p.Second));
         }
         QuantizedMatches("AttentionQuant", yb);
         var expected = new double[tokens * nHead * headDim];
@@ -684,11 +689,8 @@ public static unsafe class Program
             using var yt = Poisoned((long)tokens * cols * 4);
             using var yq = Poisoned(QuantizedRowBytes(cols) * tokens);
             Launch("AttentionQuantTiled", qb, kb, vb, pb, yt, yq, part, sync, nHead, nHeadKv, headDim, tokens, scale);
-            string shape = $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok";
-            Row("AttentionQuantTiled", shape, Nmse(Download<float>(yt), expected), TiledAttentionLimit);
-            using var ref8 = Quantized(yt, cols, tokens);
-            byte[] a = Download<byte>(yq), b = Download<byte>(ref8);
-            CountRow("AttentionQuantTiled q8", shape, a.Zip(b).Count(p => p.First != p.Second));
+            Row("AttentionQuantTiled", $"{nHead}/{nHeadKv}x{headDim}, {tokens} tok", Nmse(Download<float>(yt), expected), TiledAttentionLimit);
+            QuantizedBytesMatch("AttentionQuantTiled", yq, yt);
         }
     }
 
