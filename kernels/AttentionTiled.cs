@@ -324,14 +324,6 @@ public static class AttentionQuantTiled
         return sign | (uint)(int)(a * 16777216f + 12582912f - 12582912f);   // multiples of 2^-24, ties to even
     }
 
-    /// <summary>The f32 value of f16 bits.</summary>
-    public static float HalfValue(uint bits)
-    {
-        uint e = (bits >> 10) & 0x1F, m = bits & 0x3FF;
-        float v = e == 0 ? m * 5.9604645e-8f : Interop.IntAsFloat(((e + 112) << 23) | (m << 13));
-        return (bits & 0x8000) != 0 ? -v : v;
-    }
-
     /// <summary>D = A·B + C for one m16n8k16 tile (f16 A and B, f32 C and D; PTX ISA "Matrix Fragments for
     /// mma.m16n8k16"). On ILGPU's CPU accelerator: the lane's four elements from the other lanes' fragments by shuffles
     /// (A[r][k] is in lane 4·(r mod 8) + (k mod 8)/2, register a0..a3 by r ≥ 8 and k ≥ 8; B[k][n] in lane 4n + (k mod
@@ -354,8 +346,8 @@ public static class AttentionQuantTiled
             int pair = (k & 7) >> 1, half = 16 * (k & 1);
             uint lo = Warp.Shuffle(k < 8 ? a.A0 : a.A2, 4 * g + pair), hi = Warp.Shuffle(k < 8 ? a.A1 : a.A3, 4 * g + pair);
             uint n0 = Warp.Shuffle(k < 8 ? b0 : b1, 4 * (2 * t) + pair), n1 = Warp.Shuffle(k < 8 ? b0 : b1, 4 * (2 * t + 1) + pair);
-            float ag = HalfValue((lo >> half) & 0xFFFF), ag8 = HalfValue((hi >> half) & 0xFFFF);
-            float bn0 = HalfValue((n0 >> half) & 0xFFFF), bn1 = HalfValue((n1 >> half) & 0xFFFF);
+            float ag = Formats.Ld.Half(lo >> half), ag8 = Formats.Ld.Half(hi >> half);
+            float bn0 = Formats.Ld.Half(n0 >> half), bn1 = Formats.Ld.Half(n1 >> half);
             s0 += ag * bn0; s1 += ag * bn1; s2 += ag8 * bn0; s3 += ag8 * bn1;
         }
         return new Acc { C0 = c.C0 + s0, C1 = c.C1 + s1, C2 = c.C2 + s2, C3 = c.C3 + s3 };
