@@ -40,8 +40,9 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: false);
+        var tile = TileOf();
+        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
@@ -50,8 +51,9 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: true);
+        var tile = TileOf();
+        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -63,9 +65,10 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, Grid.IdxX);
-        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, Glu(g, u), rows, nTokens, Grid.IdxX, accumulate: false);
+        var tile = TileOf();
+        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, Glu(g, u), rows, nTokens, tile.Row, tile.Token, accumulate: false);
     }
 
     /// <summary>q, k and v in one launch (<see cref="GemvQkv"/>): row tiles 0 … ceil(rows/128) − 1 are q's, the next
@@ -75,11 +78,12 @@ public static class Gemm
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        var tile = TileOf();
+        GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local);
-        Store(y, acc, n, nTokens, local, accumulate: false);
+        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local, tile.Token);
+        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
     }
 
     /// <summary><see cref="RunQkv{T}"/> with q and k in <typeparamref name="TQk"/> and v in <typeparamref name="TV"/>
@@ -90,13 +94,32 @@ public static class Gemm
         where TQk : struct, IWeightFormat, IInt8Tiles
         where TV : struct, IWeightFormat, IInt8Tiles
     {
-        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        var tile = TileOf();
+        GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
-        var acc = GemvQkv.IsV(Grid.IdxX, RowsPerGroup, rows, kvDim)
-            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local)
-            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local);
-        Store(y, acc, n, nTokens, local, accumulate: false);
+        var acc = GemvQkv.IsV(tile.Row, RowsPerGroup, rows, kvDim)
+            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local, tile.Token)
+            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local, tile.Token);
+        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
+    }
+
+    /// <summary>A group's row tile and token tile.</summary>
+    public struct Tile
+    {
+        public int Row, Token;
+    }
+
+    /// <summary>The group's tile. The grid is (row tiles, token tiles) and the GPU starts groups in the order of
+    /// x + y·DimX; that number is read with the token tile varying fastest (row tile = number / token tiles), so the
+    /// groups that run at the same time are the token tiles of few row tiles and read each weight tile from memory once
+    /// and from L2 for the others, instead of one row tile a token tile, whose weights come back from memory for every
+    /// token tile once a matrix exceeds L2.</summary>
+    public static Tile TileOf()
+    {
+        int id = Grid.IdxX + Grid.IdxY * Grid.DimX, tokenTiles = Grid.DimY;
+        int row = id / tokenTiles;
+        return new Tile { Row = row, Token = id - row * tokenTiles };
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -172,12 +195,12 @@ public static class Gemm
     /// an SM; 96 since C is 0, see the class summary) and pays:
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
-    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile)
+    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = rowTile * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
+        int row0 = rowTile * RowsPerGroup, tok0 = tokenTile * TokensPerGroup;
         int groups = cols / 32;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var acc = default(WarpTile);
@@ -442,11 +465,11 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, bool accumulate)
+    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, int tokenTile, bool accumulate)
     {
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int r = rowTile * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
-        int k = Grid.IdxY * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
+        int k = tokenTile * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);
         Store(y, acc.M0N2, r, k + 16, rows, nTokens, accumulate);
