@@ -110,16 +110,20 @@ public static class Gemm
         public int Row, Token;
     }
 
+    /// <summary>Token tiles a band (<see cref="TileOf"/>).</summary>
+    public const int TokenBand = 8;
+
     /// <summary>The group's tile. The grid is (row tiles, token tiles) and the GPU starts groups in the order of
-    /// x + y·DimX; that number is read with the token tile varying fastest (row tile = number / token tiles), so the
-    /// groups that run at the same time are the token tiles of few row tiles and read each weight tile from memory once
-    /// and from L2 for the others, instead of one row tile a token tile, whose weights come back from memory for every
-    /// token tile once a matrix exceeds L2.</summary>
+    /// x + y·DimX; that number is read as bands of <see cref="TokenBand"/> token tiles, and within a band as row tile
+    /// by row tile with the band's token tiles next to each other, so the groups that run at the same time share each
+    /// weight tile through L2 instead of each reading it from memory.</summary>
     public static Tile TileOf()
     {
-        int id = Grid.IdxX + Grid.IdxY * Grid.DimX, tokenTiles = Grid.DimY;
-        int row = id / tokenTiles;
-        return new Tile { Row = row, Token = id - row * tokenTiles };
+        int id = Grid.IdxX + Grid.IdxY * Grid.DimX, rowTiles = Grid.DimX, tokenTiles = Grid.DimY;
+        int band = id / (TokenBand * rowTiles), local = id - band * TokenBand * rowTiles;
+        int width = IntrinsicMath.Min(TokenBand, tokenTiles - band * TokenBand);
+        int row = local / width;
+        return new Tile { Row = row, Token = band * TokenBand + local - row * width };
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -200,17 +204,17 @@ public static class Gemm
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = rowTile * RowsPerGroup, tok0 = tokenTile * TokensPerGroup;
         int groups = cols / 32;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
+        var at = Sources.Of(format, w, xq, rows, cols, nTokens, rowTile * RowsPerGroup, tokenTile * TokensPerGroup, tid);
         var acc = default(WarpTile);
-        var next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, 0, tid);
+        var next = Load(format, at, 0, tid);
         for (int k0 = 0; k0 < groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
             Store(s, next, tid);
             Group.Barrier();
-            next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, k0 + StageGroups, tid);
+            next = Load(format, at, k0 + StageGroups, tid);
             acc = Products(format, acc, s, wr, wt, g, t, 0);
             acc = Products(format, acc, s, wr, wt, g, t, 1);
             acc = Products(format, acc, s, wr, wt, g, t, 2);
@@ -219,60 +223,102 @@ public static class Gemm
         return acc;
     }
 
+    /// <summary>What a thread's stage loads read, fixed for the whole k loop: the rows of its weight parts, scales and
+    /// activations (clamped to the last row and token) as views, and the sizes the loads compare against. Computed
+    /// once before the loop, so a stage's loads add only the stage's column offsets to them (ptxas did not move the
+    /// row products and the divisions of the sizes out of the loop when the stage computed them itself).</summary>
+    private struct Sources
+    {
+        public ArrayView<byte> W0, W1, W2, W3, W4, W5, W6, W7;   // weight rows tid/16 + 16i
+        public ArrayView<byte> S0, S1;                           // scale rows tid/4, tid/4 + 64
+        public ArrayView<byte> X0, X1;                           // activation rows of tokens tid/8, tid/8 + 32
+        public ArrayView<byte> D;                                // the scale pairs' row: token tid/4
+        public int Groups, Pairs;
+        public bool X0Valid, X1Valid, DValid;
+
+        public static Sources Of<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0, int tid)
+            where T : struct, IWeightFormat, IInt8Tiles
+        {
+            int lastRow = rows - 1, lastToken = nTokens - 1;
+            long rowBytes = Gemv.RowBytes<T>(cols), xRowBytes = Quantize.RowBytes(cols);
+            int wRow = row0 + (tid >> 4), sRow = row0 + (tid >> 2), xTok = tok0 + (tid >> 3), dTok = tok0 + (tid >> 2);
+            return new Sources
+            {
+                W0 = Row(format, w, IntrinsicMath.Min(wRow, lastRow), rowBytes),
+                W1 = Row(format, w, IntrinsicMath.Min(wRow + 16, lastRow), rowBytes),
+                W2 = Row(format, w, IntrinsicMath.Min(wRow + 32, lastRow), rowBytes),
+                W3 = Row(format, w, IntrinsicMath.Min(wRow + 48, lastRow), rowBytes),
+                W4 = Row(format, w, IntrinsicMath.Min(wRow + 64, lastRow), rowBytes),
+                W5 = Row(format, w, IntrinsicMath.Min(wRow + 80, lastRow), rowBytes),
+                W6 = Row(format, w, IntrinsicMath.Min(wRow + 96, lastRow), rowBytes),
+                W7 = Row(format, w, IntrinsicMath.Min(wRow + 112, lastRow), rowBytes),
+                S0 = Row(format, w, IntrinsicMath.Min(sRow, lastRow), rowBytes),
+                S1 = Row(format, w, IntrinsicMath.Min(sRow + 64, lastRow), rowBytes),
+                X0 = xq.SubView(IntrinsicMath.Min(xTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                X1 = xq.SubView(IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                D = xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                Groups = cols / 32,
+                Pairs = (int)Quantize.PairsOffset(cols),
+                X0Valid = xTok < nTokens,
+                X1Valid = xTok + 32 < nTokens,
+                DValid = dTok < nTokens,
+            };
+        }
+
+        private static ArrayView<byte> Row<T>(T format, ArrayView<byte> w, int row, long rowBytes)
+            where T : struct, IWeightFormat, IInt8Tiles => w.SubView(row * rowBytes, rowBytes).AsAligned(format.LaneAlignment);
+    }
+
     /// <summary>The thread's <see cref="Staged"/> share of the stage at group <paramref name="k0"/>; groups past the
     /// end (the stage after the last) and tokens past the end load clamped addresses and keep zeros.</summary>
-    private static Staged Load<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0,
-        int k0, int tid)
+    private static Staged Load<T>(T format, Sources at, int k0, int tid)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        int groups = cols / 32, lastRow = rows - 1;
-        long rowBytes = Gemv.RowBytes<T>(cols);
+        int groups = at.Groups;
         Staged st;
         // Weights: part tid % 4 of group k0 + tid/4 % 4, rows tid/16 + 16i.
-        int wGroup = k0 + ((tid >> 2) & 3), wPart = tid & 3, wRow = row0 + (tid >> 4);
+        int wGroup = k0 + ((tid >> 2) & 3), wPart = tid & 3;
         bool wValid = wGroup < groups;
         int wSafe = IntrinsicMath.Min(wGroup, groups - 1);
-        Part p0 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow, lastRow), wSafe, wPart, wValid);
-        Part p1 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 16, lastRow), wSafe, wPart, wValid);
-        Part p2 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 32, lastRow), wSafe, wPart, wValid);
-        Part p3 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 48, lastRow), wSafe, wPart, wValid);
-        Part p4 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 64, lastRow), wSafe, wPart, wValid);
-        Part p5 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 80, lastRow), wSafe, wPart, wValid);
-        Part p6 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 96, lastRow), wSafe, wPart, wValid);
-        Part p7 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 112, lastRow), wSafe, wPart, wValid);
+        Part p0 = WeightPart(format, at.W0, wSafe, wPart, wValid);
+        Part p1 = WeightPart(format, at.W1, wSafe, wPart, wValid);
+        Part p2 = WeightPart(format, at.W2, wSafe, wPart, wValid);
+        Part p3 = WeightPart(format, at.W3, wSafe, wPart, wValid);
+        Part p4 = WeightPart(format, at.W4, wSafe, wPart, wValid);
+        Part p5 = WeightPart(format, at.W5, wSafe, wPart, wValid);
+        Part p6 = WeightPart(format, at.W6, wSafe, wPart, wValid);
+        Part p7 = WeightPart(format, at.W7, wSafe, wPart, wValid);
         st.W0 = p0.Lo; st.W1 = p0.Hi; st.W2 = p1.Lo; st.W3 = p1.Hi; st.W4 = p2.Lo; st.W5 = p2.Hi; st.W6 = p3.Lo; st.W7 = p3.Hi;
         st.W8 = p4.Lo; st.W9 = p4.Hi; st.W10 = p5.Lo; st.W11 = p5.Hi; st.W12 = p6.Lo; st.W13 = p6.Hi; st.W14 = p7.Lo; st.W15 = p7.Hi;
         // Scales: group k0 + tid % 4, rows tid/4 and tid/4 + 64.
-        int sGroup = k0 + (tid & 3), sRow = row0 + (tid >> 2);
+        int sGroup = k0 + (tid & 3);
         bool sValid = sGroup < groups;
         int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc0, out float hi0, out float min0);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow + 64, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc1, out float hi1, out float min1);
+        format.Scales(at.S0, sSafe, out float sc0, out float hi0, out float min0);
+        format.Scales(at.S1, sSafe, out float sc1, out float hi1, out float min1);
         st.S0 = sValid ? sc0 : 0f; st.H0 = sValid ? hi0 : 0f; st.M0 = sValid ? min0 : 0f;
         st.S1 = sValid ? sc1 : 0f; st.H1 = sValid ? hi1 : 0f; st.M1 = sValid ? min1 : 0f;
         // Activations: piece tid % 8 (group k0 + piece/2, half piece % 2), tokens tid/8 and tid/8 + 32.
-        long xRowBytes = Quantize.RowBytes(cols);
-        int xGroup = k0 + ((tid & 7) >> 1), xTok = tok0 + (tid >> 3), lastToken = nTokens - 1;
-        long xAt = 32L * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
-        Ld.U4(xq, IntrinsicMath.Min(xTok, lastToken) * xRowBytes + xAt, out uint a0, out uint b0, out uint c0, out uint d0);
-        Ld.U4(xq, IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes + xAt, out uint a1, out uint b1, out uint c1, out uint d1);
-        bool x0 = xGroup < groups && xTok < nTokens, x1 = xGroup < groups && xTok + 32 < nTokens;
+        int xGroup = k0 + ((tid & 7) >> 1);
+        int xAt = 32 * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
+        Ld.U4(at.X0, xAt, out uint a0, out uint b0, out uint c0, out uint d0);
+        Ld.U4(at.X1, xAt, out uint a1, out uint b1, out uint c1, out uint d1);
+        bool x0 = xGroup < groups && at.X0Valid, x1 = xGroup < groups && at.X1Valid;
         st.X0 = x0 ? a0 : 0; st.X1 = x0 ? b0 : 0; st.X2 = x0 ? c0 : 0; st.X3 = x0 ? d0 : 0;
         st.X4 = x1 ? a1 : 0; st.X5 = x1 ? b1 : 0; st.X6 = x1 ? c1 : 0; st.X7 = x1 ? d1 : 0;
         // The token scale pair: group k0 + tid % 4, token tid / 4.
-        int dGroup = k0 + (tid & 3), dTok = tok0 + (tid >> 2);
-        Ld.ScaleSum(xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
-            (int)Quantize.PairsOffset(cols) + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
-        bool dValid = dGroup < groups && dTok < nTokens;
+        int dGroup = k0 + (tid & 3);
+        Ld.ScaleSum(at.D, at.Pairs + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
+        bool dValid = dGroup < groups && at.DValid;
         st.D = dValid ? d : 0f;
         st.Sum = dValid ? d * q : 0f;
         return st;
     }
 
-    private static Part WeightPart<T>(T format, ArrayView<byte> w, long rowBytes, int row, int group, int part, bool valid)
+    private static Part WeightPart<T>(T format, ArrayView<byte> row, int group, int part, bool valid)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        format.Weights8(w.SubView(row * rowBytes, rowBytes).AsAligned(format.LaneAlignment), group, part, out uint lo, out uint hi);
+        format.Weights8(row, group, part, out uint lo, out uint hi);
         return new Part { Lo = valid ? lo : 0, Hi = valid ? hi : 0 };
     }
 
