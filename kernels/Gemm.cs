@@ -327,38 +327,48 @@ public static class Gemm
     /// [token × StageGroups + group].</summary>
     private static void Store(Tiles s, Staged st, int tid)
     {
-        int at = (tid >> 4) * Stride + ((tid >> 2) & 3) * 8 + 2 * (tid & 3);
-        s.W[at] = (int)st.W0; s.W[at + 1] = (int)st.W1;
-        s.W[at + 16 * Stride] = (int)st.W2; s.W[at + 16 * Stride + 1] = (int)st.W3;
-        s.W[at + 32 * Stride] = (int)st.W4; s.W[at + 32 * Stride + 1] = (int)st.W5;
-        s.W[at + 48 * Stride] = (int)st.W6; s.W[at + 48 * Stride + 1] = (int)st.W7;
-        s.W[at + 64 * Stride] = (int)st.W8; s.W[at + 64 * Stride + 1] = (int)st.W9;
-        s.W[at + 80 * Stride] = (int)st.W10; s.W[at + 80 * Stride + 1] = (int)st.W11;
-        s.W[at + 96 * Stride] = (int)st.W12; s.W[at + 96 * Stride + 1] = (int)st.W13;
-        s.W[at + 112 * Stride] = (int)st.W14; s.W[at + 112 * Stride + 1] = (int)st.W15;
+        // Each array is indexed from one per-thread view plus constants, so ptxas folds the constants into the
+        // shared stores' offsets (an index sum converted to an address after the addition cannot be reassociated,
+        // and cost a LEA a store).
+        var w = s.W.SubView((tid >> 4) * Stride + ((tid >> 2) & 3) * 8 + 2 * (tid & 3));
+        w[0] = (int)st.W0; w[1] = (int)st.W1;
+        w[16 * Stride] = (int)st.W2; w[16 * Stride + 1] = (int)st.W3;
+        w[32 * Stride] = (int)st.W4; w[32 * Stride + 1] = (int)st.W5;
+        w[48 * Stride] = (int)st.W6; w[48 * Stride + 1] = (int)st.W7;
+        w[64 * Stride] = (int)st.W8; w[64 * Stride + 1] = (int)st.W9;
+        w[80 * Stride] = (int)st.W10; w[80 * Stride + 1] = (int)st.W11;
+        w[96 * Stride] = (int)st.W12; w[96 * Stride + 1] = (int)st.W13;
+        w[112 * Stride] = (int)st.W14; w[112 * Stride + 1] = (int)st.W15;
         // Scales: index row·4 + group, rows tid/4 and tid/4 + 64 (tid and tid + 256).
-        s.Scale[tid] = st.S0; s.ScaleHi[tid] = st.H0; s.Min[tid] = st.M0;
-        s.Scale[tid + 256] = st.S1; s.ScaleHi[tid + 256] = st.H1; s.Min[tid + 256] = st.M1;
-        int xAt = (tid >> 3) * Stride + 4 * (tid & 7);
-        s.X[xAt] = (int)st.X0; s.X[xAt + 1] = (int)st.X1; s.X[xAt + 2] = (int)st.X2; s.X[xAt + 3] = (int)st.X3;
-        xAt += 32 * Stride;
-        s.X[xAt] = (int)st.X4; s.X[xAt + 1] = (int)st.X5; s.X[xAt + 2] = (int)st.X6; s.X[xAt + 3] = (int)st.X7;
-        s.XScale[tid] = st.D;
-        s.XSum[tid] = st.Sum;
+        var scale = s.Scale.SubView(tid);
+        var scaleHi = s.ScaleHi.SubView(tid);
+        var min = s.Min.SubView(tid);
+        scale[0] = st.S0; scaleHi[0] = st.H0; min[0] = st.M0;
+        scale[256] = st.S1; scaleHi[256] = st.H1; min[256] = st.M1;
+        var x = s.X.SubView((tid >> 3) * Stride + 4 * (tid & 7));
+        x[0] = (int)st.X0; x[1] = (int)st.X1; x[2] = (int)st.X2; x[3] = (int)st.X3;
+        x[32 * Stride] = (int)st.X4; x[32 * Stride + 1] = (int)st.X5; x[32 * Stride + 2] = (int)st.X6; x[32 * Stride + 3] = (int)st.X7;
+        s.XScale.SubView(tid)[0] = st.D;
+        s.XSum.SubView(tid)[0] = st.Sum;
     }
 
     /// <summary>The warp's products of group <paramref name="kg"/> of the stage in the tiles.</summary>
     private static WarpTile Products<T>(T format, WarpTile acc, Tiles s, int wr, int wt, int g, int t, int kg)
         where T : struct, IInt8Tiles
     {
+        // Every shared load below is one of these per-thread views plus a constant (see Store).
         int aw = (wr + g) * Stride + kg * 8 + t, bw = (wt + g) * Stride + kg * 8 + t;
-        Fragment a0 = Fragment.A(s.W, aw, Stride), a1 = Fragment.A(s.W, aw + 16 * Stride, Stride);
-        Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * Stride);
-        Fragment b2 = Fragment.B(s.X, bw + 16 * Stride), b3 = Fragment.B(s.X, bw + 24 * Stride);
-        var r0 = RowScales.Of(s, wr + g, kg, StageGroups);
-        var r1 = RowScales.Of(s, wr + 16 + g, kg, StageGroups);
-        TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg, StageGroups), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg, StageGroups);
-        TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg, StageGroups), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg, StageGroups);
+        var av = s.W.SubView((wr + g) * Stride + t);
+        var bv = s.X.SubView((wt + g) * Stride + t);
+        Fragment a0 = Fragment.A(av, kg * 8, Stride), a1 = Fragment.A(av, kg * 8 + 16 * Stride, Stride);
+        Fragment b0 = Fragment.B(bv, kg * 8), b1 = Fragment.B(bv, kg * 8 + 8 * Stride);
+        Fragment b2 = Fragment.B(bv, kg * 8 + 16 * Stride), b3 = Fragment.B(bv, kg * 8 + 24 * Stride);
+        var rs = RowScales.Views(s, wr + g);
+        var r0 = RowScales.Of(rs, 0, kg, StageGroups);
+        var r1 = RowScales.Of(rs, 16, kg, StageGroups);
+        var ts = TokenScales.Views(s, wt + 2 * t);
+        TokenScales c0 = TokenScales.Of(ts, 0, kg, StageGroups), c1 = TokenScales.Of(ts, 8, kg, StageGroups);
+        TokenScales c2 = TokenScales.Of(ts, 16, kg, StageGroups), c3 = TokenScales.Of(ts, 24, kg, StageGroups);
         acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw, Stride);
         acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * Stride, Stride);
         acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * Stride, Stride);
@@ -390,12 +400,19 @@ public static class Gemm
     {
         public float Lo0, Lo1, Hi0, Hi1, Min0, Min1;
 
-        public static RowScales Of(Tiles s, int row, int kg, int stageGroups)
+        /// <summary>The scale arrays from row <paramref name="row"/> on.</summary>
+        public static Tiles Views(Tiles s, int row) => new()
+        {
+            Scale = s.Scale.SubView(row * StageGroups), ScaleHi = s.ScaleHi.SubView(row * StageGroups), Min = s.Min.SubView(row * StageGroups),
+        };
+
+        /// <summary>Rows <paramref name="row"/> and row + 8 of the views <paramref name="v"/> (<see cref="Views"/>).</summary>
+        public static RowScales Of(Tiles v, int row, int kg, int stageGroups)
         {
             int i = row * stageGroups + kg, j = i + 8 * stageGroups;
             return new RowScales
             {
-                Lo0 = s.Scale[i], Lo1 = s.Scale[j], Hi0 = s.ScaleHi[i], Hi1 = s.ScaleHi[j], Min0 = s.Min[i], Min1 = s.Min[j],
+                Lo0 = v.Scale[i], Lo1 = v.Scale[j], Hi0 = v.ScaleHi[i], Hi1 = v.ScaleHi[j], Min0 = v.Min[i], Min1 = v.Min[j],
             };
         }
     }
@@ -405,10 +422,17 @@ public static class Gemm
     {
         public float D0, D1, S0, S1;
 
-        public static TokenScales Of(Tiles s, int token, int kg, int stageGroups)
+        /// <summary>The token scale arrays from token <paramref name="token"/> on.</summary>
+        public static Tiles Views(Tiles s, int token) => new()
+        {
+            XScale = s.XScale.SubView(token * StageGroups), XSum = s.XSum.SubView(token * StageGroups),
+        };
+
+        /// <summary>Tokens <paramref name="token"/> and token + 1 of the views <paramref name="v"/> (<see cref="Views"/>).</summary>
+        public static TokenScales Of(Tiles v, int token, int kg, int stageGroups)
         {
             int i = token * stageGroups + kg;
-            return new TokenScales { D0 = s.XScale[i], D1 = s.XScale[i + stageGroups], S0 = s.XSum[i], S1 = s.XSum[i + stageGroups] };
+            return new TokenScales { D0 = v.XScale[i], D1 = v.XScale[i + stageGroups], S0 = v.XSum[i], S1 = v.XSum[i + stageGroups] };
         }
     }
 
