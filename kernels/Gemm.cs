@@ -19,7 +19,10 @@ namespace Engine.Kernels;
 /// 0x4B400000 so that D read as a float was 1.5·2^23 + dot and the conversion one FADD; the constant had to be moved
 /// back into each IMMA's C registers, and ptxas gave the Q8_0 kernel 254 registers for it, one group an SM; with C = 0
 /// it gives 96, and 8B pp512 rose 8 % (Q8_0), 10.5 % (Q4_K_M), 21 % (Q4_0), logits equal byte for byte
-/// (docs/benchmarks.md "Session 18").
+/// (docs/benchmarks.md "Session 18"). Session 19 took the stage loop's address arithmetic out (shared tiles read and
+/// written through per-thread views plus constants, the source rows fixed before the loop: 1,217 → 805 SASS
+/// instructions a warp and stage for Q8_0, 128 registers) and gave the groups their tiles by token bands
+/// (<see cref="TileOf"/>): 8B pp512 +29 % (Q8_0), +18 % (Q4_K_M), +15 % (Q4_0).
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
@@ -110,7 +113,9 @@ public static class Gemm
         public int Row, Token;
     }
 
-    /// <summary>Token tiles a band (<see cref="TileOf"/>).</summary>
+    /// <summary>Token tiles a band (<see cref="TileOf"/>): 8, a 512-token step's tiles in one band. On an H100, 8B
+    /// pp512 with the stage loop of session 19: band 8 against band 1 (the grid's own order) +4.5 % (Q8_0), +1.2 %
+    /// (Q4_K_M), +4.4 % (Q4_0) (docs/benchmarks.md "Session 19").</summary>
     public const int TokenBand = 8;
 
     /// <summary>The group's tile. The grid is (row tiles, token tiles) and the GPU starts groups in the order of
@@ -196,7 +201,7 @@ public static class Gemm
     /// straight-line code with clamped indices and selects (no branch between a load and the products), and the four
     /// groups of a stage are written out, not looped, so the compiler schedules the products between the loads and
     /// their unpacking. It costs registers (ptxas gave the Q8_0 kernel 248 a thread with the biased C operand, one group
-    /// an SM; 96 since C is 0, see the class summary) and pays:
+    /// an SM; 96 since C is 0, 128 with the views of <see cref="Sources"/>: still two groups an SM) and pays:
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
