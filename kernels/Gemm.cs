@@ -19,7 +19,10 @@ namespace Engine.Kernels;
 /// 0x4B400000 so that D read as a float was 1.5·2^23 + dot and the conversion one FADD; the constant had to be moved
 /// back into each IMMA's C registers, and ptxas gave the Q8_0 kernel 254 registers for it, one group an SM; with C = 0
 /// it gives 96, and 8B pp512 rose 8 % (Q8_0), 10.5 % (Q4_K_M), 21 % (Q4_0), logits equal byte for byte
-/// (docs/benchmarks.md "Session 18").
+/// (docs/benchmarks.md "Session 18"). Session 19 took the stage loop's address arithmetic out (shared tiles read and
+/// written through per-thread views plus constants, the source rows fixed before the loop: 1,217 → 805 SASS
+/// instructions a warp and stage for Q8_0, 128 registers) and gave the groups their tiles by token bands
+/// (<see cref="TileOf"/>): 8B pp512 +29 % (Q8_0), +18 % (Q4_K_M), +15 % (Q4_0).
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
@@ -40,8 +43,9 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: false);
+        var tile = TileOf();
+        var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
@@ -50,8 +54,9 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, acc, rows, nTokens, Grid.IdxX, accumulate: true);
+        var tile = TileOf();
+        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
@@ -63,9 +68,10 @@ public static class Gemm
     {
         Pdl.Wait();
         var s = Allocate();
-        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, Grid.IdxX);
-        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, Grid.IdxX);
-        Store(y, Glu(g, u), rows, nTokens, Grid.IdxX, accumulate: false);
+        var tile = TileOf();
+        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
+        Store(y, Glu(g, u), rows, nTokens, tile.Row, tile.Token, accumulate: false);
     }
 
     /// <summary>q, k and v in one launch (<see cref="GemvQkv"/>): row tiles 0 … ceil(rows/128) − 1 are q's, the next
@@ -75,11 +81,12 @@ public static class Gemm
         ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        var tile = TileOf();
+        GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local);
-        Store(y, acc, n, nTokens, local, accumulate: false);
+        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local, tile.Token);
+        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
     }
 
     /// <summary><see cref="RunQkv{T}"/> with q and k in <typeparamref name="TQk"/> and v in <typeparamref name="TV"/>
@@ -90,13 +97,38 @@ public static class Gemm
         where TQk : struct, IWeightFormat, IInt8Tiles
         where TV : struct, IWeightFormat, IInt8Tiles
     {
-        GemvQkv.Select(Grid.IdxX, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
+        var tile = TileOf();
+        GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
-        var acc = GemvQkv.IsV(Grid.IdxX, RowsPerGroup, rows, kvDim)
-            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local)
-            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local);
-        Store(y, acc, n, nTokens, local, accumulate: false);
+        var acc = GemvQkv.IsV(tile.Row, RowsPerGroup, rows, kvDim)
+            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local, tile.Token)
+            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local, tile.Token);
+        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
+    }
+
+    /// <summary>A group's row tile and token tile.</summary>
+    public struct Tile
+    {
+        public int Row, Token;
+    }
+
+    /// <summary>Token tiles a band (<see cref="TileOf"/>): 8, a 512-token step's tiles in one band. On an H100, 8B
+    /// pp512 with the stage loop of session 19: band 8 against band 1 (the grid's own order) +4.5 % (Q8_0), +1.2 %
+    /// (Q4_K_M), +4.4 % (Q4_0) (docs/benchmarks.md "Session 19").</summary>
+    public const int TokenBand = 8;
+
+    /// <summary>The group's tile. The grid is (row tiles, token tiles) and the GPU starts groups in the order of
+    /// x + y·DimX; that number is read as bands of <see cref="TokenBand"/> token tiles, and within a band as row tile
+    /// by row tile with the band's token tiles next to each other, so the groups that run at the same time share each
+    /// weight tile through L2 instead of each reading it from memory.</summary>
+    public static Tile TileOf()
+    {
+        int id = Grid.IdxX + Grid.IdxY * Grid.DimX, rowTiles = Grid.DimX, tokenTiles = Grid.DimY;
+        int band = id / (TokenBand * rowTiles), local = id - band * TokenBand * rowTiles;
+        int width = IntrinsicMath.Min(TokenBand, tokenTiles - band * TokenBand);
+        int row = local / width;
+        return new Tile { Row = row, Token = band * TokenBand + local - row * width };
     }
 
     /// <summary>The shared-memory tiles of one stage.</summary>
@@ -169,25 +201,25 @@ public static class Gemm
     /// straight-line code with clamped indices and selects (no branch between a load and the products), and the four
     /// groups of a stage are written out, not looped, so the compiler schedules the products between the loads and
     /// their unpacking. It costs registers (ptxas gave the Q8_0 kernel 248 a thread with the biased C operand, one group
-    /// an SM; 96 since C is 0, see the class summary) and pays:
+    /// an SM; 96 since C is 0, 128 with the views of <see cref="Sources"/>: still two groups an SM) and pays:
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
-    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile)
+    public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int row0 = rowTile * RowsPerGroup, tok0 = Grid.IdxY * TokensPerGroup;
         int groups = cols / 32;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
+        var at = Sources.Of(format, w, xq, rows, cols, nTokens, rowTile * RowsPerGroup, tokenTile * TokensPerGroup, tid);
         var acc = default(WarpTile);
-        var next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, 0, tid);
+        var next = Load(format, at, 0, tid);
         for (int k0 = 0; k0 < groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
             Store(s, next, tid);
             Group.Barrier();
-            next = Load(format, w, xq, rows, cols, nTokens, row0, tok0, k0 + StageGroups, tid);
+            next = Load(format, at, k0 + StageGroups, tid);
             acc = Products(format, acc, s, wr, wt, g, t, 0);
             acc = Products(format, acc, s, wr, wt, g, t, 1);
             acc = Products(format, acc, s, wr, wt, g, t, 2);
@@ -196,60 +228,102 @@ public static class Gemm
         return acc;
     }
 
+    /// <summary>What a thread's stage loads read, fixed for the whole k loop: the rows of its weight parts, scales and
+    /// activations (clamped to the last row and token) as views, and the sizes the loads compare against. Computed
+    /// once before the loop, so a stage's loads add only the stage's column offsets to them (ptxas did not move the
+    /// row products and the divisions of the sizes out of the loop when the stage computed them itself).</summary>
+    private struct Sources
+    {
+        public ArrayView<byte> W0, W1, W2, W3, W4, W5, W6, W7;   // weight rows tid/16 + 16i
+        public ArrayView<byte> S0, S1;                           // scale rows tid/4, tid/4 + 64
+        public ArrayView<byte> X0, X1;                           // activation rows of tokens tid/8, tid/8 + 32
+        public ArrayView<byte> D;                                // the scale pairs' row: token tid/4
+        public int Groups, Pairs;
+        public bool X0Valid, X1Valid, DValid;
+
+        public static Sources Of<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0, int tid)
+            where T : struct, IWeightFormat, IInt8Tiles
+        {
+            int lastRow = rows - 1, lastToken = nTokens - 1;
+            long rowBytes = Gemv.RowBytes<T>(cols), xRowBytes = Quantize.RowBytes(cols);
+            int wRow = row0 + (tid >> 4), sRow = row0 + (tid >> 2), xTok = tok0 + (tid >> 3), dTok = tok0 + (tid >> 2);
+            return new Sources
+            {
+                W0 = Row(format, w, IntrinsicMath.Min(wRow, lastRow), rowBytes),
+                W1 = Row(format, w, IntrinsicMath.Min(wRow + 16, lastRow), rowBytes),
+                W2 = Row(format, w, IntrinsicMath.Min(wRow + 32, lastRow), rowBytes),
+                W3 = Row(format, w, IntrinsicMath.Min(wRow + 48, lastRow), rowBytes),
+                W4 = Row(format, w, IntrinsicMath.Min(wRow + 64, lastRow), rowBytes),
+                W5 = Row(format, w, IntrinsicMath.Min(wRow + 80, lastRow), rowBytes),
+                W6 = Row(format, w, IntrinsicMath.Min(wRow + 96, lastRow), rowBytes),
+                W7 = Row(format, w, IntrinsicMath.Min(wRow + 112, lastRow), rowBytes),
+                S0 = Row(format, w, IntrinsicMath.Min(sRow, lastRow), rowBytes),
+                S1 = Row(format, w, IntrinsicMath.Min(sRow + 64, lastRow), rowBytes),
+                X0 = xq.SubView(IntrinsicMath.Min(xTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                X1 = xq.SubView(IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                D = xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
+                Groups = cols / 32,
+                Pairs = (int)Quantize.PairsOffset(cols),
+                X0Valid = xTok < nTokens,
+                X1Valid = xTok + 32 < nTokens,
+                DValid = dTok < nTokens,
+            };
+        }
+
+        private static ArrayView<byte> Row<T>(T format, ArrayView<byte> w, int row, long rowBytes)
+            where T : struct, IWeightFormat, IInt8Tiles => w.SubView(row * rowBytes, rowBytes).AsAligned(format.LaneAlignment);
+    }
+
     /// <summary>The thread's <see cref="Staged"/> share of the stage at group <paramref name="k0"/>; groups past the
     /// end (the stage after the last) and tokens past the end load clamped addresses and keep zeros.</summary>
-    private static Staged Load<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0,
-        int k0, int tid)
+    private static Staged Load<T>(T format, Sources at, int k0, int tid)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        int groups = cols / 32, lastRow = rows - 1;
-        long rowBytes = Gemv.RowBytes<T>(cols);
+        int groups = at.Groups;
         Staged st;
         // Weights: part tid % 4 of group k0 + tid/4 % 4, rows tid/16 + 16i.
-        int wGroup = k0 + ((tid >> 2) & 3), wPart = tid & 3, wRow = row0 + (tid >> 4);
+        int wGroup = k0 + ((tid >> 2) & 3), wPart = tid & 3;
         bool wValid = wGroup < groups;
         int wSafe = IntrinsicMath.Min(wGroup, groups - 1);
-        Part p0 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow, lastRow), wSafe, wPart, wValid);
-        Part p1 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 16, lastRow), wSafe, wPart, wValid);
-        Part p2 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 32, lastRow), wSafe, wPart, wValid);
-        Part p3 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 48, lastRow), wSafe, wPart, wValid);
-        Part p4 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 64, lastRow), wSafe, wPart, wValid);
-        Part p5 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 80, lastRow), wSafe, wPart, wValid);
-        Part p6 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 96, lastRow), wSafe, wPart, wValid);
-        Part p7 = WeightPart(format, w, rowBytes, IntrinsicMath.Min(wRow + 112, lastRow), wSafe, wPart, wValid);
+        Part p0 = WeightPart(format, at.W0, wSafe, wPart, wValid);
+        Part p1 = WeightPart(format, at.W1, wSafe, wPart, wValid);
+        Part p2 = WeightPart(format, at.W2, wSafe, wPart, wValid);
+        Part p3 = WeightPart(format, at.W3, wSafe, wPart, wValid);
+        Part p4 = WeightPart(format, at.W4, wSafe, wPart, wValid);
+        Part p5 = WeightPart(format, at.W5, wSafe, wPart, wValid);
+        Part p6 = WeightPart(format, at.W6, wSafe, wPart, wValid);
+        Part p7 = WeightPart(format, at.W7, wSafe, wPart, wValid);
         st.W0 = p0.Lo; st.W1 = p0.Hi; st.W2 = p1.Lo; st.W3 = p1.Hi; st.W4 = p2.Lo; st.W5 = p2.Hi; st.W6 = p3.Lo; st.W7 = p3.Hi;
         st.W8 = p4.Lo; st.W9 = p4.Hi; st.W10 = p5.Lo; st.W11 = p5.Hi; st.W12 = p6.Lo; st.W13 = p6.Hi; st.W14 = p7.Lo; st.W15 = p7.Hi;
         // Scales: group k0 + tid % 4, rows tid/4 and tid/4 + 64.
-        int sGroup = k0 + (tid & 3), sRow = row0 + (tid >> 2);
+        int sGroup = k0 + (tid & 3);
         bool sValid = sGroup < groups;
         int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc0, out float hi0, out float min0);
-        format.Scales(w.SubView(IntrinsicMath.Min(sRow + 64, lastRow) * rowBytes, rowBytes).AsAligned(format.LaneAlignment), sSafe, out float sc1, out float hi1, out float min1);
+        format.Scales(at.S0, sSafe, out float sc0, out float hi0, out float min0);
+        format.Scales(at.S1, sSafe, out float sc1, out float hi1, out float min1);
         st.S0 = sValid ? sc0 : 0f; st.H0 = sValid ? hi0 : 0f; st.M0 = sValid ? min0 : 0f;
         st.S1 = sValid ? sc1 : 0f; st.H1 = sValid ? hi1 : 0f; st.M1 = sValid ? min1 : 0f;
         // Activations: piece tid % 8 (group k0 + piece/2, half piece % 2), tokens tid/8 and tid/8 + 32.
-        long xRowBytes = Quantize.RowBytes(cols);
-        int xGroup = k0 + ((tid & 7) >> 1), xTok = tok0 + (tid >> 3), lastToken = nTokens - 1;
-        long xAt = 32L * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
-        Ld.U4(xq, IntrinsicMath.Min(xTok, lastToken) * xRowBytes + xAt, out uint a0, out uint b0, out uint c0, out uint d0);
-        Ld.U4(xq, IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes + xAt, out uint a1, out uint b1, out uint c1, out uint d1);
-        bool x0 = xGroup < groups && xTok < nTokens, x1 = xGroup < groups && xTok + 32 < nTokens;
+        int xGroup = k0 + ((tid & 7) >> 1);
+        int xAt = 32 * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
+        Ld.U4(at.X0, xAt, out uint a0, out uint b0, out uint c0, out uint d0);
+        Ld.U4(at.X1, xAt, out uint a1, out uint b1, out uint c1, out uint d1);
+        bool x0 = xGroup < groups && at.X0Valid, x1 = xGroup < groups && at.X1Valid;
         st.X0 = x0 ? a0 : 0; st.X1 = x0 ? b0 : 0; st.X2 = x0 ? c0 : 0; st.X3 = x0 ? d0 : 0;
         st.X4 = x1 ? a1 : 0; st.X5 = x1 ? b1 : 0; st.X6 = x1 ? c1 : 0; st.X7 = x1 ? d1 : 0;
         // The token scale pair: group k0 + tid % 4, token tid / 4.
-        int dGroup = k0 + (tid & 3), dTok = tok0 + (tid >> 2);
-        Ld.ScaleSum(xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
-            (int)Quantize.PairsOffset(cols) + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
-        bool dValid = dGroup < groups && dTok < nTokens;
+        int dGroup = k0 + (tid & 3);
+        Ld.ScaleSum(at.D, at.Pairs + 8 * IntrinsicMath.Min(dGroup, groups - 1), out float d, out int q);
+        bool dValid = dGroup < groups && at.DValid;
         st.D = dValid ? d : 0f;
         st.Sum = dValid ? d * q : 0f;
         return st;
     }
 
-    private static Part WeightPart<T>(T format, ArrayView<byte> w, long rowBytes, int row, int group, int part, bool valid)
+    private static Part WeightPart<T>(T format, ArrayView<byte> row, int group, int part, bool valid)
         where T : struct, IWeightFormat, IInt8Tiles
     {
-        format.Weights8(w.SubView(row * rowBytes, rowBytes).AsAligned(format.LaneAlignment), group, part, out uint lo, out uint hi);
+        format.Weights8(row, group, part, out uint lo, out uint hi);
         return new Part { Lo = valid ? lo : 0, Hi = valid ? hi : 0 };
     }
 
@@ -258,38 +332,48 @@ public static class Gemm
     /// [token × StageGroups + group].</summary>
     private static void Store(Tiles s, Staged st, int tid)
     {
-        int at = (tid >> 4) * Stride + ((tid >> 2) & 3) * 8 + 2 * (tid & 3);
-        s.W[at] = (int)st.W0; s.W[at + 1] = (int)st.W1;
-        s.W[at + 16 * Stride] = (int)st.W2; s.W[at + 16 * Stride + 1] = (int)st.W3;
-        s.W[at + 32 * Stride] = (int)st.W4; s.W[at + 32 * Stride + 1] = (int)st.W5;
-        s.W[at + 48 * Stride] = (int)st.W6; s.W[at + 48 * Stride + 1] = (int)st.W7;
-        s.W[at + 64 * Stride] = (int)st.W8; s.W[at + 64 * Stride + 1] = (int)st.W9;
-        s.W[at + 80 * Stride] = (int)st.W10; s.W[at + 80 * Stride + 1] = (int)st.W11;
-        s.W[at + 96 * Stride] = (int)st.W12; s.W[at + 96 * Stride + 1] = (int)st.W13;
-        s.W[at + 112 * Stride] = (int)st.W14; s.W[at + 112 * Stride + 1] = (int)st.W15;
+        // Each array is indexed from one per-thread view plus constants, so ptxas folds the constants into the
+        // shared stores' offsets (an index sum converted to an address after the addition cannot be reassociated,
+        // and cost a LEA a store).
+        var w = s.W.SubView((tid >> 4) * Stride + ((tid >> 2) & 3) * 8 + 2 * (tid & 3));
+        w[0] = (int)st.W0; w[1] = (int)st.W1;
+        w[16 * Stride] = (int)st.W2; w[16 * Stride + 1] = (int)st.W3;
+        w[32 * Stride] = (int)st.W4; w[32 * Stride + 1] = (int)st.W5;
+        w[48 * Stride] = (int)st.W6; w[48 * Stride + 1] = (int)st.W7;
+        w[64 * Stride] = (int)st.W8; w[64 * Stride + 1] = (int)st.W9;
+        w[80 * Stride] = (int)st.W10; w[80 * Stride + 1] = (int)st.W11;
+        w[96 * Stride] = (int)st.W12; w[96 * Stride + 1] = (int)st.W13;
+        w[112 * Stride] = (int)st.W14; w[112 * Stride + 1] = (int)st.W15;
         // Scales: index row·4 + group, rows tid/4 and tid/4 + 64 (tid and tid + 256).
-        s.Scale[tid] = st.S0; s.ScaleHi[tid] = st.H0; s.Min[tid] = st.M0;
-        s.Scale[tid + 256] = st.S1; s.ScaleHi[tid + 256] = st.H1; s.Min[tid + 256] = st.M1;
-        int xAt = (tid >> 3) * Stride + 4 * (tid & 7);
-        s.X[xAt] = (int)st.X0; s.X[xAt + 1] = (int)st.X1; s.X[xAt + 2] = (int)st.X2; s.X[xAt + 3] = (int)st.X3;
-        xAt += 32 * Stride;
-        s.X[xAt] = (int)st.X4; s.X[xAt + 1] = (int)st.X5; s.X[xAt + 2] = (int)st.X6; s.X[xAt + 3] = (int)st.X7;
-        s.XScale[tid] = st.D;
-        s.XSum[tid] = st.Sum;
+        var scale = s.Scale.SubView(tid);
+        var scaleHi = s.ScaleHi.SubView(tid);
+        var min = s.Min.SubView(tid);
+        scale[0] = st.S0; scaleHi[0] = st.H0; min[0] = st.M0;
+        scale[256] = st.S1; scaleHi[256] = st.H1; min[256] = st.M1;
+        var x = s.X.SubView((tid >> 3) * Stride + 4 * (tid & 7));
+        x[0] = (int)st.X0; x[1] = (int)st.X1; x[2] = (int)st.X2; x[3] = (int)st.X3;
+        x[32 * Stride] = (int)st.X4; x[32 * Stride + 1] = (int)st.X5; x[32 * Stride + 2] = (int)st.X6; x[32 * Stride + 3] = (int)st.X7;
+        s.XScale.SubView(tid)[0] = st.D;
+        s.XSum.SubView(tid)[0] = st.Sum;
     }
 
     /// <summary>The warp's products of group <paramref name="kg"/> of the stage in the tiles.</summary>
     private static WarpTile Products<T>(T format, WarpTile acc, Tiles s, int wr, int wt, int g, int t, int kg)
         where T : struct, IInt8Tiles
     {
+        // Every shared load below is one of these per-thread views plus a constant (see Store).
         int aw = (wr + g) * Stride + kg * 8 + t, bw = (wt + g) * Stride + kg * 8 + t;
-        Fragment a0 = Fragment.A(s.W, aw, Stride), a1 = Fragment.A(s.W, aw + 16 * Stride, Stride);
-        Fragment b0 = Fragment.B(s.X, bw), b1 = Fragment.B(s.X, bw + 8 * Stride);
-        Fragment b2 = Fragment.B(s.X, bw + 16 * Stride), b3 = Fragment.B(s.X, bw + 24 * Stride);
-        var r0 = RowScales.Of(s, wr + g, kg, StageGroups);
-        var r1 = RowScales.Of(s, wr + 16 + g, kg, StageGroups);
-        TokenScales c0 = TokenScales.Of(s, wt + 2 * t, kg, StageGroups), c1 = TokenScales.Of(s, wt + 8 + 2 * t, kg, StageGroups);
-        TokenScales c2 = TokenScales.Of(s, wt + 16 + 2 * t, kg, StageGroups), c3 = TokenScales.Of(s, wt + 24 + 2 * t, kg, StageGroups);
+        var av = s.W.SubView((wr + g) * Stride + t);
+        var bv = s.X.SubView((wt + g) * Stride + t);
+        Fragment a0 = Fragment.A(av, kg * 8, Stride), a1 = Fragment.A(av, kg * 8 + 16 * Stride, Stride);
+        Fragment b0 = Fragment.B(bv, kg * 8), b1 = Fragment.B(bv, kg * 8 + 8 * Stride);
+        Fragment b2 = Fragment.B(bv, kg * 8 + 16 * Stride), b3 = Fragment.B(bv, kg * 8 + 24 * Stride);
+        var rs = RowScales.Views(s, wr + g);
+        var r0 = RowScales.Of(rs, 0, kg, StageGroups);
+        var r1 = RowScales.Of(rs, 16, kg, StageGroups);
+        var ts = TokenScales.Views(s, wt + 2 * t);
+        TokenScales c0 = TokenScales.Of(ts, 0, kg, StageGroups), c1 = TokenScales.Of(ts, 8, kg, StageGroups);
+        TokenScales c2 = TokenScales.Of(ts, 16, kg, StageGroups), c3 = TokenScales.Of(ts, 24, kg, StageGroups);
         acc.M0N0 = Step(format, acc.M0N0, a0, b0, r0, c0, s, aw, bw, Stride);
         acc.M0N1 = Step(format, acc.M0N1, a0, b1, r0, c1, s, aw, bw + 8 * Stride, Stride);
         acc.M0N2 = Step(format, acc.M0N2, a0, b2, r0, c2, s, aw, bw + 16 * Stride, Stride);
@@ -321,12 +405,19 @@ public static class Gemm
     {
         public float Lo0, Lo1, Hi0, Hi1, Min0, Min1;
 
-        public static RowScales Of(Tiles s, int row, int kg, int stageGroups)
+        /// <summary>The scale arrays from row <paramref name="row"/> on.</summary>
+        public static Tiles Views(Tiles s, int row) => new()
+        {
+            Scale = s.Scale.SubView(row * StageGroups), ScaleHi = s.ScaleHi.SubView(row * StageGroups), Min = s.Min.SubView(row * StageGroups),
+        };
+
+        /// <summary>Rows <paramref name="row"/> and row + 8 of the views <paramref name="v"/> (<see cref="Views"/>).</summary>
+        public static RowScales Of(Tiles v, int row, int kg, int stageGroups)
         {
             int i = row * stageGroups + kg, j = i + 8 * stageGroups;
             return new RowScales
             {
-                Lo0 = s.Scale[i], Lo1 = s.Scale[j], Hi0 = s.ScaleHi[i], Hi1 = s.ScaleHi[j], Min0 = s.Min[i], Min1 = s.Min[j],
+                Lo0 = v.Scale[i], Lo1 = v.Scale[j], Hi0 = v.ScaleHi[i], Hi1 = v.ScaleHi[j], Min0 = v.Min[i], Min1 = v.Min[j],
             };
         }
     }
@@ -336,10 +427,17 @@ public static class Gemm
     {
         public float D0, D1, S0, S1;
 
-        public static TokenScales Of(Tiles s, int token, int kg, int stageGroups)
+        /// <summary>The token scale arrays from token <paramref name="token"/> on.</summary>
+        public static Tiles Views(Tiles s, int token) => new()
+        {
+            XScale = s.XScale.SubView(token * StageGroups), XSum = s.XSum.SubView(token * StageGroups),
+        };
+
+        /// <summary>Tokens <paramref name="token"/> and token + 1 of the views <paramref name="v"/> (<see cref="Views"/>).</summary>
+        public static TokenScales Of(Tiles v, int token, int kg, int stageGroups)
         {
             int i = token * stageGroups + kg;
-            return new TokenScales { D0 = s.XScale[i], D1 = s.XScale[i + stageGroups], S0 = s.XSum[i], S1 = s.XSum[i + stageGroups] };
+            return new TokenScales { D0 = v.XScale[i], D1 = v.XScale[i + stageGroups], S0 = v.XSum[i], S1 = v.XSum[i + stageGroups] };
         }
     }
 
@@ -442,11 +540,11 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, bool accumulate)
+    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, int tokenTile, bool accumulate)
     {
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int r = rowTile * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
-        int k = Grid.IdxY * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
+        int k = tokenTile * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);
         Store(y, acc.M0N2, r, k + 16, rows, nTokens, accumulate);

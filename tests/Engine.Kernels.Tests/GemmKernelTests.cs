@@ -38,6 +38,18 @@ public class GemmKernelTests
         Assert.Equal((uint)((tokens + Gemm.TokensPerGroup - 1) / Gemm.TokensPerGroup), shape.GridY);
     }
 
+    /// <summary>Groups take their tiles in bands of <see cref="Gemm.TokenBand"/> token tiles (Gemm.TileOf): 3 row tiles ×
+    /// 10 token tiles is one full band and a band of 2, so every tile is computed once, past the band's end too.</summary>
+    [Theory]
+    [InlineData("Q8_0")]
+    [InlineData("Q4_K")]
+    public void Gemm_covers_every_tile_across_token_bands(string format)
+    {
+        int tokens = Gemm.TokensPerGroup * (Gemm.TokenBand + 1) + 3;
+        var shape = MatchesReference("Gemm_", "gemm bands", format, 260, 256, tokens, new Random(17));
+        Assert.Equal((uint)(Gemm.TokenBand + 2), shape.GridY);
+    }
+
     /// <summary>Runs a plain GEMM entry (<paramref name="entry"/> + format) on random weights and activations and checks
     /// y against the float64 reference; returns the launch shape.</summary>
     private static Engine.Runtime.Generated.LaunchShape MatchesReference(string entry, string name, string format, int rows, int cols, int tokens, Random rng)
