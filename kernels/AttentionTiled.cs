@@ -1,4 +1,6 @@
+using Engine.Kernels.Formats;
 using ILGPU;
+using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 using Acc = Engine.Kernels.Gemm.Acc;
 using Half = ILGPU.Half;
@@ -55,7 +57,6 @@ public static class AttentionQuantTiled
         var warpMax = SharedMemory.Allocate<int>(Warps);
         var ks = smem.SubView(0, KWords);
         var vs = smem.SubView(KWords, VWords);
-        var vHalves = vs.Cast<ushort>();
         Pdl.Wait();
 
         int head = Grid.IdxX, kvHead = head / (nHead / nHeadKv);
@@ -75,30 +76,39 @@ public static class AttentionQuantTiled
         var o = default(OTile);
         float mA = -1e30f, mB = -1e30f, lA = 0f, lB = 0f;
         long kvBase = (long)kvHead * headDim;
-        var kWords = kCache.Cast<uint>();
-        var vWords = vCache.Cast<uint>();
+        // 16-byte loads: a layer's cache is 16-byte aligned and every row's piece is (kv_dim and head_dim multiples of 32).
+        var kBytes = kCache.Cast<byte>().AsAligned(16);
+        var vBytes = vCache.Cast<byte>().AsAligned(16);
 
         for (int c0 = 0; c0 < count; c0 += ChunkPositions)
         {
             Group.Barrier();   // the previous chunk's fragments are read
             // K and V of positions c0 .. c0 + 63: a thread 8 dims (16 bytes) of 8 rows each; rows past count are zero.
+            // K: a thread 8 dims (one 16-byte load) of 8 rows, row-major (a warp: 2 rows × 16 pieces, 2-way banks).
             for (int i = 0; i < ChunkPositions * MaxHeadDim / 8 / (Warps * 32); i++)
             {
                 int lin = tid + Warps * 32 * i, row = lin >> 4, piece = lin & 15;
                 int p = c0 + row;
-                bool valid = p < count && 8 * piece < headDim;
-                long at = ((long)IntrinsicMath.Min(p, count - 1) * kvDim + kvBase + 8 * IntrinsicMath.Min(piece, dimTiles - 1)) >> 1;
-                uint k0 = kWords[at], k1 = kWords[at + 1], k2 = kWords[at + 2], k3 = kWords[at + 3];
-                uint v0 = vWords[at], v1 = vWords[at + 1], v2 = vWords[at + 2], v3 = vWords[at + 3];
-                if (!valid) { k0 = 0; k1 = 0; k2 = 0; k3 = 0; v0 = 0; v1 = 0; v2 = 0; v3 = 0; }
+                Ld.U4(kBytes, RowByte(p, piece, count, kvDim, kvBase, dimTiles), out uint k0, out uint k1, out uint k2, out uint k3);
+                if (p >= count || 8 * piece >= headDim) { k0 = 0; k1 = 0; k2 = 0; k3 = 0; }
                 int kw = row * KStride + 4 * piece;
                 ks[kw] = k0; ks[kw + 1] = k1; ks[kw + 2] = k2; ks[kw + 3] = k3;
-                // V transposed: dim 8·piece + j, position row (halves).
-                int vh = (8 * piece) * (2 * VStride) + row;
-                vHalves[vh] = (ushort)v0; vHalves[vh + 2 * VStride] = (ushort)(v0 >> 16);
-                vHalves[vh + 4 * VStride] = (ushort)v1; vHalves[vh + 6 * VStride] = (ushort)(v1 >> 16);
-                vHalves[vh + 8 * VStride] = (ushort)v2; vHalves[vh + 10 * VStride] = (ushort)(v2 >> 16);
-                vHalves[vh + 12 * VStride] = (ushort)v3; vHalves[vh + 14 * VStride] = (ushort)(v3 >> 16);
+            }
+            // V transposed: a thread 8 dims of two consecutive rows, joined into 8 words (dim 8·piece + j, positions
+            // 2·pair and 2·pair + 1); a warp's lanes take 32 pairs of one piece, so its stores fall in 32 banks.
+            for (int i = 0; i < ChunkPositions / 2 * MaxHeadDim / 8 / (Warps * 32); i++)
+            {
+                int lin = tid + Warps * 32 * i, pair = lin & 31, piece = lin >> 5;
+                int p = c0 + 2 * pair;
+                Ld.U4(vBytes, RowByte(p, piece, count, kvDim, kvBase, dimTiles), out uint a0, out uint a1, out uint a2, out uint a3);
+                Ld.U4(vBytes, RowByte(p + 1, piece, count, kvDim, kvBase, dimTiles), out uint b0, out uint b1, out uint b2, out uint b3);
+                if (p >= count || 8 * piece >= headDim) { a0 = 0; a1 = 0; a2 = 0; a3 = 0; }
+                if (p + 1 >= count || 8 * piece >= headDim) { b0 = 0; b1 = 0; b2 = 0; b3 = 0; }
+                int vw = 8 * piece * VStride + pair;
+                vs[vw] = (a0 & 0xFFFF) | (b0 << 16); vs[vw + VStride] = (a0 >> 16) | (b0 & 0xFFFF0000u);
+                vs[vw + 2 * VStride] = (a1 & 0xFFFF) | (b1 << 16); vs[vw + 3 * VStride] = (a1 >> 16) | (b1 & 0xFFFF0000u);
+                vs[vw + 4 * VStride] = (a2 & 0xFFFF) | (b2 << 16); vs[vw + 5 * VStride] = (a2 >> 16) | (b2 & 0xFFFF0000u);
+                vs[vw + 6 * VStride] = (a3 & 0xFFFF) | (b3 << 16); vs[vw + 7 * VStride] = (a3 >> 16) | (b3 & 0xFFFF0000u);
             }
             Group.Barrier();
             if (c0 > mine) continue;   // none of the warp's tokens reaches this chunk (the warp still joins the barriers)
@@ -157,6 +167,11 @@ public static class AttentionQuantTiled
             }
         }
     }
+
+    /// <summary>Byte offset of dims 8·piece .. 8·piece + 7 of position p's row in a layer's cache (rows past the
+    /// context and pieces past head_dim clamped to the last; their values are replaced by zeros).</summary>
+    private static int RowByte(int p, int piece, int count, int kvDim, long kvBase, int dimTiles) =>
+        (int)(2 * ((long)IntrinsicMath.Min(p, count - 1) * kvDim + kvBase + 8 * IntrinsicMath.Min(piece, dimTiles - 1)));
 
     private static int IntMax(int v)
     {
