@@ -1,0 +1,408 @@
+// GPU machine, measurement only (session 19, not product code): can an 8B decode step keep HBM busy through its
+// dependency hops if each GEMV's weights stream into shared memory (cp.async.bulk, the copy engine, no registers)
+// before griddepcontrol.wait, instead of into registers after it?
+// The chain is a Llama-3-8B layer's nine launches x 32 layers (rms_norm, q/k/v, rope, attention, o + x, rms_norm,
+// gate/up, quantize, down + x) captured in one CUDA graph with programmatic launches, as Engine's decode graph is.
+// Weights are 4.5 bits a weight (Q4_K's and Q4_0's size): nibbles row-major, then f16 scales per 32, so a group's four
+// rows are two contiguous ranges. Activations int8 with f32 scales per 32 (Engine's int8 path). Modes per GEMV:
+//   0 reg   : lanes load their weight chunks from global after the wait (Engine's gate/up and down today)
+//   1 early : 4096-column matrices load a lane's chunks before the wait (Engine's q/k/v and o today), others as 0
+//   2 bulk  : thread 0 issues cp.async.bulk of the group's rows into shared memory before the wait; lanes read smem
+//   3 bulk by warp: lane 0 of each warp copies its own row under its own mbarrier
+// Output: each GEMV alone (32 in a chain), then us a token per mix of modes (the full chain and the GEMVs only), against
+// the weights' bytes at the measured device copy rate. Results: docs/benchmarks.md "Session 19" (the bulk modes lose).
+// Build and run there (nvcc is on the device image):
+//   nvcc -O3 -arch=sm_90 -std=c++17 scripts/device/streambench.cu -o /tmp/sb && /tmp/sb
+#include <cstdio>
+#include <cstdlib>
+#include <cstdint>
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
+
+constexpr int D = 4096, F = 14336, NL = 32, NQKV = 6144, NH = 32, HD = 128, P = 64;
+
+__device__ __forceinline__ void pdl_entry() {
+    asm volatile("griddepcontrol.launch_dependents;");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ int dot_chunk(uint4 w, const int4 xa, const int4 xb) {
+    int s = 0;
+    s = __dp4a((int)__vsub4(w.x & 0x0F0F0F0F, 0x08080808), xa.x, s);
+    s = __dp4a((int)__vsub4(w.y & 0x0F0F0F0F, 0x08080808), xa.y, s);
+    s = __dp4a((int)__vsub4(w.z & 0x0F0F0F0F, 0x08080808), xa.z, s);
+    s = __dp4a((int)__vsub4(w.w & 0x0F0F0F0F, 0x08080808), xa.w, s);
+    s = __dp4a((int)__vsub4((w.x >> 4) & 0x0F0F0F0F, 0x08080808), xb.x, s);
+    s = __dp4a((int)__vsub4((w.y >> 4) & 0x0F0F0F0F, 0x08080808), xb.y, s);
+    s = __dp4a((int)__vsub4((w.z >> 4) & 0x0F0F0F0F, 0x08080808), xb.z, s);
+    s = __dp4a((int)__vsub4((w.w >> 4) & 0x0F0F0F0F, 0x08080808), xb.w, s);
+    return s;
+}
+
+// the block's copy of the activations (int8 and their scales), loaded after the wait
+template <int COLS>
+__device__ __forceinline__ void stage_x(const int8_t* xq, const float* xs, int8_t* sx, float* sxs) {
+    const int4* g = reinterpret_cast<const int4*>(xq); int4* d = reinterpret_cast<int4*>(sx);
+    for (int i = threadIdx.x; i < COLS / 16; i += 128) d[i] = __ldcg(g + i);
+    const float4* g2 = reinterpret_cast<const float4*>(xs); float4* d2 = reinterpret_cast<float4*>(sxs);
+    for (int i = threadIdx.x; i < COLS / 128; i += 128) d2[i] = __ldcg(g2 + i);
+    __syncthreads();
+}
+
+// EPI 0: y[row] = dot; 1: y[row] += dot (residual); 2: rows (g0, g1, u0, u1) -> y[2b + i] = silu(g_i) * u_i
+template <int COLS, int EPI>
+__device__ __forceinline__ void epilogue(float acc, float* y, int b) {
+    __shared__ float part[4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
+    if (EPI == 2) {
+        if (lane == 0) part[warp] = acc;
+        __syncthreads();
+        if (threadIdx.x < 2) { float g = part[threadIdx.x], u = part[threadIdx.x + 2]; y[2 * b + threadIdx.x] = g / (1.0f + __expf(-g)) * u; }
+    } else if (lane == 0) {
+        int row = 4 * b + warp;
+        if (EPI == 1) y[row] = __ldcg(y + row) + acc; else y[row] = acc;
+    }
+}
+
+template <int COLS, int EPI, int MODE>
+__global__ void __launch_bounds__(128, MODE >= 2 ? 12 : 8)
+k_gemv(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8_t* xq, const float* xs, float* y)
+{
+    constexpr int CH = COLS / 32;          // 32-weight chunks a row
+    constexpr int PER = CH / 32;           // chunks a lane
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, b = blockIdx.x, row = 4 * b + warp;
+    float acc = 0;
+    __shared__ __align__(16) int8_t sx[COLS];
+    __shared__ __align__(16) float sxs[COLS / 32];
+    if constexpr (MODE >= 2) {
+        extern __shared__ __align__(128) uint8_t sm[];
+        uint8_t* sw = sm;                                   // 4 rows x COLS/2
+        __half* ss = reinterpret_cast<__half*>(sm + 4 * COLS / 2);  // 4 rows x CH
+        uint64_t* bars = reinterpret_cast<uint64_t*>(sm + 4 * COLS / 2 + 4 * CH * 2);
+        pdl_trigger();
+        // MODE 2: thread 0 copies the group's four rows (two ranges) under one barrier;
+        // MODE 3: lane 0 of each warp copies its own row under its own barrier
+        const bool issuer = MODE == 2 ? threadIdx.x == 0 : lane == 0;
+        uint64_t* bar = MODE == 2 ? bars : bars + warp;
+        if (issuer) {
+            uint32_t a = smem_addr(bar);
+            const int nr = MODE == 2 ? 4 : 1, r0 = MODE == 2 ? 4 * b : row;
+            uint8_t* dw = MODE == 2 ? sw : sw + warp * (COLS / 2);
+            __half* ds = MODE == 2 ? ss : ss + warp * CH;
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(a));
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+            const uint32_t nw = nr * COLS / 2, ns = nr * CH * 2;
+            asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(a), "r"(nw + ns) : "memory");
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                         :: "r"(smem_addr(dw)), "l"(wq + (size_t)r0 * (COLS / 2)), "r"(nw), "r"(a) : "memory");
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                         :: "r"(smem_addr(ds)), "l"(ws + (size_t)r0 * CH), "r"(ns), "r"(a) : "memory");
+        }
+        __syncthreads();
+        pdl_wait();
+        stage_x<COLS>(xq, xs, sx, sxs);
+        uint32_t ok = 0;
+        do {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                         : "=r"(ok) : "r"(smem_addr(bar)), "r"(0) : "memory");
+        } while (!ok);
+        const uint4* w4 = reinterpret_cast<const uint4*>(sw + warp * (COLS / 2));
+        const __half* s1 = ss + warp * CH;
+#pragma unroll 4
+        for (int i = 0; i < PER; i++) {
+            int c = lane + 32 * i;
+            const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
+            acc += (float)dot_chunk(w4[c], x4[0], x4[1]) * __half2float(s1[c]) * sxs[c];
+        }
+    } else {
+        const uint4* w4 = reinterpret_cast<const uint4*>(wq + (size_t)row * (COLS / 2));
+        const __half* s1 = ws + (size_t)row * CH;
+        if constexpr (MODE == 1 && PER <= 4) {
+            uint4 w[PER]; float s[PER];
+            pdl_trigger();
+#pragma unroll
+            for (int i = 0; i < PER; i++) { w[i] = __ldcs(w4 + lane + 32 * i); s[i] = __half2float(s1[lane + 32 * i]); }
+            pdl_wait();
+            stage_x<COLS>(xq, xs, sx, sxs);
+#pragma unroll
+            for (int i = 0; i < PER; i++) {
+                int c = lane + 32 * i;
+                const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
+                acc += (float)dot_chunk(w[i], x4[0], x4[1]) * s[i] * sxs[c];
+            }
+        } else {
+            pdl_entry();
+            stage_x<COLS>(xq, xs, sx, sxs);
+#pragma unroll 4
+            for (int i = 0; i < PER; i++) {
+                int c = lane + 32 * i;
+                uint4 w = __ldcs(w4 + c);
+                float s = __half2float(s1[c]);
+                const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
+                acc += (float)dot_chunk(w, x4[0], x4[1]) * s * sxs[c];
+            }
+        }
+    }
+    epilogue<COLS, EPI>(acc, y, b);
+}
+
+// quantize 32 values a warp (lane holds one): int8 with an f32 scale
+__device__ __forceinline__ void quant32(float v, int8_t* q, float* s, int blk) {
+    float m = fabsf(v);
+    for (int o = 16; o; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffff, m, o));
+    float d = m / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    q[32 * blk + (threadIdx.x & 31)] = (int8_t)__float2int_rn(v * id);
+    if ((threadIdx.x & 31) == 0) s[blk] = d;
+}
+
+__global__ void k_norm(const float* x, const float* w, int8_t* q, float* s) {  // 1 x 1024 threads, 4 values a thread
+    pdl_entry();
+    __shared__ float part[32];
+    float v[4], ss = 0;
+    for (int k = 0; k < 4; k++) { v[k] = __ldcg(x + threadIdx.x + 1024 * k); ss += v[k] * v[k]; }
+    for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(0xffffffff, ss, o);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float t = 0;
+    for (int k = 0; k < 32; k++) t += part[k];
+    float r = rsqrtf(t / D + 1e-5f);
+    for (int k = 0; k < 4; k++) { int i = threadIdx.x + 1024 * k; quant32(v[k] * r * w[i], q, s, i >> 5); }
+}
+
+__global__ void k_rope(const float* qkv, float* qo, __half* kc, __half* vc, int pos) {  // 48 x 64 threads
+    pdl_entry();
+    int h = blockIdx.x, i = threadIdx.x;
+    float sn, cs; __sincosf(pos * __powf(500000.0f, -2.0f * i / HD), &sn, &cs);
+    const float* src = qkv + h * HD;
+    float a = __ldcg(src + i), c = __ldcg(src + i + 64);
+    float ra = a * cs - c * sn, rc = a * sn + c * cs;
+    if (h < NH) { qo[h * HD + i] = ra; qo[h * HD + i + 64] = rc; }
+    else if (h < NH + 8) { __half* k = kc + ((size_t)(h - NH) * P + pos) * HD; k[i] = __float2half(ra); k[i + 64] = __float2half(rc); }
+    else { __half* v = vc + ((size_t)(h - NH - 8) * P + pos) * HD; v[i] = __float2half(a); v[i + 64] = __float2half(c); }
+}
+
+__global__ void k_attn(const float* q, const __half* kc, const __half* vc, int8_t* oq, float* os, int n) {  // 32 x 128
+    pdl_entry();
+    __shared__ float sc[P];
+    int h = blockIdx.x, kv = h / 4, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float qv[4];
+    for (int k = 0; k < 4; k++) qv[k] = __ldcg(q + h * HD + lane * 4 + k);
+    for (int p = warp; p < n; p += 4) {
+        const __half* kr = kc + ((size_t)kv * P + p) * HD + lane * 4;
+        float d = 0;
+        for (int k = 0; k < 4; k++) d += qv[k] * __half2float(kr[k]);
+        for (int o = 16; o; o >>= 1) d += __shfl_xor_sync(0xffffffff, d, o);
+        if (lane == 0) sc[p] = d * 0.08838834764f;
+    }
+    __syncthreads();
+    float m = -1e30f, z = 0;
+    for (int p = 0; p < n; p++) m = fmaxf(m, sc[p]);
+    float o = 0;
+    for (int p = 0; p < n; p++) { float e = __expf(sc[p] - m); z += e; o += e * __half2float(vc[((size_t)kv * P + p) * HD + threadIdx.x]); }
+    quant32(o / z, oq + h * HD, os + h * 4, warp);
+}
+
+__global__ void k_quant(const float* h, int8_t* q, float* s) {  // F/128 x 128
+    pdl_entry();
+    int i = blockIdx.x * 128 + threadIdx.x;
+    quant32(__ldcg(h + i), q, s, i >> 5);
+}
+
+__global__ void k_read(const uint4* p, size_t n, unsigned* out) {
+    unsigned a = 0;
+    size_t st = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i + 3 * st < n; i += 4 * st) {
+        uint4 v0 = __ldcs(p + i), v1 = __ldcs(p + i + st), v2 = __ldcs(p + i + 2 * st), v3 = __ldcs(p + i + 3 * st);
+        a ^= v0.x ^ v1.y ^ v2.z ^ v3.w;
+    }
+    if (a == 0x12345678) out[0] = a;
+}
+
+struct Mat { uint8_t* q; __half* s; int rows, cols; size_t bytes() const { return (size_t)rows * cols / 2 + (size_t)rows * cols / 32 * 2; } };
+
+static Mat alloc_mat(int rows, int cols) {
+    Mat m{nullptr, nullptr, rows, cols};
+    CK(cudaMalloc(&m.q, (size_t)rows * cols / 2));
+    CK(cudaMalloc(&m.s, (size_t)rows * cols / 32 * 2));
+    return m;
+}
+
+__global__ void k_fill(uint8_t* p, size_t n, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) p[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+__global__ void k_fill_h(__half* p, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) p[i] = __float2half(0.001f + 0.0001f * (i % 7));
+}
+static void fill(Mat& m, unsigned seed) {
+    k_fill<<<1024, 256>>>(m.q, (size_t)m.rows * m.cols / 2, seed);
+    k_fill_h<<<1024, 256>>>(m.s, (size_t)m.rows * m.cols / 32);
+}
+
+struct Act { float *x, *nw, *qkv, *qo, *h, *xs, *hs, *os; int8_t *xq, *hq, *oq; __half *kc, *vc; };
+
+template <typename K, typename... A>
+static void launch(cudaStream_t s, K k, int grid, int block, size_t smem, A... args) {
+    cudaLaunchConfig_t cfg = {}; cudaLaunchAttribute attr[1];
+    cfg.gridDim = dim3(grid); cfg.blockDim = dim3(block); cfg.dynamicSmemBytes = smem; cfg.stream = s;
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr; cfg.numAttrs = 1;
+    CK(cudaLaunchKernelEx(&cfg, k, args...));
+}
+
+template <int COLS> constexpr size_t bulk_smem() { return 4 * COLS / 2 + 4 * (COLS / 32) * 2 + 32; }
+template <int COLS, int EPI>
+static void prep() {  // before any capture
+    CK(cudaFuncSetAttribute(k_gemv<COLS, EPI, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bulk_smem<COLS>()));
+    CK(cudaFuncSetAttribute(k_gemv<COLS, EPI, 2>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    CK(cudaFuncSetAttribute(k_gemv<COLS, EPI, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bulk_smem<COLS>()));
+    CK(cudaFuncSetAttribute(k_gemv<COLS, EPI, 3>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+}
+
+template <int COLS, int EPI, int MODE>
+static void gemv(cudaStream_t s, const Mat& m, const int8_t* xq, const float* xs, float* y) {
+    size_t smem = MODE >= 2 ? bulk_smem<COLS>() : 0;
+    launch(s, k_gemv<COLS, EPI, MODE>, m.rows / 4, 128, smem, (const uint8_t*)m.q, (const __half*)m.s, xq, xs, y);
+}
+
+struct Layer { Mat qkv, o, gu, down; };
+
+// modes: per matrix kind (qkv, o, gu, down)
+template <int MQ, int MO, int MG, int MD>
+static void token(cudaStream_t s, Layer* L, Act& a, int pos, bool small) {
+    for (int l = 0; l < NL; l++) {
+        if (small) launch(s, k_norm, 1, 1024, 0, (const float*)a.x, (const float*)a.nw, a.xq, a.xs);
+        gemv<D, 0, MQ>(s, L[l].qkv, a.xq, a.xs, a.qkv);
+        if (small) {
+            launch(s, k_rope, 48, 64, 0, (const float*)a.qkv, a.qo, a.kc, a.vc, pos);
+            launch(s, k_attn, 32, 128, 0, (const float*)a.qo, (const __half*)a.kc, (const __half*)a.vc, a.oq, a.os, pos + 1);
+        }
+        gemv<D, 1, MO>(s, L[l].o, small ? a.oq : a.xq, small ? a.os : a.xs, a.x);
+        if (small) launch(s, k_norm, 1, 1024, 0, (const float*)a.x, (const float*)a.nw, a.xq, a.xs);
+        gemv<D, 2, MG>(s, L[l].gu, a.xq, a.xs, a.h);
+        if (small) launch(s, k_quant, F / 128, 128, 0, (const float*)a.h, a.hq, a.hs);
+        gemv<F, 1, MD>(s, L[l].down, a.hq, a.hs, a.x);
+    }
+}
+
+template <int MQ, int MO, int MG, int MD>
+static float run(const char* name, cudaStream_t s, Layer* L, Act& a, double bytes, double readRate, bool small) {
+    cudaGraph_t graph; cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    token<MQ, MO, MG, MD>(s, L, a, 40, small);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; i++) CK(cudaGraphLaunch(exec, s));
+    CK(cudaEventRecord(e0, s));
+    const int reps = 30;
+    for (int i = 0; i < reps; i++) CK(cudaGraphLaunch(exec, s));
+    CK(cudaEventRecord(e1, s)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
+    float us = ms * 1000 / reps;
+    double at = bytes / readRate * 1e6;
+    printf("%-34s | %s | %8.1f us | at copy rate %7.1f us | %5.1f %%\n", name, small ? "full chain " : "GEMVs only", us, at, 100 * at / us);
+    CK(cudaGraphExecDestroy(exec)); CK(cudaGraphDestroy(graph));
+    return us;
+}
+
+int main(int argc, char** argv) {
+    cudaStream_t s; CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    static Layer L[NL];
+    double bytes = 0;
+    for (int l = 0; l < NL; l++) {
+        L[l].qkv = alloc_mat(NQKV, D); L[l].o = alloc_mat(D, D); L[l].gu = alloc_mat(2 * F, D); L[l].down = alloc_mat(D, F);
+        fill(L[l].qkv, 1 + l); fill(L[l].o, 2 + l); fill(L[l].gu, 3 + l); fill(L[l].down, 4 + l);
+        bytes += L[l].qkv.bytes() + L[l].o.bytes() + L[l].gu.bytes() + L[l].down.bytes();
+    }
+    Act a;
+    CK(cudaMalloc(&a.x, D * 4)); CK(cudaMalloc(&a.nw, D * 4)); CK(cudaMalloc(&a.qkv, NQKV * 4)); CK(cudaMalloc(&a.qo, D * 4));
+    CK(cudaMalloc(&a.h, F * 4)); CK(cudaMalloc(&a.xs, D / 32 * 4)); CK(cudaMalloc(&a.hs, F / 32 * 4)); CK(cudaMalloc(&a.os, D / 32 * 4));
+    CK(cudaMalloc(&a.xq, D)); CK(cudaMalloc(&a.hq, F)); CK(cudaMalloc(&a.oq, D));
+    CK(cudaMalloc(&a.kc, 8 * P * HD * 2)); CK(cudaMalloc(&a.vc, 8 * P * HD * 2));
+    CK(cudaMemset(a.x, 0, D * 4)); CK(cudaMemset(a.qkv, 0, NQKV * 4)); CK(cudaMemset(a.qo, 0, D * 4)); CK(cudaMemset(a.h, 0, F * 4));
+    CK(cudaMemset(a.kc, 0, 8 * P * HD * 2)); CK(cudaMemset(a.vc, 0, 8 * P * HD * 2));
+    k_fill_h<<<16, 256>>>(reinterpret_cast<__half*>(a.nw), D * 2);  // any positive weights
+    k_fill<<<16, 256>>>(reinterpret_cast<uint8_t*>(a.xq), D, 7); k_fill<<<16, 256>>>(reinterpret_cast<uint8_t*>(a.hq), F, 9);
+    k_fill_h<<<16, 256>>>(reinterpret_cast<__half*>(a.xs), D / 32 * 2); k_fill_h<<<16, 256>>>(reinterpret_cast<__half*>(a.hs), F / 32 * 2);
+    CK(cudaDeviceSynchronize());
+
+    // read rate: one kernel streaming all layers' weights (each matrix's two ranges), and the D2D copy rate
+    unsigned* sink; CK(cudaMalloc(&sink, 4));
+    int sms; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+    size_t big = (size_t)L[0].gu.rows * L[0].gu.cols / 2;
+    for (int i = 0; i < 2; i++) k_read<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(L[i].gu.q), big / 16, sink);
+    CK(cudaEventRecord(e0));
+    for (int l = 0; l < NL; l++) k_read<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(L[l].gu.q), big / 16, sink);
+    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
+    double readRate = (double)big * NL / (ms / 1000);
+    uint8_t *c0, *c1; size_t cb = (size_t)1 << 30; CK(cudaMalloc(&c0, cb)); CK(cudaMalloc(&c1, cb));
+    CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(e0)); for (int i = 0; i < 5; i++) CK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice)); CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    double copyRate = 2.0 * cb * 5 / (ms / 1000);
+    CK(cudaFree(c0)); CK(cudaFree(c1));
+    printf("weights %.1f MB a token; read kernel %.0f GB/s; D2D copy (read+write) %.0f GB/s\n", bytes / 1e6, readRate / 1e9, copyRate / 1e9);
+
+    prep<D, 0>(); prep<D, 1>(); prep<D, 2>(); prep<F, 1>();
+    // check: bulk (2) against reg (0) on one GEMV of each shape, same arithmetic order
+    {
+        float *y0, *y2; CK(cudaMalloc(&y0, 2 * F * 4)); CK(cudaMalloc(&y2, 2 * F * 4));
+        gemv<D, 0, 0>(s, L[0].qkv, a.xq, a.xs, y0); gemv<D, 0, 2>(s, L[0].qkv, a.xq, a.xs, y2);
+        CK(cudaStreamSynchronize(s));
+        static float h0[NQKV], h2[NQKV];
+        CK(cudaMemcpy(h0, y0, NQKV * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, NQKV * 4, cudaMemcpyDeviceToHost));
+        int bad = 0; for (int i = 0; i < NQKV; i++) if (h0[i] != h2[i]) bad++;
+        CK(cudaMemset(y0, 0, D * 4)); CK(cudaMemset(y2, 0, D * 4));
+        gemv<F, 1, 0>(s, L[0].down, a.hq, a.hs, y0); gemv<F, 1, 2>(s, L[0].down, a.hq, a.hs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h0, y0, D * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, D * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < D; i++) if (h0[i] != h2[i]) bad++;
+        printf("bulk vs reg outputs: %d of %d differ (sample %g %g)\n", bad, NQKV + D, h0[5], h2[5]);
+        CK(cudaFree(y0)); CK(cudaFree(y2));
+    }
+
+    {
+        auto iso = [&](const char* name, auto fn, double mb) {
+            cudaGraph_t graph; cudaGraphExec_t exec;
+            CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+            for (int l = 0; l < NL; l++) fn(l);
+            CK(cudaStreamEndCapture(s, &graph)); CK(cudaGraphInstantiate(&exec, graph, 0));
+            for (int i = 0; i < 3; i++) CK(cudaGraphLaunch(exec, s));
+            CK(cudaEventRecord(e0, s)); for (int i = 0; i < 20; i++) CK(cudaGraphLaunch(exec, s)); CK(cudaEventRecord(e1, s)); CK(cudaEventSynchronize(e1));
+            float t; CK(cudaEventElapsedTime(&t, e0, e1)); double us = t * 1000 / 20 / NL;
+            printf("alone, 32 in a chain: %-26s %7.2f us  (%.1f %% of copy rate)\n", name, us, 100 * mb / copyRate * 1e6 / us);
+            CK(cudaGraphExecDestroy(exec)); CK(cudaGraphDestroy(graph));
+        };
+        for (int r = 0; r < 2; r++) {
+            iso("qkv reg", [&](int l) { gemv<D, 0, 0>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv early", [&](int l) { gemv<D, 0, 1>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv bulk", [&](int l) { gemv<D, 0, 2>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv bulk by warp", [&](int l) { gemv<D, 0, 3>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("gu reg", [&](int l) { gemv<D, 2, 0>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu bulk", [&](int l) { gemv<D, 2, 2>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu bulk by warp", [&](int l) { gemv<D, 2, 3>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("down reg", [&](int l) { gemv<F, 1, 0>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+            iso("down bulk", [&](int l) { gemv<F, 1, 2>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+            iso("down bulk by warp", [&](int l) { gemv<F, 1, 3>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+        }
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int small = 1; small >= 0; small--) {
+            run<0, 0, 0, 0>("reg (all after wait)", s, L, a, bytes, copyRate, small);
+            run<1, 1, 0, 0>("early (q/k/v, o before wait)", s, L, a, bytes, copyRate, small);
+            run<2, 2, 2, 2>("bulk (all four)", s, L, a, bytes, copyRate, small);
+            run<3, 3, 3, 3>("bulk by warp (all four)", s, L, a, bytes, copyRate, small);
+            run<3, 3, 0, 0>("bulk by warp q/k/v,o; reg gu,down", s, L, a, bytes, copyRate, small);
+        }
+    }
+    return 0;
+}
