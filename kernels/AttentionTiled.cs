@@ -91,8 +91,8 @@ public static class AttentionQuantTiled
                 int p = c0 + row;
                 Ld.U4(kBytes, RowByte(p, piece, count, kvDim, kvBase, dimTiles), out uint k0, out uint k1, out uint k2, out uint k3);
                 if (p >= count || 8 * piece >= headDim) { k0 = 0; k1 = 0; k2 = 0; k3 = 0; }
-                int kw = row * KStride + 4 * piece;
-                ks[kw] = k0; ks[kw + 1] = k1; ks[kw + 2] = k2; ks[kw + 3] = k3;
+                var kd = ks.SubView(row * KStride + 4 * piece);
+                kd[0] = k0; kd[1] = k1; kd[2] = k2; kd[3] = k3;
             }
             // V transposed: a thread 8 dims of two consecutive rows, joined into 8 words (dim 8·piece + j, positions
             // 2·pair and 2·pair + 1); a warp's lanes take 32 pairs of one piece, so its stores fall in 32 banks.
@@ -104,21 +104,22 @@ public static class AttentionQuantTiled
                 Ld.U4(vBytes, RowByte(p + 1, piece, count, kvDim, kvBase, dimTiles), out uint b0, out uint b1, out uint b2, out uint b3);
                 if (p >= count || 8 * piece >= headDim) { a0 = 0; a1 = 0; a2 = 0; a3 = 0; }
                 if (p + 1 >= count || 8 * piece >= headDim) { b0 = 0; b1 = 0; b2 = 0; b3 = 0; }
-                int vw = 8 * piece * VStride + pair;
-                vs[vw] = (a0 & 0xFFFF) | (b0 << 16); vs[vw + VStride] = (a0 >> 16) | (b0 & 0xFFFF0000u);
-                vs[vw + 2 * VStride] = (a1 & 0xFFFF) | (b1 << 16); vs[vw + 3 * VStride] = (a1 >> 16) | (b1 & 0xFFFF0000u);
-                vs[vw + 4 * VStride] = (a2 & 0xFFFF) | (b2 << 16); vs[vw + 5 * VStride] = (a2 >> 16) | (b2 & 0xFFFF0000u);
-                vs[vw + 6 * VStride] = (a3 & 0xFFFF) | (b3 << 16); vs[vw + 7 * VStride] = (a3 >> 16) | (b3 & 0xFFFF0000u);
+                var vd = vs.SubView(8 * piece * VStride + pair);
+                vd[0] = (a0 & 0xFFFF) | (b0 << 16); vd[VStride] = (a0 >> 16) | (b0 & 0xFFFF0000u);
+                vd[2 * VStride] = (a1 & 0xFFFF) | (b1 << 16); vd[3 * VStride] = (a1 >> 16) | (b1 & 0xFFFF0000u);
+                vd[4 * VStride] = (a2 & 0xFFFF) | (b2 << 16); vd[5 * VStride] = (a2 >> 16) | (b2 & 0xFFFF0000u);
+                vd[6 * VStride] = (a3 & 0xFFFF) | (b3 << 16); vd[7 * VStride] = (a3 >> 16) | (b3 & 0xFFFF0000u);
             }
             Group.Barrier();
             if (c0 > mine) continue;   // none of the warp's tokens reaches this chunk (the warp still joins the barriers)
 
             // Scores of the 8 position tiles (positions c0 + 8j .. + 7), scaled and masked.
             var s = default(STile);
-            s.N0 = Scores(qf, ks, 0, g, t, kSteps); s.N1 = Scores(qf, ks, 1, g, t, kSteps);
-            s.N2 = Scores(qf, ks, 2, g, t, kSteps); s.N3 = Scores(qf, ks, 3, g, t, kSteps);
-            s.N4 = Scores(qf, ks, 4, g, t, kSteps); s.N5 = Scores(qf, ks, 5, g, t, kSteps);
-            s.N6 = Scores(qf, ks, 6, g, t, kSteps); s.N7 = Scores(qf, ks, 7, g, t, kSteps);
+            var kf = ks.SubView(g * KStride + t);   // fragments are this view plus constants (no address sum a load)
+            s.N0 = Scores(qf, kf, 0, kSteps); s.N1 = Scores(qf, kf, 1, kSteps);
+            s.N2 = Scores(qf, kf, 2, kSteps); s.N3 = Scores(qf, kf, 3, kSteps);
+            s.N4 = Scores(qf, kf, 4, kSteps); s.N5 = Scores(qf, kf, 5, kSteps);
+            s.N6 = Scores(qf, kf, 6, kSteps); s.N7 = Scores(qf, kf, 7, kSteps);
             int p0 = c0 + 2 * t;
             float xA = -1e30f, xB = -1e30f;
             Mask(ref s.N0, p0, posA, posB, scale, ref xA, ref xB); Mask(ref s.N1, p0 + 8, posA, posB, scale, ref xA, ref xB);
@@ -139,10 +140,11 @@ public static class AttentionQuantTiled
             lA = lA * fA + sumA;
             lB = lB * fB + sumB;
             o = Rescale(o, fA, fB, dimTiles);
-            o = WeightedV(o, w0, vs, 0, g, t, dimTiles);
-            o = WeightedV(o, w1, vs, 1, g, t, dimTiles);
-            o = WeightedV(o, w2, vs, 2, g, t, dimTiles);
-            o = WeightedV(o, w3, vs, 3, g, t, dimTiles);
+            var vf = vs.SubView(g * VStride + t);
+            o = WeightedV(o, w0, vf, 0, dimTiles);
+            o = WeightedV(o, w1, vf, 1, dimTiles);
+            o = WeightedV(o, w2, vf, 2, dimTiles);
+            o = WeightedV(o, w3, vf, 3, dimTiles);
         }
 
         // Normalize; hand the rows to lanes that hold 32 consecutive dims of one token.
@@ -231,11 +233,12 @@ public static class AttentionQuantTiled
         };
     }
 
-    /// <summary>Scores of position tile <paramref name="j"/> (positions 8j .. 8j + 7 of the chunk) over the head dims.</summary>
-    private static Acc Scores(QFrags q, ArrayView<uint> ks, int j, int g, int t, int kSteps)
+    /// <summary>Scores of position tile <paramref name="j"/> (positions 8j .. 8j + 7 of the chunk) over the head dims;
+    /// <paramref name="ks"/> starts at the lane's word t of position g.</summary>
+    private static Acc Scores(QFrags q, ArrayView<uint> ks, int j, int kSteps)
     {
         var acc = default(Acc);
-        int at = (8 * j + g) * KStride + t;
+        int at = 8 * j * KStride;
         acc = KStep(acc, q.K0, ks, at, 0, kSteps); acc = KStep(acc, q.K1, ks, at, 1, kSteps);
         acc = KStep(acc, q.K2, ks, at, 2, kSteps); acc = KStep(acc, q.K3, ks, at, 3, kSteps);
         acc = KStep(acc, q.K4, ks, at, 4, kSteps); acc = KStep(acc, q.K5, ks, at, 5, kSteps);
@@ -284,10 +287,11 @@ public static class AttentionQuantTiled
 
     private static Acc Scale(Acc a, float fA, float fB) => new() { C0 = a.C0 * fA, C1 = a.C1 * fA, C2 = a.C2 * fB, C3 = a.C3 * fB };
 
-    /// <summary>o += w·V for PV k-step <paramref name="kk"/> (positions 16kk .. 16kk + 15 of the chunk), every dim tile.</summary>
-    private static OTile WeightedV(OTile o, AFrag w, ArrayView<uint> vs, int kk, int g, int t, int tiles)
+    /// <summary>o += w·V for PV k-step <paramref name="kk"/> (positions 16kk .. 16kk + 15 of the chunk), every dim tile;
+    /// <paramref name="vs"/> starts at the lane's word t of dim g's transposed row.</summary>
+    private static OTile WeightedV(OTile o, AFrag w, ArrayView<uint> vs, int kk, int tiles)
     {
-        int at = g * VStride + 8 * kk + t;
+        int at = 8 * kk;
         o.N0 = VTile(o.N0, w, vs, at, 0); o.N1 = VTile(o.N1, w, vs, at, 1); o.N2 = VTile(o.N2, w, vs, at, 2); o.N3 = VTile(o.N3, w, vs, at, 3);
         if (tiles > 4) { o.N4 = VTile(o.N4, w, vs, at, 4); o.N5 = VTile(o.N5, w, vs, at, 5); o.N6 = VTile(o.N6, w, vs, at, 6); o.N7 = VTile(o.N7, w, vs, at, 7); }
         if (tiles > 8) { o.N8 = VTile(o.N8, w, vs, at, 8); o.N9 = VTile(o.N9, w, vs, at, 9); o.N10 = VTile(o.N10, w, vs, at, 10); o.N11 = VTile(o.N11, w, vs, at, 11); }
