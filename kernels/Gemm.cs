@@ -35,7 +35,6 @@ public static class Gemm
     public const int RowsPerGroup = 128;
     public const int TokensPerGroup = 64;
 
-
     /// <summary>Same arguments as <see cref="Gemv.Run{T}"/> (the runtime swaps the kernel, not the arguments);
     /// <paramref name="x"/> is not read.</summary>
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)
@@ -209,12 +208,11 @@ public static class Gemm
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int groups = cols / 32;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var at = Sources.Of(format, w, xq, rows, cols, nTokens, rowTile * RowsPerGroup, tokenTile * TokensPerGroup, tid);
         var acc = default(WarpTile);
         var next = Load(format, at, 0, tid);
-        for (int k0 = 0; k0 < groups; k0 += StageGroups)
+        for (int k0 = 0; k0 < at.Groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
             Store(s, next, tid);

@@ -292,7 +292,7 @@ static void token(cudaStream_t s, Layer* L, Act& a, int pos, bool small) {
 }
 
 template <int MQ, int MO, int MG, int MD>
-static float run(const char* name, cudaStream_t s, Layer* L, Act& a, double bytes, double readRate, bool small) {
+static float run(const char* name, cudaStream_t s, Layer* L, Act& a, double bytes, double rate, bool small) {
     cudaGraph_t graph; cudaGraphExec_t exec;
     CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
     token<MQ, MO, MG, MD>(s, L, a, 40, small);
@@ -306,7 +306,7 @@ static float run(const char* name, cudaStream_t s, Layer* L, Act& a, double byte
     CK(cudaEventRecord(e1, s)); CK(cudaEventSynchronize(e1)); CK(cudaGetLastError());
     float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
     float us = ms * 1000 / reps;
-    double at = bytes / readRate * 1e6;
+    double at = bytes / rate * 1e6;
     printf("%-34s | %s | %8.1f us | at copy rate %7.1f us | %5.1f %%\n", name, small ? "full chain " : "GEMVs only", us, at, 100 * at / us);
     CK(cudaGraphExecDestroy(exec)); CK(cudaGraphDestroy(graph));
     return us;
