@@ -44,7 +44,7 @@ public static class Gemm
         var s = Allocate();
         var tile = TileOf();
         var acc = Accumulate<T>(w, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
-        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: false);
+        Store(y, acc, rows, nTokens, tile.Row * RowsPerGroup, tile.Token, accumulate: false);
     }
 
     /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
@@ -55,12 +55,15 @@ public static class Gemm
         var s = Allocate();
         var tile = TileOf();
         var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, tile.Row, tile.Token);
-        Store(y, acc, rows, nTokens, tile.Row, tile.Token, accumulate: true);
+        Store(y, acc, rows, nTokens, tile.Row * RowsPerGroup, tile.Token, accumulate: true);
     }
 
-    /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): the group computes its gate tile, keeps it in
-    /// registers, computes the up tile over the same activations (their second read comes from L2) and stores the
-    /// product: fused, so neither gate nor up goes through memory (<see cref="GemmSwiGlu"/>).</summary>
+    /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): a group's tile is <see cref="SwiGluRows"/> rows of
+    /// gate (tile rows 0..63, warps 0, 1, 4, 5) over the same rows of up (tile rows 64..127, warps 2, 3, 6, 7), so one
+    /// k loop computes both and a warp holds one tile's 32 accumulators, as the other GEMMs do; the up warps hand theirs
+    /// to the gate warps through shared memory, which store the product (<see cref="GemmSwiGlu"/>). Until session 19
+    /// a group computed 128 rows of gate over all k, kept those accumulators and then computed up's: 168–194
+    /// registers, one group an SM, ~125 TOPS against ~149 for o and down (docs/benchmarks.md "Session 19").</summary>
     public static void RunSwiGlu<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
         int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
@@ -68,10 +71,46 @@ public static class Gemm
         Pdl.Wait();
         var s = Allocate();
         var tile = TileOf();
-        var g = Accumulate<T>(gate, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
-        var u = Accumulate<T>(up, xq, rows, cols, nTokens, s, tile.Row, tile.Token);
-        Store(y, Glu(g, u), rows, nTokens, tile.Row, tile.Token, accumulate: false);
+        int row0 = tile.Row * SwiGluRows;
+        var acc = Accumulate<T>(gate, up, xq, rows, cols, nTokens, s, row0, row0, tile.Token);
+        StoreGlu(y, acc, s, rows, nTokens, row0, tile.Token);
     }
+
+    /// <summary>Output rows of a gemm_swiglu group: half the tile's rows (grid ceil_div(rows, 64) in llama.graph).</summary>
+    public const int SwiGluRows = RowsPerGroup / 2;
+
+    /// <summary>The up warps (32·(warp % 4) ≥ 64) write their accumulators to shared memory, lane-major so a warp's
+    /// stores and loads fall in 32 banks, the gate warps of the same rows and tokens (warp − 2) read them and store
+    /// silu(g)·u for rows row0 + 0..63.</summary>
+    private static void StoreGlu(ArrayView<float> y, WarpTile acc, Tiles s, int rows, int nTokens, int row0, int tokenTile)
+    {
+        int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        bool upWarp = (warp & 2) != 0;
+        var buf = s.W.Cast<float>().SubView((((warp >> 2) * 2 + (warp & 1)) * 32) * 32 + lane);   // [pair][value][lane]
+        Group.Barrier();   // the last stage's fragments are read
+        if (upWarp) WriteTile(buf, acc);
+        Group.Barrier();
+        if (!upWarp) Store(y, Glu(acc, ReadTile(buf)), rows, nTokens, row0, tokenTile, accumulate: false);
+    }
+
+    private static void WriteTile(ArrayView<float> b, WarpTile a)
+    {
+        WriteAcc(b, 0, a.M0N0); WriteAcc(b, 4, a.M0N1); WriteAcc(b, 8, a.M0N2); WriteAcc(b, 12, a.M0N3);
+        WriteAcc(b, 16, a.M1N0); WriteAcc(b, 20, a.M1N1); WriteAcc(b, 24, a.M1N2); WriteAcc(b, 28, a.M1N3);
+    }
+
+    private static void WriteAcc(ArrayView<float> b, int v, Acc a)
+    {
+        b[32 * v] = a.C0; b[32 * (v + 1)] = a.C1; b[32 * (v + 2)] = a.C2; b[32 * (v + 3)] = a.C3;
+    }
+
+    private static WarpTile ReadTile(ArrayView<float> b) => new()
+    {
+        M0N0 = ReadAcc(b, 0), M0N1 = ReadAcc(b, 4), M0N2 = ReadAcc(b, 8), M0N3 = ReadAcc(b, 12),
+        M1N0 = ReadAcc(b, 16), M1N1 = ReadAcc(b, 20), M1N2 = ReadAcc(b, 24), M1N3 = ReadAcc(b, 28),
+    };
+
+    private static Acc ReadAcc(ArrayView<float> b, int v) => new() { C0 = b[32 * v], C1 = b[32 * (v + 1)], C2 = b[32 * (v + 2)], C3 = b[32 * (v + 3)] };
 
     /// <summary>q, k and v in one launch (<see cref="GemvQkv"/>): row tiles 0 … ceil(rows/128) − 1 are q's, the next
     /// ceil(kv_dim/128) k's, the last ceil(kv_dim/128) v's; each tile is computed as <see cref="Run{T}"/> computes it
@@ -85,7 +124,7 @@ public static class Gemm
         Pdl.Wait();
         var s = Allocate();
         var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local, tile.Token);
-        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
+        Store(y, acc, n, nTokens, local * RowsPerGroup, tile.Token, accumulate: false);
     }
 
     /// <summary><see cref="RunQkv{T}"/> with q and k in <typeparamref name="TQk"/> and v in <typeparamref name="TV"/>
@@ -103,7 +142,7 @@ public static class Gemm
         var acc = GemvQkv.IsV(tile.Row, RowsPerGroup, rows, kvDim)
             ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local, tile.Token)
             : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local, tile.Token);
-        Store(y, acc, n, nTokens, local, tile.Token, accumulate: false);
+        Store(y, acc, n, nTokens, local * RowsPerGroup, tile.Token, accumulate: false);
     }
 
     /// <summary>A group's row tile and token tile.</summary>
@@ -204,12 +243,20 @@ public static class Gemm
     /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
     /// (docs/benchmarks.md).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
+        where T : struct, IWeightFormat, IInt8Tiles =>
+        Accumulate<T>(w, w, xq, rows, cols, nTokens, s, rowTile * RowsPerGroup, rowTile * RowsPerGroup + RowsPerGroup / 2, tokenTile);
+
+    /// <summary><see cref="Accumulate{T}(ArrayView{byte}, ArrayView{byte}, int, int, int, Tiles, int, int)"/> with the
+    /// tile's rows 0..63 from <paramref name="lo"/> at row <paramref name="loRow0"/> and rows 64..127 from
+    /// <paramref name="hi"/> at <paramref name="hiRow0"/> (gemm_swiglu: gate and up).</summary>
+    public static WarpTile Accumulate<T>(ArrayView<byte> lo, ArrayView<byte> hi, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s,
+        int loRow0, int hiRow0, int tokenTile)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
-        var at = Sources.Of(format, w, xq, rows, cols, nTokens, rowTile * RowsPerGroup, tokenTile * TokensPerGroup, tid);
+        var at = Sources.Of(format, lo, hi, xq, rows, cols, nTokens, loRow0, hiRow0, tokenTile * TokensPerGroup, tid);
         var acc = default(WarpTile);
         var next = Load(format, at, 0, tid);
         for (int k0 = 0; k0 < at.Groups; k0 += StageGroups)
@@ -239,24 +286,28 @@ public static class Gemm
         public int Groups, Pairs;
         public bool X0Valid, X1Valid, DValid;
 
-        public static Sources Of<T>(T format, ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, int row0, int tok0, int tid)
+        /// <summary>Tile rows 0..63 are <paramref name="lo"/>'s from <paramref name="loRow0"/>, rows 64..127
+        /// <paramref name="hi"/>'s from <paramref name="hiRow0"/> (the same matrix 64 rows on, but for gemm_swiglu): a
+        /// thread's weight rows tid/16 + 16i are below 64 for i &lt; 4, its scale rows tid/4 and tid/4 + 64 one each.</summary>
+        public static Sources Of<T>(T format, ArrayView<byte> lo, ArrayView<byte> hi, ArrayView<byte> xq, int rows, int cols, int nTokens,
+            int loRow0, int hiRow0, int tok0, int tid)
             where T : struct, IWeightFormat, IInt8Tiles
         {
             int lastRow = rows - 1, lastToken = nTokens - 1;
             long rowBytes = Gemv.RowBytes<T>(cols), xRowBytes = Quantize.RowBytes(cols);
-            int wRow = row0 + (tid >> 4), sRow = row0 + (tid >> 2), xTok = tok0 + (tid >> 3), dTok = tok0 + (tid >> 2);
+            int wLo = loRow0 + (tid >> 4), wHi = hiRow0 + (tid >> 4), xTok = tok0 + (tid >> 3), dTok = tok0 + (tid >> 2);
             return new Sources
             {
-                W0 = Row(format, w, IntrinsicMath.Min(wRow, lastRow), rowBytes),
-                W1 = Row(format, w, IntrinsicMath.Min(wRow + 16, lastRow), rowBytes),
-                W2 = Row(format, w, IntrinsicMath.Min(wRow + 32, lastRow), rowBytes),
-                W3 = Row(format, w, IntrinsicMath.Min(wRow + 48, lastRow), rowBytes),
-                W4 = Row(format, w, IntrinsicMath.Min(wRow + 64, lastRow), rowBytes),
-                W5 = Row(format, w, IntrinsicMath.Min(wRow + 80, lastRow), rowBytes),
-                W6 = Row(format, w, IntrinsicMath.Min(wRow + 96, lastRow), rowBytes),
-                W7 = Row(format, w, IntrinsicMath.Min(wRow + 112, lastRow), rowBytes),
-                S0 = Row(format, w, IntrinsicMath.Min(sRow, lastRow), rowBytes),
-                S1 = Row(format, w, IntrinsicMath.Min(sRow + 64, lastRow), rowBytes),
+                W0 = Row(format, lo, IntrinsicMath.Min(wLo, lastRow), rowBytes),
+                W1 = Row(format, lo, IntrinsicMath.Min(wLo + 16, lastRow), rowBytes),
+                W2 = Row(format, lo, IntrinsicMath.Min(wLo + 32, lastRow), rowBytes),
+                W3 = Row(format, lo, IntrinsicMath.Min(wLo + 48, lastRow), rowBytes),
+                W4 = Row(format, hi, IntrinsicMath.Min(wHi, lastRow), rowBytes),
+                W5 = Row(format, hi, IntrinsicMath.Min(wHi + 16, lastRow), rowBytes),
+                W6 = Row(format, hi, IntrinsicMath.Min(wHi + 32, lastRow), rowBytes),
+                W7 = Row(format, hi, IntrinsicMath.Min(wHi + 48, lastRow), rowBytes),
+                S0 = Row(format, lo, IntrinsicMath.Min(loRow0 + (tid >> 2), lastRow), rowBytes),
+                S1 = Row(format, hi, IntrinsicMath.Min(hiRow0 + (tid >> 2), lastRow), rowBytes),
                 X0 = xq.SubView(IntrinsicMath.Min(xTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
                 X1 = xq.SubView(IntrinsicMath.Min(xTok + 32, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
                 D = xq.SubView(IntrinsicMath.Min(dTok, lastToken) * xRowBytes, xRowBytes).AsAligned(16),
@@ -538,10 +589,10 @@ public static class Gemm
     };
 
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
-    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int rowTile, int tokenTile, bool accumulate)
+    private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int row0, int tokenTile, bool accumulate)
     {
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
-        int r = rowTile * RowsPerGroup + 32 * (warp & 3) + (lane >> 2);
+        int r = row0 + 32 * (warp & 3) + (lane >> 2);
         int k = tokenTile * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);
         Store(y, acc.M0N1, r, k + 8, rows, nTokens, accumulate);

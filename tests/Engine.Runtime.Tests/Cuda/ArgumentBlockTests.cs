@@ -193,8 +193,13 @@ public sealed class ArgumentBlockTests
             ArgumentBlocks.Pack(p, ins, Bases, 60, block);
             int I32(string name) => BitConverter.ToInt32(block, KernelTable.All[(int)ins.KernelId].Params.Single(x => x.Name == name).Offset);
             int rows = I32("rows");
-            // q, k and v in one launch: q's row tiles, then k's and v's.
-            int tiles = ins.OpName == "qkv_proj" ? (rows + 127) / 128 + 2 * ((I32("kv_dim") + 127) / 128) : (rows + 127) / 128;
+            // q, k and v in one launch: q's row tiles, then k's and v's; gate/up's tiles are 64 rows of each matrix.
+            int tiles = ins.OpName switch
+            {
+                "qkv_proj" => (rows + 127) / 128 + 2 * ((I32("kv_dim") + 127) / 128),
+                "ffn_gate_up" => (rows + 63) / 64,
+                _ => (rows + 127) / 128,
+            };
             var s = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
             Assert.Equal(((uint)tiles, 1u, 256u), (s.GridX, s.GridY, s.BlockX));
         }
