@@ -35,6 +35,15 @@ public static class Gemm
     public const int RowsPerGroup = 128;
     public const int TokensPerGroup = 64;
 
+    /// <summary>The register cap PtxBuild writes into the GEMM entries (<c>.maxnreg</c>, <see cref="RegisterCaps"/>): 128,
+    /// so an SM holds two groups of 256 threads, for every format but Q8_0. ptxas alone gave the 4-bit and K-quant
+    /// entries 130–163 registers (one group an SM; at 128 they spill 0–128 bytes, Q4_0 none) and Q8_0's 128 without a
+    /// cap. Measured (8B pp512, H200, two interleaved rounds, tokens identical; docs/benchmarks.md "Session 20"): capped,
+    /// Q4_K_M +24 %, Q4_0 +21 % against the uncapped entries; Q8_0 with the cap ran 2.9 % slower than without it though
+    /// ptxas gave it 128 registers either way, so Q8_0 (alone or in a q/k/v pair) is not capped.</summary>
+    public static int MaxRegisters(string family, string? format) =>
+        family is "gemm" or "gemm_add" or "gemm_swiglu" or "gemm_qkv" && format is not null && format != "Q8_0" ? 128 : 0;
+
     /// <summary>Same arguments as <see cref="Gemv.Run{T}"/> (the runtime swaps the kernel, not the arguments);
     /// <paramref name="x"/> is not read.</summary>
     public static void Run<T>(ArrayView<byte> w, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y, int rows, int cols, int nTokens)

@@ -119,9 +119,9 @@ public partial class PtxAbiTests
     /// <summary>Register caps (.maxnreg, written by PtxBuild between an entry's parameters and its body): each entry's
     /// is RegisterCaps.Of's, on both targets, and no other entry has one; that rule caps the int8 GEMVs (64 for Q8_0's
     /// gemv, 72 for its gemv_swiglu, none for its f32act entry) and the short attention kernels at 128 (two groups of 256
-    /// threads an SM).</summary>
+    /// threads an SM), and the GEMMs of every format but Q8_0 at 128 (two groups an SM).</summary>
     [Fact]
-    public void Register_caps_are_the_gemvs_and_the_short_attentions()
+    public void Register_caps_are_the_gemvs_the_gemms_and_the_short_attentions()
     {
         foreach (var target in new[] { "sm_80", "sm_90" })
             foreach (var e in PtxModules.EntryPoints)
@@ -138,6 +138,10 @@ public partial class PtxAbiTests
             RegisterCaps.Of("gemv_swiglu", "Q6_K", false), RegisterCaps.Of("gemv_swiglu", "Q4_0", false), RegisterCaps.Of("gemv_add", "Q4_K", false)));
         Assert.Equal((80, 64, 64), (RegisterCaps.Of("gemv", "Q6_K", false), RegisterCaps.Of("gemv_add", "Q6_K", false), RegisterCaps.Of("gemv_qkv", "Q6_K", false)));
         Assert.Equal(0, RegisterCaps.Of("gemv", "Q8_0", true));
+        Assert.Equal((128, 128, 128, 128), (RegisterCaps.Of("gemm", "Q4_K", false), RegisterCaps.Of("gemm_add", "Q6_K", false),
+            RegisterCaps.Of("gemm_swiglu", "Q4_0", false), RegisterCaps.Of("gemm_qkv", "Q4_K/Q6_K", false)));
+        Assert.Equal((0, 0, 0), (RegisterCaps.Of("gemm_swiglu", "Q8_0", false), RegisterCaps.Of("gemm", "Q8_0", false),
+            RegisterCaps.Of("gemm_qkv", "Q8_0", false)));
     }
 
     [Fact]
