@@ -162,6 +162,25 @@ public sealed partial class LlamaGraphGenerator
 
         // ---------------------------------------------------------------- program
 
+        /// <summary>The hash <c>KernelTable.LaunchFingerprint</c> carries: FNV-1a over the entry points' launch-relevant
+        /// text, invariant and in spec order, so the same spec gives the same value on every machine.</summary>
+        internal static string LaunchFingerprint(GraphSpec spec)
+        {
+            var text = new StringBuilder();
+            foreach (var e in EntryPointsOf(spec))
+            {
+                text.Append(e.Name).Append('|').Append(e.Kernel.Name).Append('|').Append(e.Format ?? "-").Append('|')
+                    .Append(e.Kernel.Block.ToString(CultureInfo.InvariantCulture)).Append('|').Append(string.Join(";", e.Kernel.Grid)).Append('|')
+                    .Append(e.ArgumentBytes.ToString(CultureInfo.InvariantCulture));
+                foreach (var p in e.Params)
+                    text.Append('|').Append(p.Name).Append(':').Append(p.Type).Append('@').Append(p.Offset.ToString(CultureInfo.InvariantCulture));
+                text.Append('\n');
+            }
+            ulong h = 14695981039346656037UL;
+            foreach (char c in text.ToString()) { h ^= c; h *= 1099511628211UL; }
+            return h.ToString("x16", CultureInfo.InvariantCulture);
+        }
+
         private static string Program(GraphSpec spec, string ns)
         {
             var sb = new StringBuilder(Header);
@@ -280,6 +299,10 @@ public sealed partial class LlamaGraphGenerator
                 sb.Append(e.F32Activations ? "        }, F32Activations: true),\n" : "        }),\n");
             }
             sb.Append("    };\n\n");
+            sb.Append("    /// <summary>FNV-1a (64 bits) of every entry's name, family, format, block, grid rule and parameter layout. Plans\n");
+            sb.Append("    /// record it with the engine version (Engine.Plans.EngineInfo.Build), so a runtime built from a spec with other\n");
+            sb.Append("    /// launch shapes refuses a plan instead of launching its PTX over other grids.</summary>\n");
+            sb.Append("    public const string LaunchFingerprint = ").Append(Literal(LaunchFingerprint(spec))).Append(";\n\n");
             sb.Append("    /// <summary>The entry point named <paramref name=\"name\"/>, or null.</summary>\n");
             sb.Append("    public static KernelEntryPoint? Find(string name)\n    {\n");
             sb.Append("        foreach (var e in All) if (e.Name == name) return e;\n        return null;\n    }\n}\n");

@@ -29,7 +29,7 @@ public sealed record PlanOptions
     public int Batch { get; init; } = 1;
     /// <summary>What the quantized formats' matmuls read (<see cref="ActivationPrecision"/>; --activations).</summary>
     public ActivationPrecision Activations { get; init; } = ActivationPrecision.Int8;
-    public string EngineVersion { get; init; } = EngineInfo.Version;
+    public string EngineVersion { get; init; } = EngineInfo.Build;
 }
 
 public static class EngineInfo
@@ -43,6 +43,13 @@ public static class EngineInfo
             return $"{v.Major}.{v.Minor}.{v.Build}";
         }
     }
+
+    /// <summary>What a plan records as its engine version and a runtime requires (fingerprints.engine_version):
+    /// <see cref="Version"/> and the kernel table's launch fingerprint (block, grid rule and parameters of every entry,
+    /// generated from llama.graph). A plan's PTX is launched with the runtime's own launch shapes, so an ntrun built
+    /// from a spec whose grid rules differ (session 20's gemm_swiglu: 64 rows a group, not 128) refuses the plan
+    /// instead of running it over the wrong grid.</summary>
+    public static string Build => Version + "+" + Engine.Kernels.Ptx.Generated.KernelTable.LaunchFingerprint;
 }
 
 /// <summary>GGUF + hardware + layer program → <see cref="Plan"/>: check the model, reserve workspace, KV cache and

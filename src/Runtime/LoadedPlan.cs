@@ -48,7 +48,7 @@ public sealed class LoadedPlan : IDisposable
     public static unsafe LoadedPlan Load(string planPath, string? modelPath = null, int threads = 0, PlanRunOptions? options = null)
     {
         options ??= new PlanRunOptions();
-        var plan = PlanReader.LoadFor(planPath, modelPath, options.Backend == BackendKind.Cpu ? null : HardwareProbe.Probe(modelPath), EngineInfo.Version);
+        var plan = PlanReader.LoadFor(planPath, modelPath, options.Backend == BackendKind.Cpu ? null : HardwareProbe.Probe(modelPath), EngineInfo.Build);
         modelPath ??= PlanModelPath.Resolve(plan, planPath)!;   // LoadFor refused a plan without one
         var file = MappedModelFile.Open(modelPath, plan.Fingerprints.ModelFileSize);
         HostArenas? arenas = null;

@@ -35,6 +35,27 @@ public class LlamaGraphGeneratorTests
     public void Launchers_snapshot() =>
         Snapshot.Verify(Source(RunRepoSpec("launchers", "Engine.Runtime"), "Launchers.g.cs"));
 
+    /// <summary>KernelTable.LaunchFingerprint, which plans record with the engine version: it follows the launch shapes
+    /// (a grid rule changed: session 20's gemm_swiglu went from 128 to 64 rows a group) and nothing else of the text.</summary>
+    [Fact]
+    public void Launch_fingerprint_follows_the_grid_rules_and_not_the_comments()
+    {
+        static string Fingerprint(string specText)
+        {
+            var driver = GeneratorHarness.Run(GeneratorHarness.Driver("table", "Engine.Kernels.Ptx"),
+                GeneratorHarness.Spec("/repo/src/Graph/llama.graph", specText));
+            var table = Source(driver.GetRunResult().Results.Single(), "KernelTable.g.cs");
+            return System.Text.RegularExpressions.Regex.Match(table, "LaunchFingerprint = \"([0-9a-f]{16})\";").Groups[1].Value;
+        }
+        string spec = GeneratorHarness.RepoSpecText, rule = "body=GemmSwiGlu explicit formats=Q8_0, Q4_0, Q4_K, Q5_K, Q6_K block=256 grid=ceil_div(rows, 64)";
+        Assert.Contains(rule, spec);
+        string repo = Fingerprint(spec);
+        Assert.Matches("^[0-9a-f]{16}$", repo);
+        Assert.Equal(repo, Fingerprint("# a comment\n" + spec));
+        Assert.NotEqual(repo, Fingerprint(spec.Replace(rule, rule.Replace("ceil_div(rows, 64)", "ceil_div(rows, 128)"))));
+        Assert.NotEqual(repo, Fingerprint(spec.Replace(rule, rule.Replace("block=256", "block=128"))));
+    }
+
     [Fact]
     public void Emits_only_what_the_project_asks_for()
     {

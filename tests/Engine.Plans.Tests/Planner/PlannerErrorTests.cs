@@ -107,8 +107,8 @@ public sealed class PlannerErrorTests
         var plan = PlanReader.Load(planPath);
         PlanCheck.AgainstModel(plan, model, planPath);
         PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("rtx3090-48g"), planPath);
-        PlanCheck.AgainstEngine(plan, EngineInfo.Version, planPath);
-        Assert.Equal(PlanWriter.ToBytes(plan), PlanWriter.ToBytes(PlanReader.LoadFor(planPath, model, HardwareProfiles.Resolve("rtx3090-48g"), EngineInfo.Version)));
+        PlanCheck.AgainstEngine(plan, EngineInfo.Build, planPath);
+        Assert.Equal(PlanWriter.ToBytes(plan), PlanWriter.ToBytes(PlanReader.LoadFor(planPath, model, HardwareProfiles.Resolve("rtx3090-48g"), EngineInfo.Build)));
 
         var e = Assert.Throws<PlanException>(() => PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("h100-80g"), planPath));
         Assert.Contains("GPU \"NVIDIA GeForce RTX 3090\", this machine has \"NVIDIA H100 80GB HBM3\"", e.Message);
@@ -132,14 +132,14 @@ public sealed class PlannerErrorTests
         string planPath = dir.File("plans/m.plan");
         Assert.Equal(0, Ntc("plan", model, "-o", planPath, "--hw", "cpu-only", "--ctx", "64").Code);
         var cpu = HardwareProfiles.Resolve("cpu-only");
-        var plan = PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Version);
+        var plan = PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Build);
         Assert.Equal("../" + Path.GetFileName(model), plan.Fingerprints.ModelPath);
         Assert.Equal(Path.GetFullPath(model), PlanModelPath.Resolve(plan, planPath));
         // A cpu plan runs on any machine: the CPU backend is everywhere.
         PlanCheck.AgainstHardware(plan, HardwareProfiles.Resolve("h100-80g"), planPath);
         File.Move(model, model + ".moved");
-        AssertOneLine(() => PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Version), "is missing: give --model PATH");
-        Assert.NotNull(PlanReader.LoadFor(planPath, model + ".moved", cpu, EngineInfo.Version));
+        AssertOneLine(() => PlanReader.LoadFor(planPath, null, cpu, EngineInfo.Build), "is missing: give --model PATH");
+        Assert.NotNull(PlanReader.LoadFor(planPath, model + ".moved", cpu, EngineInfo.Build));
     }
 
     [Fact]

@@ -24,7 +24,7 @@ public sealed unsafe class PlanReplayTests
     private static Opened Open(string model, int batch = 1)
     {
         string path = TestPlans.For(model, batch: batch);
-        var plan = PlanReader.LoadFor(path, null, null, EngineInfo.Version);
+        var plan = PlanReader.LoadFor(path, null, null, EngineInfo.Build);
         string gguf = PlanModelPath.Resolve(plan, path)!;
         return new Opened { Plan = plan, File = MappedModelFile.Open(gguf, plan.Fingerprints.ModelFileSize), ModelPath = gguf };
     }

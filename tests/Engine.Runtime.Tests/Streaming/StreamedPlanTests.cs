@@ -149,7 +149,7 @@ public sealed class StreamedPlanTests
             if (!File.Exists(path))
                 TestPlans.Make(RepoPaths.Model("stories260K.gguf"), path, "--hw", TinyGpu, "--vram-budget", "1000K", "--ram-budget", "800K",
                     "--ctx", "128", "--batch", "64");
-        var plan = PlanReader.LoadFor(path, null, null, EngineInfo.Version);
+        var plan = PlanReader.LoadFor(path, null, null, EngineInfo.Build);
         Assert.Equal(64, plan.Inputs.Batch);
         Assert.True(plan.Layers.Count(l => l.Tier == Tier.B) > 0 && plan.Layers.Count(l => l.Tier == Tier.C) > 0,
             string.Join(",", plan.Layers.Select(l => l.Tier)));
