@@ -70,7 +70,7 @@ public static class Gemm
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): a group's tile is <see cref="SwiGluRows"/> rows of
     /// gate (tile rows 0..63, warps 0, 1, 4, 5) over the same rows of up (tile rows 64..127, warps 2, 3, 6, 7), so one
     /// k loop computes both and a warp holds one tile's 32 accumulators, as the other GEMMs do; the up warps hand theirs
-    /// to the gate warps through shared memory, which store the product (<see cref="GemmSwiGlu"/>). Until session 19
+    /// to the gate warps through shared memory, which store the product (<see cref="GemmSwiGlu"/>). Until session 20
     /// a group computed 128 rows of gate over all k, kept those accumulators and then computed up's: 168–194
     /// registers, one group an SM, ~125 TOPS against ~149 for o and down (docs/benchmarks.md "Session 19").</summary>
     public static void RunSwiGlu<T>(ArrayView<byte> gate, ArrayView<byte> up, ArrayView<float> x, ArrayView<byte> xq, ArrayView<float> y,
@@ -249,8 +249,8 @@ public static class Gemm
     /// groups of a stage are written out, not looped, so the compiler schedules the products between the loads and
     /// their unpacking. It costs registers (ptxas gave the Q8_0 kernel 248 a thread with the biased C operand, one group
     /// an SM; 96 since C is 0, 128 with the views of <see cref="Sources"/>: still two groups an SM) and pays:
-    /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100; limiting registers to two groups an SM spilled and was slower
-    /// (docs/benchmarks.md).</summary>
+    /// 8B Q8_0 pp512 2827 → 4158 tok/s on the H100. Limiting registers to two groups an SM spilled and was slower while
+    /// the stage held 196–248 (session 8); at today's 128–163 the cap pays (<see cref="MaxRegisters"/>).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
         where T : struct, IWeightFormat, IInt8Tiles =>
         Accumulate<T>(w, w, xq, rows, cols, nTokens, s, rowTile * RowsPerGroup, rowTile * RowsPerGroup + RowsPerGroup / 2, tokenTile);
