@@ -160,9 +160,24 @@ public class WeightKernelTests
 
     [Theory]
     [MemberData(nameof(GemvCases))]
-    public void GemvSwiGlu_matches_reference(string format, int rows, int cols, int tokens)
+    public void GemvSwiGlu_matches_reference(string format, int rows, int cols, int tokens) =>
+        GemvSwiGlu_matches_reference_at(format, 0, rows, cols, tokens);
+
+    /// <summary>gemv_swiglu with one lane unit a thread: a one-token tile of a QLaneEarly format loads gate's and up's
+    /// words together; one token, and five (a tile of four and one of one).</summary>
+    [Theory]
+    [MemberData(nameof(OneUnitCases))]
+    public void GemvSwiGlu_with_one_unit_a_lane_matches_reference(string format, int block)
     {
-        var rng = new Random(rows * 104729 + cols * 17 + tokens);
+        GemvSwiGlu_matches_reference_at(format, block, 9, 32 * block, 1);
+        GemvSwiGlu_matches_reference_at(format, block, 9, 32 * block, 5);
+    }
+
+    /// <summary>gemv_swiglu at groups of <paramref name="block"/> threads (0: the launcher's) against the float64
+    /// reference.</summary>
+    private static void GemvSwiGlu_matches_reference_at(string format, int block, int rows, int cols, int tokens)
+    {
+        var rng = new Random(rows * 104729 + cols * 17 + tokens + block);
         var h = KernelHarness.Shared;
         byte[] gate = ReferenceFormats.Random(format, rows, cols, rng);
         byte[] up = ReferenceFormats.Random(format, rows, cols, rng);
@@ -172,7 +187,7 @@ public class WeightKernelTests
         using var xb = h.Upload(x);
         using var qb = Quantized(h, xb, cols, tokens);
         using var yb = h.Allocate<float>((long)rows * tokens);
-        h.Launch("GemvSwiGlu_" + format, gb.View, ub.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        h.LaunchWithBlock("GemvSwiGlu_" + format, block, gb.View, ub.View, xb.View, qb.View, yb.View, rows, cols, tokens);
 
         double[] xs = Activations(format, x, cols);
         var expected = new double[rows * tokens];
@@ -185,7 +200,7 @@ public class WeightKernelTests
                 expected[t * rows + r] = a / (1 + Math.Exp(-a)) * b;
             }
         }
-        Nmse.Check($"gemv_swiglu {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, GemvLimit);
+        Nmse.Check($"gemv_swiglu {format} {rows}x{cols}x{tokens} block {block}", yb.GetAsArray1D(), expected, GemvLimit);
     }
 
     [Theory]
