@@ -162,25 +162,6 @@ public sealed partial class LlamaGraphGenerator
 
         // ---------------------------------------------------------------- program
 
-        /// <summary>The hash <c>KernelTable.LaunchFingerprint</c> carries: FNV-1a over the entry points' launch-relevant
-        /// text, invariant and in spec order, so the same spec gives the same value on every machine.</summary>
-        internal static string LaunchFingerprint(GraphSpec spec)
-        {
-            var text = new StringBuilder();
-            foreach (var e in EntryPointsOf(spec))
-            {
-                text.Append(e.Name).Append('|').Append(e.Kernel.Name).Append('|').Append(e.Format ?? "-").Append('|')
-                    .Append(e.Kernel.Block.ToString(CultureInfo.InvariantCulture)).Append('|').Append(string.Join(";", e.Kernel.Grid)).Append('|')
-                    .Append(e.ArgumentBytes.ToString(CultureInfo.InvariantCulture));
-                foreach (var p in e.Params)
-                    text.Append('|').Append(p.Name).Append(':').Append(p.Type).Append('@').Append(p.Offset.ToString(CultureInfo.InvariantCulture));
-                text.Append('\n');
-            }
-            ulong h = 14695981039346656037UL;
-            foreach (char c in text.ToString()) { h ^= c; h *= 1099511628211UL; }
-            return h.ToString("x16", CultureInfo.InvariantCulture);
-        }
-
         private static string Program(GraphSpec spec, string ns)
         {
             var sb = new StringBuilder(Header);
@@ -264,6 +245,25 @@ public sealed partial class LlamaGraphGenerator
         }
 
         // ---------------------------------------------------------------- entry-point table
+
+        /// <summary>The hash <c>KernelTable.LaunchFingerprint</c> carries: FNV-1a over the entry points' launch-relevant
+        /// text, invariant and in spec order, so the same spec gives the same value on every machine.</summary>
+        internal static string LaunchFingerprint(GraphSpec spec)
+        {
+            var text = new StringBuilder();
+            foreach (var e in EntryPointsOf(spec))
+            {
+                text.Append(e.Name).Append('|').Append(e.Kernel.Name).Append('|').Append(e.Format ?? "-").Append('|')
+                    .Append(e.Kernel.Block.ToString(CultureInfo.InvariantCulture)).Append('|').Append(string.Join(";", e.Kernel.Grid)).Append('|')
+                    .Append(e.ArgumentBytes.ToString(CultureInfo.InvariantCulture));
+                foreach (var p in e.Params)
+                    text.Append('|').Append(p.Name).Append(':').Append(p.Type).Append('@').Append(p.Offset.ToString(CultureInfo.InvariantCulture));
+                text.Append('\n');
+            }
+            ulong h = 14695981039346656037UL;
+            foreach (char c in text.ToString()) { h ^= c; h *= 1099511628211UL; }
+            return h.ToString("x16", CultureInfo.InvariantCulture);
+        }
 
         private static string Table(GraphSpec spec, string ns)
         {

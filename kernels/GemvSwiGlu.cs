@@ -30,12 +30,12 @@ public static class GemvSwiGlu
             // and Q8_0's 9-word units spilled 12 bytes (not timed), so they keep the loop.
             Gemv.LoadUnits<T>(gate, o0, o1, o2, o3, cols, out var gw);
             Gemv.LoadUnits<T>(up, o0, o1, o2, o3, cols, out var uw);
-            Gemv.UnitPartials<T>(gw, cols, xq, first, out float a0, out float a1, out float a2, out float a3);
-            float ga = Gemv.GroupSums(a0, a1, a2, a3, partials, 0);
-            Gemv.UnitPartials<T>(uw, cols, xq, first, out float b0, out float b1, out float b2, out float b3);
-            float ua = Gemv.GroupSums(b0, b1, b2, b3, partials, 1);
-            int ra = Group.IdxX;
-            if (ra < Gemv.RowsPerGroup && row0 + ra < rows) y[(long)first * rows + row0 + ra] = SwiGlu.Silu(ga) * ua;
+            Gemv.UnitPartials<T>(gw, cols, xq, first, out float g0, out float g1, out float g2, out float g3);
+            float g = Gemv.GroupSums(g0, g1, g2, g3, partials, 0);
+            Gemv.UnitPartials<T>(uw, cols, xq, first, out float u0, out float u1, out float u2, out float u3);
+            float u = Gemv.GroupSums(u0, u1, u2, u3, partials, 1);
+            int r = Group.IdxX;
+            if (r < Gemv.RowsPerGroup && row0 + r < rows) y[(long)first * rows + row0 + r] = SwiGlu.Silu(g) * u;
             return;
         }
         for (int t = first; t < last; t++)
