@@ -83,7 +83,7 @@ public static class AttentionQuantTiled
         for (int c0 = 0; c0 < count; c0 += ChunkPositions)
         {
             Group.Barrier();   // the previous chunk's fragments are read
-            // K and V of positions c0 .. c0 + 63: a thread 8 dims (16 bytes) of 8 rows each; rows past count are zero.
+            // K and V of positions c0 .. c0 + 63 into shared memory; rows past count are zero.
             // K: a thread 8 dims (one 16-byte load) of 8 rows, row-major (a warp: 2 rows × 16 pieces, 2-way banks).
             for (int i = 0; i < ChunkPositions * MaxHeadDim / 8 / (Warps * 32); i++)
             {
