@@ -20,14 +20,13 @@ public static class GemvSwiGlu
         int first = Grid.IdxY * Gemv.TokensPerGroup;
         int last = IntrinsicMath.Min(first + Gemv.TokensPerGroup, nTokens);
         Pdl.Wait();
-        if (default(T).QLanePairs && Gemv.OneUnitALane<T>(cols) && last - first == 1)
+        if (default(T).QLaneTogether && Gemv.OneUnitALane<T>(cols) && last - first == 1)
         {
             // A decode step where a thread's share of a row is one lane unit (an 8B's 4096 columns at 128 threads), for the
-            // format whose lightest unit pays for more loads in flight (QLanePairs: Q4_0): the words of gate's four rows
-            // and up's are loaded together, eight rows' loads in flight at once, where the loop below waits for gate's
-            // before it loads up's. Measured (8B tg128, H200, two rounds, tokens equal; docs/benchmarks.md "Session 20"):
-            // Q4_0 +3.8 % (64 registers, no spill); Q4_K_M −0.3 % (Q4_K's 8-word units spill 32 bytes at its cap of 72),
-            // and Q8_0's 9-word units spilled 12 bytes (not timed), so they keep the loop.
+            // formats whose unit is at most five words (QLaneTogether: Q4_0, Q4_K): the words of gate's four rows and
+            // up's are loaded together, eight rows' loads in flight at once, where the loop below waits for gate's before
+            // it loads up's. Measured (8B tg128, H200, two rounds, tokens equal; docs/benchmarks.md "Session 20" and
+            // "Session 21"): Q4_0 +3.8 %, Q4_K +2.8 % (72 registers, no spill); Q8_0's nine-word units lost 3–4 %.
             Gemv.LoadUnits<T>(gate, o0, o1, o2, o3, cols, out var gw);
             Gemv.LoadUnits<T>(up, o0, o1, o2, o3, cols, out var uw);
             Gemv.UnitPartials<T>(gw, cols, xq, first, out float g0, out float g1, out float g2, out float g3);

@@ -41,6 +41,8 @@ public struct F16 : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => false;
+
     public readonly bool QLaneSplit => false;
 
     public readonly bool QLaneEarly => false;

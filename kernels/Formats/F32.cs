@@ -37,6 +37,8 @@ public struct F32 : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => false;
+
     public readonly bool QLaneSplit => false;
 
     public readonly bool QLaneEarly => false;

@@ -37,6 +37,7 @@ public struct F32Act<T> : IWeightFormat where T : struct, IWeightFormat
     public readonly int QLaneElements => default(T).QLaneElements;
     public readonly int QLaneLeadAlignment => default(T).QLaneLeadAlignment;
     public readonly bool QLanePairs => default(T).QLanePairs;
+    public readonly bool QLaneTogether => default(T).QLaneTogether;
     public readonly bool QLaneSplit => default(T).QLaneSplit;
     public readonly bool QLaneEarly => default(T).QLaneEarly;
 

@@ -58,9 +58,16 @@ public interface IWeightFormat
 
     /// <summary>True for a unit light enough that more loads in flight a thread pay for their registers: the GEMV takes
     /// two lane units an iteration (measured per format: Q4_0 gains 10-15 %, Q8_0 and Q4_K lose 7-10 % to the registers
-    /// it costs, docs/benchmarks.md), and gate/up with one unit a lane loads gate's and up's words together
-    /// (<see cref="GemvSwiGlu"/>: Q4_0 +3.8 % on an H200, Q4_K −0.3 %).</summary>
+    /// it costs, docs/benchmarks.md; Q4_K on an H200, session 21, its gemv and gemv_add at a cap of 80: −4.4 %).</summary>
     bool QLanePairs { get; }
+
+    /// <summary>True for a <see cref="QLaneEarly"/> format whose loaded unit (<see cref="QLaneLoad"/>) is at most five
+    /// words: gate/up with one unit a lane then loads gate's and up's four rows together, eight rows' words in flight
+    /// where the lane loop waits for gate's before it loads up's (<see cref="GemvSwiGlu"/>). Measured (8B tg128, H200,
+    /// docs/benchmarks.md "Session 20" and "Session 21"): Q4_0 +3.8 %, Q4_K +2.8 % (its header one word a lane,
+    /// 72 registers, no spill); Q8_0's nine words lost 3–4 % at caps of 72–96, and Q4_K's eight (the whole header a
+    /// lane) spilled at 72 and lost 0.3 %.</summary>
+    bool QLaneTogether { get; }
 
     /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xq"/> is the
     /// token's row (a subview), <paramref name="pairs"/> the offset of its (d, Σq) pairs.</summary>
@@ -87,7 +94,9 @@ public interface IWeightFormat
     /// <summary>The words of int8 lane unit <paramref name="g"/> of a row that <see cref="QLaneMath"/> multiplies,
     /// loaded ahead of it (<see cref="QLaneSplit"/>, <see cref="QLaneEarly"/>): all of them where QLaneEarly; a format
     /// that is neither leaves <paramref name="raw"/> empty and loads in QLaneMath. For every format
-    /// QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x).</summary>
+    /// QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x) where the lanes of a warp take
+    /// consecutive units together (g mod 32 = the lane, every lane of the warp active): Q4_K's QLaneMath gathers its
+    /// block header by shuffles from the unit's eight lanes, which is why Q4_K does not split.</summary>
     void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw);
 
     /// <summary>Σ w·x over lane unit <paramref name="g"/> from the words <see cref="QLaneLoad"/> loaded.</summary>

@@ -62,6 +62,8 @@ public partial struct Q4_0 : IWeightFormat
 
     public readonly bool QLanePairs => true;
 
+    public readonly bool QLaneTogether => true;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;

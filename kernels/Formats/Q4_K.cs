@@ -85,6 +85,8 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => true;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;
@@ -101,22 +103,35 @@ public partial struct Q4_K : IWeightFormat
     }
 
     /// <summary>Not split: split (header and nibbles loaded for the four rows first) it was 5.5 → 5.7 µs at 4096 × 4096
-    /// and 25.5 → 25.2 µs for gate/up (docs/benchmarks.md), no gain over a layer.</summary>
+    /// and 25.5 → 25.2 µs for gate/up (docs/benchmarks.md), no gain over a layer; split with the shuffled header below
+    /// (8B tg128, H200, session 21) it lost 0.7 %. It must not split as it is: <see cref="QLaneMath"/> gathers the header
+    /// by shuffles, and the lane loop's last iteration may leave lanes of a warp idle.</summary>
     public readonly bool QLaneSplit => false;
 
     public readonly bool QLaneEarly => true;
 
-    /// <summary>The block header (d, dmin, scales: A–D) and the unit's 16 bytes of nibbles (E–H).</summary>
+    /// <summary>One word of the block header in A (word g % 4: d and dmin, or one of the three scale words; the block's
+    /// eight units hold all four, each twice) and the unit's 16 bytes of nibbles (E–H): five words held where the whole
+    /// header was eight, so gate/up can hold gate's and up's four rows at once (<see cref="QLaneTogether"/>; with the
+    /// whole header a lane it spilled 32 bytes at its cap of 72 and lost 0.3 %, docs/benchmarks.md "Session 21").
+    /// <see cref="QLaneMath"/> gathers the header by shuffles, so the unit's eight lanes must take consecutive units
+    /// together (the one-unit-a-lane paths, where g is the thread's index in its group).</summary>
     public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw)
     {
         raw = default;
         int block = (g >> 3) * 144, i = g & 7;
-        Ld.U4(row, block, out raw.A, out raw.B, out raw.C, out raw.D);
+        raw.A = Ld.U32(row, block + 4 * (i & 3));
         Ld.U4(row, block + 16 + 16 * i, out raw.E, out raw.F, out raw.G, out raw.H);
     }
 
-    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) =>
-        UnitDot((g & 7) >> 1, raw.A, raw.B, raw.C, raw.D, raw.E, raw.F, raw.G, raw.H, x);
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x)
+    {
+        // Lane b + k holds header word k (k < 4) of this unit's block.
+        int b = Warp.LaneIdx & ~7;
+        uint dm = Warp.Shuffle(raw.A, b), s0 = Warp.Shuffle(raw.A, b + 1);
+        uint s1 = Warp.Shuffle(raw.A, b + 2), s2 = Warp.Shuffle(raw.A, b + 3);
+        return UnitDot((g & 7) >> 1, dm, s0, s1, s2, raw.E, raw.F, raw.G, raw.H, x);
+    }
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {

@@ -88,6 +88,8 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
         default(Q4_K).QLaneX(xq, pairs, g, out x);
 

@@ -87,6 +87,8 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, n = i >> 2;

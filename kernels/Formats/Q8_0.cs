@@ -56,6 +56,8 @@ public partial struct Q8_0 : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
+    public readonly bool QLaneTogether => false;
+
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
