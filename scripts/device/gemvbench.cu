@@ -16,23 +16,7 @@
 #include <initializer_list>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
-
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-
-__device__ __forceinline__ int dot_unit(uint4 w, int4 xa, int4 xb) {
-    int s = 0;
-    s = __dp4a((int)__vsub4(w.x & 0x0F0F0F0F, 0x08080808), xa.x, s);
-    s = __dp4a((int)__vsub4(w.y & 0x0F0F0F0F, 0x08080808), xa.y, s);
-    s = __dp4a((int)__vsub4(w.z & 0x0F0F0F0F, 0x08080808), xa.z, s);
-    s = __dp4a((int)__vsub4(w.w & 0x0F0F0F0F, 0x08080808), xa.w, s);
-    s = __dp4a((int)__vsub4((w.x >> 4) & 0x0F0F0F0F, 0x08080808), xb.x, s);
-    s = __dp4a((int)__vsub4((w.y >> 4) & 0x0F0F0F0F, 0x08080808), xb.y, s);
-    s = __dp4a((int)__vsub4((w.z >> 4) & 0x0F0F0F0F, 0x08080808), xb.z, s);
-    s = __dp4a((int)__vsub4((w.w >> 4) & 0x0F0F0F0F, 0x08080808), xb.w, s);
-    return s;
-}
+#include "bench.cuh"
 
 struct Mat { const uint4* q; const __half* s; };   // q: rows x cols/32 units of 16 bytes; s: rows x cols/32 scales
 
@@ -69,7 +53,7 @@ __global__ void __launch_bounds__(128) k_rows(Mat m, const int8_t* xq, const flo
         const int4* x4 = reinterpret_cast<const int4*>(xq + 32 * g);
         int4 xa = __ldcg(x4), xb = __ldcg(x4 + 1); float xsc = __ldcg(xs + g);
 #pragma unroll
-        for (int r = 0; r < R; r++) p[r] += (float)dot_unit(w[r], xa, xb) * s[r] * xsc;
+        for (int r = 0; r < R; r++) p[r] += (float)dot4_unit(w[r], xa, xb) * s[r] * xsc;
     }
     group_store<R>(p, part, y, r0, 0);
 }
@@ -98,7 +82,7 @@ __global__ void __launch_bounds__(128) k_pers(Mat m, const int8_t* xq, const flo
         for (int r = 0; r < 4; r++) { wn[r] = __ldcs(m.q + (size_t)(4 * qn + r) * U + g); sn[r] = __half2float(m.s[(size_t)(4 * qn + r) * U + g]); }
         float p[4];
 #pragma unroll
-        for (int r = 0; r < 4; r++) p[r] = (float)dot_unit(w[r], xa, xb) * s[r] * xsc;
+        for (int r = 0; r < 4; r++) p[r] = (float)dot4_unit(w[r], xa, xb) * s[r] * xsc;
         group_store<4>(p, part, y, 4 * q, buf);
         buf ^= 1;
 #pragma unroll

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
+#include "bench.cuh"
 
 constexpr int N = 256;          // steps per graph / phases per persistent launch
 constexpr int COLS = 4096;

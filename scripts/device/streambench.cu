@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
-#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s: %s\n", #x, cudaGetErrorString(e)); exit(1); } } while (0)
+#include "bench.cuh"
 
 constexpr int D = 4096, F = 14336, NL = 32, NQKV = 6144, NH = 32, HD = 128, P = 64;
 
@@ -26,23 +26,8 @@ __device__ __forceinline__ void pdl_entry() {
     asm volatile("griddepcontrol.launch_dependents;");
     asm volatile("griddepcontrol.wait;" ::: "memory");
 }
-__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;"); }
-__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ int dot_chunk(uint4 w, const int4 xa, const int4 xb) {
-    int s = 0;
-    s = __dp4a((int)__vsub4(w.x & 0x0F0F0F0F, 0x08080808), xa.x, s);
-    s = __dp4a((int)__vsub4(w.y & 0x0F0F0F0F, 0x08080808), xa.y, s);
-    s = __dp4a((int)__vsub4(w.z & 0x0F0F0F0F, 0x08080808), xa.z, s);
-    s = __dp4a((int)__vsub4(w.w & 0x0F0F0F0F, 0x08080808), xa.w, s);
-    s = __dp4a((int)__vsub4((w.x >> 4) & 0x0F0F0F0F, 0x08080808), xb.x, s);
-    s = __dp4a((int)__vsub4((w.y >> 4) & 0x0F0F0F0F, 0x08080808), xb.y, s);
-    s = __dp4a((int)__vsub4((w.z >> 4) & 0x0F0F0F0F, 0x08080808), xb.z, s);
-    s = __dp4a((int)__vsub4((w.w >> 4) & 0x0F0F0F0F, 0x08080808), xb.w, s);
-    return s;
-}
 
 // the block's copy of the activations (int8 and their scales), loaded after the wait
 template <int COLS>
@@ -118,7 +103,7 @@ k_gemv(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
         for (int i = 0; i < PER; i++) {
             int c = lane + 32 * i;
             const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
-            acc += (float)dot_chunk(w4[c], x4[0], x4[1]) * __half2float(s1[c]) * sxs[c];
+            acc += (float)dot4_unit(w4[c], x4[0], x4[1]) * __half2float(s1[c]) * sxs[c];
         }
     } else {
         const uint4* w4 = reinterpret_cast<const uint4*>(wq + (size_t)row * (COLS / 2));
@@ -134,7 +119,7 @@ k_gemv(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
             for (int i = 0; i < PER; i++) {
                 int c = lane + 32 * i;
                 const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
-                acc += (float)dot_chunk(w[i], x4[0], x4[1]) * s[i] * sxs[c];
+                acc += (float)dot4_unit(w[i], x4[0], x4[1]) * s[i] * sxs[c];
             }
         } else {
             pdl_entry();
@@ -145,7 +130,7 @@ k_gemv(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
                 uint4 w = __ldcs(w4 + c);
                 float s = __half2float(s1[c]);
                 const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
-                acc += (float)dot_chunk(w, x4[0], x4[1]) * s * sxs[c];
+                acc += (float)dot4_unit(w, x4[0], x4[1]) * s * sxs[c];
             }
         }
     }
