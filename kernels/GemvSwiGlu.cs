@@ -23,10 +23,11 @@ public static class GemvSwiGlu
         if (default(T).QLaneTogether && Gemv.OneUnitALane<T>(cols) && last - first == 1)
         {
             // A decode step where a thread's share of a row is one lane unit (an 8B's 4096 columns at 128 threads), for the
-            // formats whose unit is at most five words (QLaneTogether: Q4_0, Q4_K): the words of gate's four rows and
-            // up's are loaded together, eight rows' loads in flight at once, where the loop below waits for gate's before
-            // it loads up's. Measured (8B tg128, H200, two rounds, tokens equal; docs/benchmarks.md "Session 20" and
-            // "Session 21"): Q4_0 +3.8 %, Q4_K +2.8 % (72 registers, no spill); Q8_0's nine-word units lost 3–4 %.
+            // formats whose unit is at most six words (QLaneTogether: Q4_0, Q4_K, Q5_K): the words of gate's four rows
+            // and up's are loaded together, eight rows' loads in flight at once, where the loop below waits for gate's
+            // before it loads up's. Measured (8B tg128, H200, two rounds, tokens equal; docs/benchmarks.md "Session 20"
+            // and "Session 21"): Q4_0 +3.8 %, Q4_K +2.8 % (72 registers, no spill), Q5_K +1.3 %; Q8_0's nine-word units
+            // lost 3–4 %.
             Gemv.LoadUnits<T>(gate, o0, o1, o2, o3, cols, out var gw);
             Gemv.LoadUnits<T>(up, o0, o1, o2, o3, cols, out var uw);
             Gemv.UnitPartials<T>(gw, cols, xq, first, out float g0, out float g1, out float g2, out float g3);

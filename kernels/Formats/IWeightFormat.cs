@@ -61,12 +61,12 @@ public interface IWeightFormat
     /// it costs, docs/benchmarks.md; Q4_K on an H200, session 21, its gemv and gemv_add at a cap of 80: −4.4 %).</summary>
     bool QLanePairs { get; }
 
-    /// <summary>True for a <see cref="QLaneEarly"/> format whose loaded unit (<see cref="QLaneLoad"/>) is at most five
+    /// <summary>True for a <see cref="QLaneEarly"/> format whose loaded unit (<see cref="QLaneLoad"/>) is at most six
     /// words: gate/up with one unit a lane then loads gate's and up's four rows together, eight rows' words in flight
     /// where the lane loop waits for gate's before it loads up's (<see cref="GemvSwiGlu"/>). Measured (8B tg128, H200,
-    /// docs/benchmarks.md "Session 20" and "Session 21"): Q4_0 +3.8 %, Q4_K +2.8 % (its header one word a lane,
-    /// 72 registers, no spill); Q8_0's nine words lost 3–4 % at caps of 72–96, and Q4_K's eight (the whole header a
-    /// lane) spilled at 72 and lost 0.3 %.</summary>
+    /// docs/benchmarks.md "Session 20" and "Session 21"): Q4_0 +3.8 % (five words), Q4_K +2.8 % (five: its header one
+    /// word a lane, 72 registers, no spill), Q5_K +1.3 % over its early loads alone (six); Q8_0's nine words lost 3–4 %
+    /// at caps of 72–96, and Q4_K's eight (the whole header a lane) spilled at 72 and lost 0.3 %.</summary>
     bool QLaneTogether { get; }
 
     /// <summary>The quantized activations int8 lane unit <paramref name="g"/> multiplies: <paramref name="xq"/> is the

@@ -88,29 +88,59 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly bool QLanePairs => false;
 
-    public readonly bool QLaneTogether => false;
+    public readonly bool QLaneTogether => true;
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
         default(Q4_K).QLaneX(xq, pairs, g, out x);
 
+    /// <summary>Not split: <see cref="QLaneMath"/> gathers the header and the fifth bits by shuffles (as Q4_K's), and the
+    /// lane loop's last iteration may leave lanes of a warp idle.</summary>
     public readonly bool QLaneSplit => false;
 
-    /// <summary>Not early: with its unit's twelve words held across the PDL wait the q/k/v entries of the format pairs
-    /// with Q5_K (capped at 64 registers) spilled 80 bytes (docs/benchmarks.md "Session 15"); no Q5_K file was
-    /// measured.</summary>
-    public readonly bool QLaneEarly => false;
+    /// <summary>Early since session 21: its unit is six words (one header word, one word of fifth bits, 16 bytes of
+    /// nibbles) where the whole header and 16 bytes of fifth bits a lane made twelve, with which the q/k/v entries of the
+    /// format pairs spilled 80 bytes at 64 registers (docs/benchmarks.md "Session 15"; now 8–20 bytes). 8B Q5_K_M tg128
+    /// on an H200: +0.9 % early, +2.1 % with gate/up's rows together (<see cref="QLaneTogether"/>; "Session 21").</summary>
+    public readonly bool QLaneEarly => true;
 
-    /// <summary>Loads in <see cref="QLaneMath"/> (its unit is not split).</summary>
-    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw) => raw = default;
+    /// <summary>One word of the block header in A (word g % 4, as <see cref="Q4_K.QLaneLoad"/>), one word of the 32 bytes
+    /// of fifth bits in B (word g % 8: the block's eight units hold all eight) and the unit's 16 bytes of nibbles (E–H).
+    /// <see cref="QLaneMath"/> gathers the header and the unit's four words of fifth bits by shuffles, so the unit's eight
+    /// lanes must take consecutive units together (the one-unit-a-lane paths).</summary>
+    public readonly void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw)
+    {
+        raw = default;
+        int block = (g >> 3) * 176, i = g & 7;
+        raw.A = Ld.U32(row, block + 4 * (i & 3));
+        raw.B = Ld.U32(row, block + 16 + 4 * i);
+        Ld.U4(row, block + 48 + 16 * i, out raw.E, out raw.F, out raw.G, out raw.H);
+    }
 
-    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x) => QLaneDot(row, lead, g, x);
+    public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x)
+    {
+        // Lane b + k holds header word k (k < 4) and fifth-bit word k (k < 8) of this unit's block; unit i reads the
+        // fifth bits' words 4(i % 2) … 4(i % 2) + 3.
+        int b = Warp.LaneIdx & ~7, h = b + 4 * (g & 1);
+        uint dm = Warp.Shuffle(raw.A, b), s0 = Warp.Shuffle(raw.A, b + 1);
+        uint s1 = Warp.Shuffle(raw.A, b + 2), s2 = Warp.Shuffle(raw.A, b + 3);
+        uint h0 = Warp.Shuffle(raw.B, h), h1 = Warp.Shuffle(raw.B, h + 1);
+        uint h2 = Warp.Shuffle(raw.B, h + 2), h3 = Warp.Shuffle(raw.B, h + 3);
+        return UnitDot((g & 7) >> 1, dm, s0, s1, s2, raw.E, raw.F, raw.G, raw.H, h0, h1, h2, h3, x);
+    }
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = (g >> 3) * 176, i = g & 7, j = i >> 1;
+        int block = (g >> 3) * 176, i = g & 7;
         Ld.U4(row, block, out uint dm, out uint s0, out uint s1, out uint s2);
         Ld.U4(row, block + 48 + 16 * i, out uint w0, out uint w1, out uint w2, out uint w3);
         Ld.U4(row, block + 16 + 16 * (i & 1), out uint h0, out uint h1, out uint h2, out uint h3);
+        return UnitDot(i >> 1, dm, s0, s1, s2, w0, w1, w2, w3, h0, h1, h2, h3, x);
+    }
+
+    /// <summary>A unit's dot from its words: header dm, s0–s2, nibbles w0–w3 of chunk j and fifth bits h0–h3.</summary>
+    private static float UnitDot(int j, uint dm, uint s0, uint s1, uint s2, uint w0, uint w1, uint w2, uint w3,
+        uint h0, uint h1, uint h2, uint h3, XLane x)
+    {
         const uint Low = 0x0F0F0F0F, Bit = 0x01010101;
         int sl = 2 * j, sh = 2 * j + 1;
         int lo = Ld.Dp4a((w0 & Low) | (((h0 >> sl) & Bit) << 4), x.Q0, Ld.Dp4a((w1 & Low) | (((h1 >> sl) & Bit) << 4), x.Q1,

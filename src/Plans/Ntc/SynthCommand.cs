@@ -8,7 +8,7 @@ namespace Engine.Plans.Cli;
 public static class SynthCommand
 {
     public const string Usage =
-        "usage: ntc synth --preset tiny|llama3-1b|llama3-8b|llama3-70b --type F16|Q8_0|Q4_0|Q4_K_M|Q6_K " +
+        "usage: ntc synth --preset tiny|llama3-1b|llama3-8b|llama3-70b --type F16|Q8_0|Q4_0|Q4_K_M|Q5_K_M|Q6_K " +
         "[--layers N] [--vocab-from VOCAB.gguf] [--header-only] [--seed S] [--threads T] -o OUT.gguf";
 
     /// <summary>Runs the command; <paramref name="args"/> are the arguments after "synth". Returns the exit

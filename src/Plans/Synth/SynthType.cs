@@ -9,6 +9,7 @@ public enum SynthType
     Q4_0 = 2,
     Q8_0 = 7,
     Q4_K_M = 15,
+    Q5_K_M = 17,
     Q6_K = 18,
 }
 
@@ -16,7 +17,7 @@ public enum SynthType
 /// llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) that applies to Llama without an imatrix.</summary>
 public static class TensorTypeRules
 {
-    public static readonly IReadOnlyList<string> Names = ["F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K"];
+    public static readonly IReadOnlyList<string> Names = ["F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"];
 
     public static SynthType? Parse(string name) => name switch
     {
@@ -24,6 +25,7 @@ public static class TensorTypeRules
         "Q8_0" => SynthType.Q8_0,
         "Q4_0" => SynthType.Q4_0,
         "Q4_K_M" => SynthType.Q4_K_M,
+        "Q5_K_M" => SynthType.Q5_K_M,
         "Q6_K" => SynthType.Q6_K,
         _ => null,
     };
@@ -36,6 +38,7 @@ public static class TensorTypeRules
         SynthType.Q8_0 => GgmlType.Q8_0,
         SynthType.Q4_0 => GgmlType.Q4_0,
         SynthType.Q4_K_M => GgmlType.Q4_K,
+        SynthType.Q5_K_M => GgmlType.Q5_K,
         SynthType.Q6_K => GgmlType.Q6_K,
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
@@ -53,11 +56,11 @@ public static class TensorTypeRules
         bool outputLike = name == TensorNames.Output || (tiedOutput && name == TensorNames.TokenEmbedding);
         if (outputLike)
             return t == GgmlType.Q8_0 ? t : GgmlType.Q6_K;   // every row here is a multiple of 256
-        if (fileType != SynthType.Q4_K_M) return t;
+        if (fileType is not (SynthType.Q4_K_M or SynthType.Q5_K_M)) return t;   // the _M rules: Q6_K where use_more_bits
         if (name == TensorNames.AttnV(layer))
         {
             if (UseMoreBits(layer, layers)) return GgmlType.Q6_K;
-            return layers == 80 ? GgmlType.Q5_K : t;      // LLM_TYPE_70B: attn_v Q4_K → Q5_K
+            return layers == 80 ? GgmlType.Q5_K : t;      // LLM_TYPE_70B: attn_v Q4_K → Q5_K (Q5_K_M's already is)
         }
         if (name == TensorNames.FfnDown(layer) && UseMoreBits(layer, layers)) return GgmlType.Q6_K;
         return t;

@@ -20,6 +20,7 @@ public sealed class SynthTests : IDisposable
     [InlineData(SynthType.Q8_0)]
     [InlineData(SynthType.Q4_0)]
     [InlineData(SynthType.Q4_K_M)]
+    [InlineData(SynthType.Q5_K_M)]
     [InlineData(SynthType.Q6_K)]
     public void TinyHasTheExpectedTensorsTypesAndSaneValues(SynthType type)
     {
@@ -42,9 +43,9 @@ public sealed class SynthTests : IDisposable
             [TensorNames.AttnQ(0)] = (MainType(type), [256, 256]),
             [TensorNames.AttnK(1)] = (MainType(type), [256, 128]),
             [TensorNames.AttnV(0)] = (MainType(type), [256, 128]),
-            // Q4_K_M: use_more_bits(1, 2) holds (last eighth), so layer 1's attn_v and ffn_down are Q6_K.
-            [TensorNames.AttnV(1)] = (type == SynthType.Q4_K_M ? GgmlType.Q6_K : MainType(type), [256, 128]),
-            [TensorNames.FfnDown(1)] = (type == SynthType.Q4_K_M ? GgmlType.Q6_K : MainType(type), [768, 256]),
+            // Q4_K_M and Q5_K_M: use_more_bits(1, 2) holds (last eighth), so layer 1's attn_v and ffn_down are Q6_K.
+            [TensorNames.AttnV(1)] = (type is SynthType.Q4_K_M or SynthType.Q5_K_M ? GgmlType.Q6_K : MainType(type), [256, 128]),
+            [TensorNames.FfnDown(1)] = (type is SynthType.Q4_K_M or SynthType.Q5_K_M ? GgmlType.Q6_K : MainType(type), [768, 256]),
             [TensorNames.FfnGate(1)] = (MainType(type), [256, 768]),
         };
         foreach (var (name, (t, dims)) in expected)
