@@ -74,6 +74,16 @@ public static class KQuants
         return Ld.Half(dm) * (sc0 * x.D0 * lo + sc1 * x.D1 * hi) - Ld.Half(dm >> 16) * (m0 * x.D2 + m1 * x.D3);
     }
 
+    /// <summary>The 16-byte header (f16 d and dmin, the 12 scale bytes) of the Q4_K/Q5_K block of this lane's unit, where
+    /// each of the block's eight units holds one of its words (word g % 4: <see cref="Q4_K.QLaneLoad"/>,
+    /// <see cref="Q5_K.QLaneLoad"/>): lane <paramref name="b"/> + k holds word k, b the first of the unit's eight lanes
+    /// (the lane index with its low three bits cleared). By shuffles, so every lane of the warp must call it together.</summary>
+    public static void GatherHeader(uint word, int b, out uint dm, out uint s0, out uint s1, out uint s2)
+    {
+        dm = Warp.Shuffle(word, b); s0 = Warp.Shuffle(word, b + 1);
+        s1 = Warp.Shuffle(word, b + 2); s2 = Warp.Shuffle(word, b + 3);
+    }
+
     private static void ScaleMinAt(uint s0, uint s1, uint s2, int k, bool high, out int sc, out int m)
     {
         int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);

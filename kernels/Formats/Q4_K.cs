@@ -126,10 +126,7 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x)
     {
-        // Lane b + k holds header word k (k < 4) of this unit's block.
-        int b = Warp.LaneIdx & ~7;
-        uint dm = Warp.Shuffle(raw.A, b), s0 = Warp.Shuffle(raw.A, b + 1);
-        uint s1 = Warp.Shuffle(raw.A, b + 2), s2 = Warp.Shuffle(raw.A, b + 3);
+        KQuants.GatherHeader(raw.A, Warp.LaneIdx & ~7, out uint dm, out uint s0, out uint s1, out uint s2);
         return UnitDot((g & 7) >> 1, dm, s0, s1, s2, raw.E, raw.F, raw.G, raw.H, x);
     }
 

@@ -118,11 +118,9 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly float QLaneMath(ArrayView<byte> row, int lead, int g, QRaw raw, XLane x)
     {
-        // Lane b + k holds header word k (k < 4) and fifth-bit word k (k < 8) of this unit's block; unit i reads the
-        // fifth bits' words 4(i % 2) … 4(i % 2) + 3.
+        // Lane b + k of the unit's eight holds fifth-bit word k (k < 8); unit i reads words 4(i % 2) … 4(i % 2) + 3.
         int b = Warp.LaneIdx & ~7, h = b + 4 * (g & 1);
-        uint dm = Warp.Shuffle(raw.A, b), s0 = Warp.Shuffle(raw.A, b + 1);
-        uint s1 = Warp.Shuffle(raw.A, b + 2), s2 = Warp.Shuffle(raw.A, b + 3);
+        KQuants.GatherHeader(raw.A, b, out uint dm, out uint s0, out uint s1, out uint s2);
         uint h0 = Warp.Shuffle(raw.B, h), h1 = Warp.Shuffle(raw.B, h + 1);
         uint h2 = Warp.Shuffle(raw.B, h + 2), h3 = Warp.Shuffle(raw.B, h + 3);
         return UnitDot((g & 7) >> 1, dm, s0, s1, s2, raw.E, raw.F, raw.G, raw.H, h0, h1, h2, h3, x);
