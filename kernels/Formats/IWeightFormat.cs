@@ -95,8 +95,9 @@ public interface IWeightFormat
     /// loaded ahead of it (<see cref="QLaneSplit"/>, <see cref="QLaneEarly"/>): all of them where QLaneEarly; a format
     /// that is neither leaves <paramref name="raw"/> empty and loads in QLaneMath. For every format
     /// QLaneDot(row, lead, g, x) = QLaneMath(row, lead, g, QLaneLoad(row, lead, g), x) where the lanes of a warp take
-    /// consecutive units together (g mod 32 = the lane, every lane of the warp active): Q4_K's QLaneMath gathers its
-    /// block header by shuffles from the unit's eight lanes, which is why Q4_K does not split.</summary>
+    /// consecutive units together (g mod 32 = the lane, every lane of the warp active): Q4_K's and Q5_K's QLaneMath
+    /// gather their block header (and Q5_K's fifth bits) by shuffles from the unit's eight lanes, which is why they do
+    /// not split.</summary>
     void QLaneLoad(ArrayView<byte> row, int lead, int g, out QRaw raw);
 
     /// <summary>Σ w·x over lane unit <paramref name="g"/> from the words <see cref="QLaneLoad"/> loaded.</summary>
