@@ -54,7 +54,8 @@ public static class Gemv
     /// <summary>The register cap PtxBuild writes into an entry point's PTX (<c>.maxnreg</c>), 0 for none:
     /// <see cref="Int8MaxRegisters"/> for gemv, gemv_add, gemv_swiglu and gemv_qkv of the int8 formats but Q4_0, whose
     /// gemv_swiglu (two lane units an iteration) took 80 registers: capped, 8B Q4_0 decode fell 329 → 304 tok/s
-    /// (uncapped 335, same H100; since session 20's loads-together path ptxas gives it 64 uncapped); <see cref="SpillingMaxRegisters"/> for Q5_K's four, Q6_K's gemv_swiglu and Q6_K's gemv
+    /// (uncapped 335, same H100; since session 20's loads-together path ptxas gives it 64 uncapped);
+    /// <see cref="SpillingMaxRegisters"/> for Q5_K's four, Q6_K's gemv_swiglu and Q6_K's gemv
     /// (the lm_head of the K-quant and Q4_0 files: 128256 rows, many waves at either cap; 8B tg128 on an H100, session
     /// 16: Q4_K_M +0.4 %, Q4_0 +0.7 %; at 72 −0.5 %, uncapped −1.3 %; Q8_0's gemv at 80 was even);
     /// <see cref="SwiGluMaxRegisters"/> for Q4_K's and Q8_0's gemv_swiglu. A format pair's entry (q/k/v) takes 64 (72 was

@@ -164,7 +164,8 @@ public class WeightKernelTests
         GemvSwiGlu_matches_reference_at(format, 0, rows, cols, tokens);
 
     /// <summary>gemv_swiglu with one lane unit a thread: a one-token tile of Q4_0, Q4_K and Q5_K (QLaneTogether; the
-    /// K-quants' headers gathered by shuffles) loads gate's and up's words together, the other formats take the lane loop; one token, and five (a tile of four and one of one).</summary>
+    /// K-quants' headers gathered by shuffles) loads gate's and up's words together, the other formats take the lane
+    /// loop; one token, and five (a tile of four and one of one).</summary>
     [Theory]
     [MemberData(nameof(OneUnitCases))]
     public void GemvSwiGlu_with_one_unit_a_lane_matches_reference(string format, int block)
