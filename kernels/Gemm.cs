@@ -22,7 +22,8 @@ namespace Engine.Kernels;
 /// (docs/benchmarks.md "Session 18"). Session 19 took the stage loop's address arithmetic out (shared tiles read and
 /// written through per-thread views plus constants, the source rows fixed before the loop: 1,217 → 805 SASS
 /// instructions a warp and stage for Q8_0, 128 registers) and gave the groups their tiles by token bands
-/// (<see cref="TileOf"/>): 8B pp512 +29 % (Q8_0), +18 % (Q4_K_M), +15 % (Q4_0).
+/// (<see cref="TileOf"/>): 8B pp512 +29 % (Q8_0), +18 % (Q4_K_M), +15 % (Q4_0). Session 22 read the Q8_0 and Q4_0
+/// fragments by ldmatrix, four a group of 32 in place of sixteen 32-bit shared loads (<see cref="IInt8Tiles.MatrixLoads"/>).
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
@@ -36,13 +37,15 @@ public static class Gemm
     public const int TokensPerGroup = 64;
 
     /// <summary>The register cap PtxBuild writes into the GEMM entries (<c>.maxnreg</c>, <see cref="RegisterCaps"/>): 128,
-    /// so an SM holds two groups of 256 threads, for every format but Q8_0. ptxas alone gave the 4-bit and K-quant
-    /// entries 130–163 registers (one group an SM; at 128 they spill 0–128 bytes, Q4_0 none) and Q8_0's 128 without a
-    /// cap. Measured (8B pp512, H200, two interleaved rounds, tokens identical; docs/benchmarks.md "Session 20"): capped,
-    /// Q4_K_M +24 %, Q4_0 +21 % against the uncapped entries; Q8_0 with the cap ran 2.9 % slower than without it though
-    /// ptxas gave it 128 registers either way, so Q8_0 (alone or in a q/k/v pair) is not capped.</summary>
+    /// so an SM holds two groups of 256 threads, for every format. ptxas alone gave the 4-bit and K-quant entries
+    /// 130–163 registers (one group an SM; at 128 they spill 0–128 bytes, Q4_0 none). Measured (8B pp512, H200, two
+    /// interleaved rounds, tokens identical; docs/benchmarks.md "Session 20"): capped, Q4_K_M +24 %, Q4_0 +21 % against
+    /// the uncapped entries. Q8_0 was left uncapped then (ptxas gave it 128 registers either way, and capped it ran 2.9 %
+    /// slower); since its fragments are read by ldmatrix (<see cref="IInt8Tiles.MatrixLoads"/>) ptxas gives it 139
+    /// uncapped, one group an SM (8B pp512 −16 %), and 128 with 8–28 bytes of spills capped (+2.8 % against the
+    /// uncapped 32-bit loads: docs/benchmarks.md "Session 22").</summary>
     public static int MaxRegisters(string family, string? format) =>
-        family is "gemm" or "gemm_add" or "gemm_swiglu" or "gemm_qkv" && format is not null && format != "Q8_0" ? 128 : 0;
+        family is "gemm" or "gemm_add" or "gemm_swiglu" or "gemm_qkv" && format is not null ? 128 : 0;
 
     /// <summary>Same arguments as <see cref="Gemv.Run{T}"/> (the runtime swaps the kernel, not the arguments);
     /// <paramref name="x"/> is not read.</summary>
@@ -198,6 +201,9 @@ public static class Gemm
     /// a stage take (128 + 64)·36·4 bytes plus the scales, 35 KB.</summary>
     public const int StageGroups = 4;
 
+    /// <summary>Bytes of the weight and activation tiles (<see cref="Allocate"/>'s first two arrays).</summary>
+    public const int TileWBytes = RowsPerGroup * Stride * 4, TileXBytes = TokensPerGroup * Stride * 4;
+
     /// <summary>The tiles of a group: 128 rows × 64 tokens, 256 threads (a warp per 32 × 32).</summary>
     public static Tiles Allocate() => new()
     {
@@ -267,6 +273,7 @@ public static class Gemm
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var at = Sources.Of(format, lo, hi, xq, rows, cols, nTokens, loRow0, hiRow0, tokenTile * TokensPerGroup, tid);
         var acc = default(WarpTile);
+        uint am = (format.MatrixLoads & 1) != 0 ? MatrixRowA(wr, lane) : 0, bm = (format.MatrixLoads & 2) != 0 ? MatrixRowB(wt, lane) : 0;
         var next = Load(format, at, 0, tid);
         for (int k0 = 0; k0 < at.Groups; k0 += StageGroups)
         {
@@ -274,10 +281,10 @@ public static class Gemm
             Store(s, next, tid);
             Group.Barrier();
             next = Load(format, at, k0 + StageGroups, tid);
-            acc = Products(format, acc, s, wr, wt, g, t, 0);
-            acc = Products(format, acc, s, wr, wt, g, t, 1);
-            acc = Products(format, acc, s, wr, wt, g, t, 2);
-            acc = Products(format, acc, s, wr, wt, g, t, 3);
+            acc = Products(format, acc, s, wr, wt, g, t, 0, am, bm);
+            acc = Products(format, acc, s, wr, wt, g, t, 1, am, bm);
+            acc = Products(format, acc, s, wr, wt, g, t, 2, am, bm);
+            acc = Products(format, acc, s, wr, wt, g, t, 3, am, bm);
         }
         return acc;
     }
@@ -416,16 +423,41 @@ public static class Gemm
     }
 
     /// <summary>The warp's products of group <paramref name="kg"/> of the stage in the tiles.</summary>
-    private static WarpTile Products<T>(T format, WarpTile acc, Tiles s, int wr, int wt, int g, int t, int kg)
+    private static WarpTile Products<T>(T format, WarpTile acc, Tiles s, int wr, int wt, int g, int t, int kg, uint am, uint bm)
         where T : struct, IInt8Tiles
     {
         // Every shared load below is one of these per-thread views plus a constant (see Store).
         int aw = (wr + g) * Stride + kg * 8 + t, bw = (wt + g) * Stride + kg * 8 + t;
-        var av = s.W.SubView((wr + g) * Stride + t);
-        var bv = s.X.SubView((wt + g) * Stride + t);
-        Fragment a0 = Fragment.A(av, kg * 8, Stride), a1 = Fragment.A(av, kg * 8 + 16 * Stride, Stride);
-        Fragment b0 = Fragment.B(bv, kg * 8), b1 = Fragment.B(bv, kg * 8 + 8 * Stride);
-        Fragment b2 = Fragment.B(bv, kg * 8 + 16 * Stride), b3 = Fragment.B(bv, kg * 8 + 24 * Stride);
+        // ldmatrix.x4 (format.MatrixLoads): one for A of each m16 tile, one for B of two n8 tiles, in place of four
+        // 32-bit shared loads each.
+        bool matrixA = CudaAsm.IsSupported && (format.MatrixLoads & 1) != 0, matrixB = CudaAsm.IsSupported && (format.MatrixLoads & 2) != 0;
+        const int Tile16 = 16 * Stride * 4;
+        Fragment a0, a1, b0, b1, b2, b3;
+        if (matrixA)
+        {
+            a0 = Fragment.Matrices(am + (uint)(32 * kg));
+            a1 = Fragment.Matrices(am + (uint)(32 * kg + Tile16));
+        }
+        else
+        {
+            var av = s.W.SubView((wr + g) * Stride + t);
+            a0 = Fragment.A(av, kg * 8, Stride); a1 = Fragment.A(av, kg * 8 + 16 * Stride, Stride);
+        }
+        if (matrixB)
+        {
+            var n01 = Fragment.Matrices(bm + (uint)(32 * kg));
+            var n23 = Fragment.Matrices(bm + (uint)(32 * kg + Tile16));
+            b0 = new Fragment { R0 = n01.R0, R1 = n01.R1 };
+            b1 = new Fragment { R0 = n01.R2, R1 = n01.R3 };
+            b2 = new Fragment { R0 = n23.R0, R1 = n23.R1 };
+            b3 = new Fragment { R0 = n23.R2, R1 = n23.R3 };
+        }
+        else
+        {
+            var bv = s.X.SubView((wt + g) * Stride + t);
+            b0 = Fragment.B(bv, kg * 8); b1 = Fragment.B(bv, kg * 8 + 8 * Stride);
+            b2 = Fragment.B(bv, kg * 8 + 16 * Stride); b3 = Fragment.B(bv, kg * 8 + 24 * Stride);
+        }
         var rs = RowScales.Views(s, wr + g);
         var r0 = RowScales.Of(rs, 0, kg, StageGroups);
         var r1 = RowScales.Of(rs, 16, kg, StageGroups);
@@ -456,6 +488,47 @@ public static class Gemm
         };
 
         public static Fragment B(ArrayView<int> tile, int at) => new() { R0 = (uint)tile[at], R1 = (uint)tile[at + 4] };
+
+        /// <summary>Four 8 × 8 matrices of 16-bit elements (8 × 16 bytes each) by one ldmatrix.x4 (PTX ISA "Warp-level
+        /// matrix load instruction: ldmatrix"): <paramref name="address"/> is the lane's row of matrix lane / 8 in
+        /// shared memory (<see cref="MatrixRowA"/>, <see cref="MatrixRowB"/>); Ri is the lane's word of matrix i (row
+        /// lane / 4, bytes 4·(lane % 4)…), the word the int8 fragment layout gives the lane.</summary>
+        public static Fragment Matrices(uint address)
+        {
+            Input<uint> at = address;
+            Output<uint> r0 = default, r1 = default, r2 = default, r3 = default;
+            CudaAsm.EmitRef("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];", ref r0, ref r1, ref r2, ref r3, ref at);
+            return new Fragment { R0 = r0.Value, R1 = r1.Value, R2 = r2.Value, R3 = r3.Value };
+        }
+    }
+
+    /// <summary>The lane's ldmatrix row for the A fragments of the warp's first m16 tile at group 0: matrix i = lane / 8
+    /// is rows 8·(i % 2)… of the tile at bytes 16·(i / 2), so its registers are A's R0 (rows g, k 4t…), R1 (rows g + 8),
+    /// R2 (rows g, k 16 + 4t…) and R3. The second m16 tile is 16 rows on, group kg 32·kg bytes on. 0 where there is no
+    /// ldmatrix (the CPU accelerator's managed products read the tiles).</summary>
+    private static uint MatrixRowA(int wr, int lane) =>
+        CudaAsm.IsSupported ? TileW() + (uint)(4 * (wr + (lane & 7) + 8 * ((lane >> 3) & 1)) * Stride + 16 * (lane >> 4)) : 0;
+
+    /// <summary>The lane's ldmatrix row for the B fragments of the warp's n8 tiles 0 and 1 at group 0: matrix i = lane / 8
+    /// is tokens 8·(i / 2)… at bytes 16·(i % 2), so its registers are tile 0's R0, R1 and tile 1's R0, R1. Tiles 2 and 3
+    /// are 16 tokens on.</summary>
+    private static uint MatrixRowB(int wt, int lane) =>
+        CudaAsm.IsSupported ? TileX() + (uint)(4 * (wt + (lane & 7) + 8 * (lane >> 4)) * Stride + 16 * ((lane >> 3) & 1)) : 0;
+
+    /// <summary>The shared-memory addresses of the weight and activation tiles. ILGPU gives a kernel's shared arrays
+    /// the names __shared_alloca0, 1, … in the order they are allocated, and a view no address a kernel can read, so
+    /// the tiles are named: <see cref="Allocate"/> allocates W first and X second, and PtxBuild fails the build where an
+    /// entry with ldmatrix declares them with other sizes (PtxBuild's CheckTileNames).</summary>
+    private static uint TileW()
+    {
+        CudaAsm.Emit("{ .reg .u64 t; mov.u64 t, __shared_alloca0; cvt.u32.u64 %0, t; }", out uint a);
+        return a;
+    }
+
+    private static uint TileX()
+    {
+        CudaAsm.Emit("{ .reg .u64 t; mov.u64 t, __shared_alloca1; cvt.u32.u64 %0, t; }", out uint a);
+        return a;
     }
 
     /// <summary>Scales of the lane's two rows g, g + 8 of an m16 tile for one group.</summary>

@@ -18,6 +18,15 @@ public interface IInt8Tiles
     /// <summary>True for the formats with a min term (Q4_K, Q5_K: w = d·sc·q − dmin·m); the others skip it.</summary>
     bool HasMin { get; }
 
+    /// <summary>Which fragments the GEMM reads from its shared tiles by ldmatrix (1: the weights' A, 2: the
+    /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q8_0 and Q4_0,
+    /// 0 for the K-quants. Measured (8B pp512, H200, docs/benchmarks.md "Session 22"): both, Q8_0 +2.8 % (at the
+    /// 128-register cap; uncapped ptxas gave it 139 registers and it lost 16 %), Q4_0 +4.5–5.9 %; the K-quant entries
+    /// already spill at the cap and spill more with either: both, Q4_K_M and Q5_K_M lost 68–71 %, Q6_K +0.5 %; A
+    /// alone for Q4_K slowed its gemm 8 % (76 → 156 bytes of spills), B alone for Q5_K 4 % (its gemm) and for Q6_K
+    /// 0.5 %.</summary>
+    int MatrixLoads { get; }
+
     /// <summary>Weights 8·<paramref name="part"/> … 8·part + 7 (part 0..3) of 32-group <paramref name="group"/> of
     /// the row as 8 signed bytes, little-endian: <paramref name="lo"/> weights 0..3 of the part, <paramref name="hi"/> 4..7.</summary>
     void Weights8(ArrayView<byte> row, int group, int part, out uint lo, out uint hi);
@@ -48,6 +57,7 @@ public static class Int8Bytes
 
 public partial struct Q8_0 : IInt8Tiles
 {
+    public readonly int MatrixLoads => 3;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
 
@@ -68,6 +78,7 @@ public partial struct Q8_0 : IInt8Tiles
 
 public partial struct Q4_0 : IInt8Tiles
 {
+    public readonly int MatrixLoads => 3;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
 
@@ -89,6 +100,7 @@ public partial struct Q4_0 : IInt8Tiles
 
 public partial struct Q4_K : IInt8Tiles
 {
+    public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
 
@@ -112,6 +124,7 @@ public partial struct Q4_K : IInt8Tiles
 
 public partial struct Q5_K : IInt8Tiles
 {
+    public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
 
@@ -135,6 +148,7 @@ public partial struct Q5_K : IInt8Tiles
 
 public partial struct Q6_K : IInt8Tiles
 {
+    public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => true;
     public readonly bool HasMin => false;
 

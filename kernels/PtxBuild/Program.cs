@@ -60,6 +60,14 @@ foreach (var (name, arch, isa) in targets)
             Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: PTX has no entry {entry.PtxEntry}");
             return 1;
         }
+        // Gemm's ldmatrix addresses name its shared tiles as ILGPU names them, by allocation order (Gemm.TileW/TileX).
+        if (ptx.Contains("mov.u64 t, __shared_alloca", StringComparison.Ordinal)
+            && !(ptx.Contains($"__shared_alloca0[{Engine.Kernels.Gemm.TileWBytes}];", StringComparison.Ordinal)
+                 && ptx.Contains($"__shared_alloca1[{Engine.Kernels.Gemm.TileXBytes}];", StringComparison.Ordinal)))
+        {
+            Console.Error.WriteLine($"PtxBuild: error: {entry.Name} for {name}: __shared_alloca0/1 are not the GEMM's W and X tiles ({Engine.Kernels.Gemm.TileWBytes} and {Engine.Kernels.Gemm.TileXBytes} bytes)");
+            return 1;
+        }
         ptx = ForTarget(ptx, name);
         if (name == "sm_90" && Engine.Kernels.Gemv.StreamsEvictFirst(entry.Family, entry.Format, entry.F32Activations))
             ptx = EvictFirst(ptx, entry.PtxEntry);

@@ -119,7 +119,7 @@ public partial class PtxAbiTests
     /// <summary>Register caps (.maxnreg, written by PtxBuild between an entry's parameters and its body): each entry's
     /// is RegisterCaps.Of's, on both targets, and no other entry has one; that rule caps the int8 GEMVs (64 for Q8_0's
     /// gemv, 72 for its gemv_swiglu, none for its f32act entry) and the short attention kernels at 128 (two groups of 256
-    /// threads an SM), and the GEMMs of every format but Q8_0 at 128 (two groups an SM).</summary>
+    /// threads an SM), and the GEMMs of every format at 128 (two groups an SM).</summary>
     [Fact]
     public void Register_caps_are_the_gemvs_the_gemms_and_the_short_attentions()
     {
@@ -140,8 +140,33 @@ public partial class PtxAbiTests
         Assert.Equal(0, RegisterCaps.Of("gemv", "Q8_0", true));
         Assert.Equal((128, 128, 128, 128), (RegisterCaps.Of("gemm", "Q4_K", false), RegisterCaps.Of("gemm_add", "Q6_K", false),
             RegisterCaps.Of("gemm_swiglu", "Q4_0", false), RegisterCaps.Of("gemm_qkv", "Q4_K/Q6_K", false)));
-        Assert.Equal((0, 0, 0), (RegisterCaps.Of("gemm_swiglu", "Q8_0", false), RegisterCaps.Of("gemm", "Q8_0", false),
+        Assert.Equal((128, 128, 128), (RegisterCaps.Of("gemm_swiglu", "Q8_0", false), RegisterCaps.Of("gemm", "Q8_0", false),
             RegisterCaps.Of("gemm_qkv", "Q8_0", false)));
+    }
+
+    /// <summary>The GEMMs of the formats whose fragments are read by ldmatrix (IInt8Tiles.MatrixLoads: Q8_0 and Q4_0)
+    /// have it, 16 a module (four a group of 32, four groups a stage), on both targets, and name their shared tiles
+    /// as ILGPU declares them (__shared_alloca0 the weights', 1 the activations', at Gemm's tile sizes); no other
+    /// entry has ldmatrix.</summary>
+    [Fact]
+    public void The_q8_0_and_q4_0_gemms_read_their_fragments_by_ldmatrix()
+    {
+        int withMatrices = 0;
+        foreach (var target in new[] { "sm_80", "sm_90" })
+            foreach (var e in PtxModules.EntryPoints)
+            {
+                string ptx = PtxModules.Get(target)[e.Name];
+                int n = Regex.Matches(ptx, @"\bldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16\b").Count;
+                bool want = e.Family.StartsWith("gemm", StringComparison.Ordinal) && e.Format is "Q8_0" or "Q4_0";
+                Assert.True(want ? n == 16 : n == 0, $"{target} {e.Name}: {n} ldmatrix");
+                if (!want) continue;
+                withMatrices++;
+                Assert.Contains($"__shared_alloca0[{Gemm.TileWBytes}];", ptx);
+                Assert.Contains($"__shared_alloca1[{Gemm.TileXBytes}];", ptx);
+                Assert.Contains("mov.u64 t, __shared_alloca0;", ptx);
+                Assert.Contains("mov.u64 t, __shared_alloca1;", ptx);
+            }
+        Assert.Equal(16, withMatrices);   // gemm, gemm_add, gemm_swiglu, gemm_qkv × Q8_0, Q4_0 × two targets
     }
 
     [Fact]
