@@ -201,6 +201,9 @@ public static class Gemm
     /// a stage take (128 + 64)·36·4 bytes plus the scales, 35 KB.</summary>
     public const int StageGroups = 4;
 
+    /// <summary>Bytes from one m16 tile's (or two n8 tiles') ldmatrix rows to the next 16 rows' (or tokens').</summary>
+    public const int MatrixTile16 = 16 * Stride * 4;
+
     /// <summary>Bytes of the weight and activation tiles (<see cref="Allocate"/>'s first two arrays).</summary>
     public const int TileWBytes = RowsPerGroup * Stride * 4, TileXBytes = TokensPerGroup * Stride * 4;
 
@@ -431,12 +434,11 @@ public static class Gemm
         // ldmatrix.x4 (format.MatrixLoads): one for A of each m16 tile, one for B of two n8 tiles, in place of four
         // 32-bit shared loads each.
         bool matrixA = CudaAsm.IsSupported && (format.MatrixLoads & 1) != 0, matrixB = CudaAsm.IsSupported && (format.MatrixLoads & 2) != 0;
-        const int Tile16 = 16 * Stride * 4;
         Fragment a0, a1, b0, b1, b2, b3;
         if (matrixA)
         {
             a0 = Fragment.Matrices(am + (uint)(32 * kg));
-            a1 = Fragment.Matrices(am + (uint)(32 * kg + Tile16));
+            a1 = Fragment.Matrices(am + (uint)(32 * kg + MatrixTile16));
         }
         else
         {
@@ -446,7 +448,7 @@ public static class Gemm
         if (matrixB)
         {
             var n01 = Fragment.Matrices(bm + (uint)(32 * kg));
-            var n23 = Fragment.Matrices(bm + (uint)(32 * kg + Tile16));
+            var n23 = Fragment.Matrices(bm + (uint)(32 * kg + MatrixTile16));
             b0 = new Fragment { R0 = n01.R0, R1 = n01.R1 };
             b1 = new Fragment { R0 = n01.R2, R1 = n01.R3 };
             b2 = new Fragment { R0 = n23.R0, R1 = n23.R1 };
@@ -506,14 +508,18 @@ public static class Gemm
     /// is rows 8·(i % 2)… of the tile at bytes 16·(i / 2), so its registers are A's R0 (rows g, k 4t…), R1 (rows g + 8),
     /// R2 (rows g, k 16 + 4t…) and R3. The second m16 tile is 16 rows on, group kg 32·kg bytes on. 0 where there is no
     /// ldmatrix (the CPU accelerator's managed products read the tiles).</summary>
-    private static uint MatrixRowA(int wr, int lane) =>
-        CudaAsm.IsSupported ? TileW() + (uint)(4 * (wr + (lane & 7) + 8 * ((lane >> 3) & 1)) * Stride + 16 * (lane >> 4)) : 0;
+    private static uint MatrixRowA(int wr, int lane) => CudaAsm.IsSupported ? TileW() + (uint)MatrixRowOffsetA(wr, lane) : 0;
+
+    /// <summary>The byte offset in the weight tile of <see cref="MatrixRowA"/> (tested against <see cref="Fragment.A"/>).</summary>
+    public static int MatrixRowOffsetA(int wr, int lane) => 4 * (wr + (lane & 7) + 8 * ((lane >> 3) & 1)) * Stride + 16 * (lane >> 4);
 
     /// <summary>The lane's ldmatrix row for the B fragments of the warp's n8 tiles 0 and 1 at group 0: matrix i = lane / 8
     /// is tokens 8·(i / 2)… at bytes 16·(i % 2), so its registers are tile 0's R0, R1 and tile 1's R0, R1. Tiles 2 and 3
     /// are 16 tokens on.</summary>
-    private static uint MatrixRowB(int wt, int lane) =>
-        CudaAsm.IsSupported ? TileX() + (uint)(4 * (wt + (lane & 7) + 8 * (lane >> 4)) * Stride + 16 * ((lane >> 3) & 1)) : 0;
+    private static uint MatrixRowB(int wt, int lane) => CudaAsm.IsSupported ? TileX() + (uint)MatrixRowOffsetB(wt, lane) : 0;
+
+    /// <summary>The byte offset in the activation tile of <see cref="MatrixRowB"/> (tested against <see cref="Fragment.B"/>).</summary>
+    public static int MatrixRowOffsetB(int wt, int lane) => 4 * (wt + (lane & 7) + 8 * (lane >> 4)) * Stride + 16 * ((lane >> 3) & 1);
 
     /// <summary>The shared-memory addresses of the weight and activation tiles. ILGPU gives a kernel's shared arrays
     /// the names __shared_alloca0, 1, … in the order they are allocated, and a view no address a kernel can read, so

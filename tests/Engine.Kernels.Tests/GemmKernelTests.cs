@@ -150,4 +150,45 @@ public class GemmKernelTests
         }
         return y;
     }
+
+    /// <summary>ldmatrix.x4 (the Q8_0 and Q4_0 GEMMs' fragment loads on the GPU, Gemm.Fragment.Matrices) hands lane ℓ,
+    /// for matrix i, the word at byte 4·(ℓ % 4) of the row whose address lane 8i + ℓ / 4 supplies (PTX ISA "Warp-level
+    /// matrix load instruction: ldmatrix"). Emulated on tiles that hold their own word indices: for every warp
+    /// position, group of the stage and m16 tile (or pair of n8 tiles), each lane's four registers are the words that
+    /// Fragment.A and Fragment.B, the 32-bit shared loads the CPU accelerator and the K-quants run, give it. (The mma
+    /// on the fragments is gpu-selftest's: CI has no GPU.)</summary>
+    [Fact]
+    public void Ldmatrix_rows_give_each_lane_the_words_of_the_fragment_loads()
+    {
+        using var wBuffer = KernelHarness.Shared.Upload(Enumerable.Range(0, Gemm.TileWBytes / 4).ToArray());
+        using var xBuffer = KernelHarness.Shared.Upload(Enumerable.Range(0, Gemm.TileXBytes / 4).ToArray());
+        ArrayView<int> w = wBuffer.View.BaseView, x = xBuffer.View.BaseView;
+        // Register i of lane ℓ: the word index in the tile, from the rows the lanes supply at byte offset `at`.
+        static int Word(Func<int, int> rowOf, int at, int lane, int i) => (rowOf(8 * i + lane / 4) + at) / 4 + lane % 4;
+        for (int kg = 0; kg < Gemm.StageGroups; kg++)
+            for (int lane = 0; lane < 32; lane++)
+            {
+                int g = lane >> 2, t = lane & 3;
+                foreach (int wr in new[] { 0, 32, 64, 96 })
+                    for (int m = 0; m < 2; m++)
+                    {
+                        var a = Gemm.Fragment.A(w.SubView((wr + g) * Gemm.Stride + t), kg * 8 + 16 * m * Gemm.Stride, Gemm.Stride);
+                        int at = 32 * kg + m * Gemm.MatrixTile16;
+                        Func<int, int> row = l => Gemm.MatrixRowOffsetA(wr, l);
+                        Assert.Equal(new[] { (int)a.R0, (int)a.R1, (int)a.R2, (int)a.R3 },
+                            new[] { Word(row, at, lane, 0), Word(row, at, lane, 1), Word(row, at, lane, 2), Word(row, at, lane, 3) });
+                    }
+                foreach (int wt in new[] { 0, 32 })
+                    for (int pair = 0; pair < 2; pair++)
+                    {
+                        var bv = x.SubView((wt + g) * Gemm.Stride + t);
+                        var lo = Gemm.Fragment.B(bv, kg * 8 + 16 * pair * Gemm.Stride);
+                        var hi = Gemm.Fragment.B(bv, kg * 8 + (16 * pair + 8) * Gemm.Stride);
+                        int at = 32 * kg + pair * Gemm.MatrixTile16;
+                        Func<int, int> row = l => Gemm.MatrixRowOffsetB(wt, l);
+                        Assert.Equal(new[] { (int)lo.R0, (int)lo.R1, (int)hi.R0, (int)hi.R1 },
+                            new[] { Word(row, at, lane, 0), Word(row, at, lane, 1), Word(row, at, lane, 2), Word(row, at, lane, 3) });
+                    }
+            }
+    }
 }
