@@ -64,6 +64,24 @@ public static class KQuants
         ScaleMinAt(s0, s1, s2, k1, high, out sc1, out m1);
     }
 
+    /// <summary>get_scale_min_k4 for sub-blocks k (&lt; 4) and 4 + k from the three scale words: bytes k, k + 4 give the
+    /// first's scale and min, byte k + 8's nibbles and the top bits of bytes k, k + 4 the second's (the f32 lane dots of
+    /// Q4_K and Q5_K, whose lane unit covers weights 4l… of both halves of a block).</summary>
+    public static void ScaleMinHalves(uint s0, uint s1, uint s2, int k, out int sc0, out int m0, out int sc1, out int m1)
+    {
+        int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);
+        sc0 = b0 & 63; m0 = b1 & 63;
+        sc1 = (b2 & 0xF) | ((b0 >> 6) << 4); m1 = (b2 >> 4) | ((b1 >> 6) << 4);
+    }
+
+    /// <summary>The f32 activations of lane unit <paramref name="g"/> of a 256-weight-block format (Q4_K, Q5_K, Q6_K):
+    /// weights 4l … 4l + 3 of each half of block g / 32 (l = g % 32), 16-byte loads.</summary>
+    public static void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
+    {
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31), out a.A, out a.B, out a.C, out a.D);
+        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31) + 128, out c.A, out c.B, out c.C, out c.D);
+    }
+
     /// <summary>The int8 GEMV's value of a Q4_K/Q5_K unit: its integer dots <paramref name="lo"/> (sub-block 2j) and
     /// <paramref name="hi"/> (2j + 1) scaled by d·sc and the activation scales, minus dmin·m times the activations'
     /// sums (<see cref="XLane"/>: D0, D1 the scales, D2, D3 the d·Σq terms); <paramref name="dm"/> holds f16 d and

@@ -50,11 +50,8 @@ public partial struct Q5_K : IWeightFormat
     public readonly int LaneElements => 8;
     public readonly int LaneAlignment => 16;
 
-    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
-    {
-        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31), out a.A, out a.B, out a.C, out a.D);
-        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31) + 128, out c.A, out c.B, out c.C, out c.D);
-    }
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c) =>
+        KQuants.LaneX(x, xRow, g, out a, out c);
 
     public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
@@ -68,10 +65,7 @@ public partial struct Q5_K : IWeightFormat
         // Fifth bits: qh[4(l%8) + i] bit s, s = 4h + k.
         uint hq = Ld.U32(data, block + 16 + 4 * (l & 7)) >> k, h0 = hq, h1 = hq >> 4;
         float a0 = a.A, a1 = a.B, a2 = a.C, a3 = a.D, c0 = c.A, c1 = c.B, c2 = c.C, c3 = c.D;
-        // get_scale_min_k4 for sub-blocks k (< 4) and 4 + k: bytes k, k + 4, k + 8 of scales.
-        int b0 = (int)((s0 >> (8 * k)) & 0xFF), b1 = (int)((s1 >> (8 * k)) & 0xFF), b2 = (int)((s2 >> (8 * k)) & 0xFF);
-        int sc0 = b0 & 63, m0 = b1 & 63;
-        int sc1 = (b2 & 0xF) | ((b0 >> 6) << 4), m1 = (b2 >> 4) | ((b1 >> 6) << 4);
+        KQuants.ScaleMinHalves(s0, s1, s2, k, out int sc0, out int m0, out int sc1, out int m1);
         float dot0 = Ld.Small((int)(((q0 >> 0) & 0xF) | (((h0 >> 0) & 1) << 4)), 0) * a0 + Ld.Small((int)(((q0 >> 8) & 0xF) | (((h0 >> 8) & 1) << 4)), 0) * a1 + Ld.Small((int)(((q0 >> 16) & 0xF) | (((h0 >> 16) & 1) << 4)), 0) * a2 + Ld.Small((int)(((q0 >> 24) & 0xF) | (((h0 >> 24) & 1) << 4)), 0) * a3;
         float dot1 = Ld.Small((int)(((q1 >> 0) & 0xF) | (((h1 >> 0) & 1) << 4)), 0) * c0 + Ld.Small((int)(((q1 >> 8) & 0xF) | (((h1 >> 8) & 1) << 4)), 0) * c1 + Ld.Small((int)(((q1 >> 16) & 0xF) | (((h1 >> 16) & 1) << 4)), 0) * c2 + Ld.Small((int)(((q1 >> 24) & 0xF) | (((h1 >> 24) & 1) << 4)), 0) * c3;
         float sum0 = (a0 + a1) + (a2 + a3), sum1 = (c0 + c1) + (c2 + c3);

@@ -43,11 +43,8 @@ public partial struct Q6_K : IWeightFormat
     public readonly int LaneElements => 8;
     public readonly int LaneAlignment => 2;
 
-    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c)
-    {
-        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31), out a.A, out a.B, out a.C, out a.D);
-        Ld.F4(x, xRow + 256L * (g >> 5) + 4 * (g & 31) + 128, out c.A, out c.B, out c.C, out c.D);
-    }
+    public readonly void LaneX(ArrayView<float> x, long xRow, int g, out Ld.Quad<float> a, out Ld.Quad<float> c) =>
+        KQuants.LaneX(x, xRow, g, out a, out c);
 
     public readonly float LaneDot(ArrayView<byte> data, long row, int g, Ld.Quad<float> a, Ld.Quad<float> c)
     {
