@@ -9,13 +9,17 @@
 //   1 early : 4096-column matrices load a lane's chunks before the wait (Engine's q/k/v and o today), others as 0
 //   2 bulk  : thread 0 issues cp.async.bulk of the group's rows into shared memory before the wait; lanes read smem
 //   3 bulk by warp: lane 0 of each warp copies its own row under its own mbarrier
+//   4 ring  : persistent groups (as many as fit an SM), a ring of S stages of R rows each, filled by bulk copies
+//   5 ring2 : one group an SM of up to 512 threads on half the shared memory (the next GEMV lands beside it)
 // Output: each GEMV alone (32 in a chain), then us a token per mix of modes (the full chain and the GEMVs only), against
-// the weights' bytes at the measured device copy rate. Results: docs/benchmarks.md "Session 19" (the bulk modes lose).
+// the weights' bytes at the measured device copy rate. Results: docs/benchmarks.md "Session 19" (the bulk modes lose)
+// and "Session 23" (the rings lose too).
 // Build and run there (nvcc is on the device image):
-//   nvcc -O3 -arch=sm_90 -std=c++17 scripts/device/streambench.cu -o /tmp/sb && /tmp/sb
+//   nvcc -O3 -arch=sm_90a -std=c++17 scripts/device/streambench.cu -o /tmp/sb && /tmp/sb
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
+#include <cmath>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include "bench.cuh"
@@ -137,6 +141,196 @@ k_gemv(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
     epilogue<COLS, EPI>(acc, y, b);
 }
 
+
+// MODE 4 "ring" (session 23): persistent groups (as many as fit an SM, the grid balanced so every group takes the same
+// number of tiles), each walking tiles of R rows (t = blockIdx.x, + gridDim.x, ...) through a ring of S stages in
+// shared memory. Thread 0 fills a stage with one bulk copy of the tile's nibbles and one of its scales under the
+// stage's mbarrier; the first S stages are issued before griddepcontrol.wait, a stage is refilled with the tile S
+// ahead as soon as the group has read it (the tile's barrier). Warp w takes rows w, w + 4, ... of a tile, its lanes
+// the row's chunks as k_gemv does, so the outputs equal k_gemv's bit for bit.
+template <int COLS, int R, int S> struct Ring {
+    static constexpr int CH = COLS / 32, NB = R * COLS / 2, SB = R * CH * 2, STAGE = NB + SB;
+    static constexpr size_t smem = 128 + (size_t)S * STAGE + COLS + COLS / 32 * 4;
+    static_assert(R % 4 == 0 && STAGE % 16 == 0 && S <= 16, "ring geometry");
+};
+
+__device__ __forceinline__ void ring_issue(uint32_t bar, uint32_t dst, const void* w, uint32_t nw, const void* sc, uint32_t ns) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(bar), "r"(nw + ns) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 :: "r"(dst), "l"(w), "r"(nw), "r"(bar) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 :: "r"(dst + nw), "l"(sc), "r"(ns), "r"(bar) : "memory");
+}
+
+template <int COLS, int EPI, int R, int S>
+__global__ void __launch_bounds__(128)
+k_ring(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8_t* xq, const float* xs, float* y, int tiles)
+{
+    using G = Ring<COLS, R, S>;
+    constexpr int CH = G::CH, PER = CH / 32;
+    extern __shared__ __align__(128) uint8_t sm[];
+    __shared__ float part[2][R];
+    uint64_t* full = reinterpret_cast<uint64_t*>(sm);
+    uint8_t* ring = sm + 128;
+    int8_t* sx = reinterpret_cast<int8_t*>(ring + S * G::STAGE);
+    float* sxs = reinterpret_cast<float*>(sx + COLS);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const uint32_t bar0 = smem_addr(full), ring0 = smem_addr(ring);
+    pdl_trigger();
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(bar0 + 8 * s));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int s = 0; s < S; s++) {
+            int t = blockIdx.x + s * gridDim.x;
+            if (t < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)t * G::NB, G::NB, ws + (size_t)t * R * CH, G::SB);
+        }
+    }
+    __syncthreads();
+    pdl_wait();
+    stage_x<COLS>(xq, xs, sx, sxs);
+    for (int k = 0;; k++) {
+        const int t = blockIdx.x + k * gridDim.x;
+        if (t >= tiles) break;
+        const int s = k % S;
+        uint32_t ok = 0;
+        do {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                         : "=r"(ok) : "r"(bar0 + 8 * s), "r"((k / S) & 1) : "memory");
+        } while (!ok);
+        const uint8_t* sw = ring + s * G::STAGE;
+        const __half* ss = reinterpret_cast<const __half*>(sw + G::NB);
+#pragma unroll
+        for (int rr = 0; rr < R / 4; rr++) {
+            const int r = warp + 4 * rr;
+            const uint4* w4 = reinterpret_cast<const uint4*>(sw + r * (COLS / 2));
+            const __half* s1 = ss + r * CH;
+            float acc = 0;
+#pragma unroll 4
+            for (int i = 0; i < PER; i++) {
+                int c = lane + 32 * i;
+                const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
+                acc += (float)dot4_unit(w4[c], x4[0], x4[1]) * __half2float(s1[c]) * sxs[c];
+            }
+            for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
+            if (lane == 0) part[k & 1][r] = acc;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const int tn = t + S * gridDim.x;
+            if (tn < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)tn * G::NB, G::NB, ws + (size_t)tn * R * CH, G::SB);
+        }
+        if (EPI == 2) {
+            if (threadIdx.x < R / 2) {
+                const int q = threadIdx.x >> 1, i = threadIdx.x & 1;
+                float g = part[k & 1][4 * q + i], u = part[k & 1][4 * q + 2 + i];
+                y[2 * (t * (R / 4) + q) + i] = g / (1.0f + __expf(-g)) * u;
+            }
+        } else if (threadIdx.x < R) {
+            const int row = t * R + threadIdx.x;
+            if (EPI == 1) y[row] = __ldcg(y + row) + part[k & 1][threadIdx.x]; else y[row] = part[k & 1][threadIdx.x];
+        }
+    }
+}
+
+
+// MODE 5 "ring2": one group an SM of T threads using at most half the SM's shared memory, so the next GEMV's group can
+// land beside it and fill its ring before its wait. A tile of R rows; W = T/32 warps, W/R warps a row (or R/W rows a
+// warp), each warp's lanes over its share of the row's chunks; a lane's activations held in registers where its share
+// is at most 4 chunks (the x chunks are the same for every row it takes).
+template <int COLS, int R, int S, int T> struct Ring2 {
+    static constexpr int CH = COLS / 32, NB = R * COLS / 2, SB = R * CH * 2, STAGE = NB + SB, W = T / 32;
+    static constexpr int WPR = W >= R ? W / R : 1, RPW = W >= R ? 1 : R / W, PERL = CH / (32 * WPR);
+    static constexpr bool XREG = PERL <= 4;
+    static constexpr size_t smem = 128 + (size_t)S * STAGE + (XREG ? 0 : COLS + COLS / 32 * 4);
+    static_assert(W % R == 0 || R % W == 0, "rows over warps");
+    static_assert(CH % (32 * WPR) == 0 && STAGE % 16 == 0, "ring2 geometry");
+};
+
+template <int COLS, int EPI, int R, int S, int T>
+__global__ void __launch_bounds__(T, 2)
+k_ring2(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8_t* xq, const float* xs, float* y, int tiles)
+{
+    using G = Ring2<COLS, R, S, T>;
+    constexpr int CH = G::CH, PERL = G::PERL, WPR = G::WPR, RPW = G::RPW;
+    extern __shared__ __align__(128) uint8_t sm[];
+    __shared__ float part[2][R * WPR];
+    uint64_t* full = reinterpret_cast<uint64_t*>(sm);
+    uint8_t* ring = sm + 128;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wrow = warp / WPR, wpart = warp % WPR, L = wpart * 32 + lane;
+    const uint32_t bar0 = smem_addr(full), ring0 = smem_addr(ring);
+    pdl_trigger();
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < S; s++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(bar0 + 8 * s));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int s = 0; s < S; s++) {
+            int t = blockIdx.x + s * gridDim.x;
+            if (t < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)t * G::NB, G::NB, ws + (size_t)t * R * CH, G::SB);
+        }
+    }
+    __syncthreads();
+    pdl_wait();
+    int4 xr[G::XREG ? 2 * PERL : 1]; float xsr[G::XREG ? PERL : 1];
+    int8_t* sx = reinterpret_cast<int8_t*>(ring + S * G::STAGE);
+    float* sxs = reinterpret_cast<float*>(sx + COLS);
+    if constexpr (G::XREG) {
+#pragma unroll
+        for (int i = 0; i < PERL; i++) {
+            const int c = L + 32 * WPR * i;
+            const int4* x4 = reinterpret_cast<const int4*>(xq + 32 * c);
+            xr[2 * i] = __ldcg(x4); xr[2 * i + 1] = __ldcg(x4 + 1); xsr[i] = __ldcg(xs + c);
+        }
+    } else {
+        stage_x<COLS>(xq, xs, sx, sxs);
+    }
+    for (int k = 0;; k++) {
+        const int t = blockIdx.x + k * gridDim.x;
+        if (t >= tiles) break;
+        const int s = k % S;
+        uint32_t ok = 0;
+        do {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                         : "=r"(ok) : "r"(bar0 + 8 * s), "r"((k / S) & 1) : "memory");
+        } while (!ok);
+        const uint8_t* sw = ring + s * G::STAGE;
+        const __half* ss = reinterpret_cast<const __half*>(sw + G::NB);
+#pragma unroll
+        for (int rr = 0; rr < RPW; rr++) {
+            const int r = wrow * RPW + rr;
+            const uint4* w4 = reinterpret_cast<const uint4*>(sw + r * (COLS / 2));
+            const __half* s1 = ss + r * CH;
+            float acc = 0;
+#pragma unroll 4
+            for (int i = 0; i < PERL; i++) {
+                const int c = L + 32 * WPR * i;
+                if constexpr (G::XREG) acc += (float)dot4_unit(w4[c], xr[2 * i], xr[2 * i + 1]) * __half2float(s1[c]) * xsr[i];
+                else {
+                    const int4* x4 = reinterpret_cast<const int4*>(sx + 32 * c);
+                    acc += (float)dot4_unit(w4[c], x4[0], x4[1]) * __half2float(s1[c]) * sxs[c];
+                }
+            }
+            for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffff, acc, o);
+            if (lane == 0) part[k & 1][r * WPR + wpart] = acc;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const int tn = t + S * gridDim.x;
+            if (tn < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)tn * G::NB, G::NB, ws + (size_t)tn * R * CH, G::SB);
+        }
+        auto rowsum = [&](int r) { float v = 0; for (int j = 0; j < WPR; j++) v += part[k & 1][r * WPR + j]; return v; };
+        if (EPI == 2) {
+            if (threadIdx.x < R / 2) {
+                const int q = threadIdx.x >> 1, i = threadIdx.x & 1;
+                float g = rowsum(4 * q + i), u = rowsum(4 * q + 2 + i);
+                y[2 * (t * (R / 4) + q) + i] = g / (1.0f + __expf(-g)) * u;
+            }
+        } else if (threadIdx.x < R) {
+            const int row = t * R + threadIdx.x;
+            if (EPI == 1) y[row] = __ldcg(y + row) + rowsum(threadIdx.x); else y[row] = rowsum(threadIdx.x);
+        }
+    }
+}
+
 // quantize 32 values a warp (lane holds one): int8 with an f32 scale
 __device__ __forceinline__ void quant32(float v, int8_t* q, float* s, int blk) {
     float m = fabsf(v);
@@ -241,6 +435,42 @@ static void launch(cudaStream_t s, K k, int grid, int block, size_t smem, A... a
     CK(cudaLaunchKernelEx(&cfg, k, args...));
 }
 
+static int sms_g;
+// the ring's geometry per shape (MODE 4): R rows a tile, S stages
+template <int COLS> struct RingOf { static constexpr int R = COLS == 4096 ? 8 : 4, S = COLS == 4096 ? 4 : 3; };
+template <int COLS, int EPI, int R, int S>
+static void ring_launch(cudaStream_t s, const Mat& m, const int8_t* xq, const float* xs, float* y) {
+    static int per = 0;
+    auto k = k_ring<COLS, EPI, R, S>;
+    if (!per) {
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)Ring<COLS, R, S>::smem));
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, 128, Ring<COLS, R, S>::smem));
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, 128, Ring<COLS, R, S>::smem));
+        if (!per) { printf("ring R=%d S=%d does not fit an SM\n", R, S); exit(1); }
+        printf("ring cols %d epi %d R %d S %d: %zu bytes of shared memory, %d groups an SM\n", COLS, EPI, R, S, Ring<COLS, R, S>::smem, per);
+    }
+    int tiles = m.rows / R, cap = sms_g * per, each = (tiles + cap - 1) / cap, grid = (tiles + each - 1) / each;
+    launch(s, k, grid, 128, Ring<COLS, R, S>::smem, (const uint8_t*)m.q, (const __half*)m.s, xq, xs, y, tiles);
+}
+template <int COLS> struct Ring2Of { static constexpr int R = COLS == 4096 ? 16 : 2, S = COLS == 4096 ? 3 : 6, T = COLS == 4096 ? 512 : 448; };
+template <int COLS, int EPI, int R, int S, int T>
+static void ring2_launch(cudaStream_t s, const Mat& m, const int8_t* xq, const float* xs, float* y) {
+    static int per = 0;
+    using G = Ring2<COLS, R, S, T>;
+    auto k = k_ring2<COLS, EPI, R, S, T>;
+    if (!per) {
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)G::smem));
+        CK(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, k, T, G::smem));
+        cudaFuncAttributes fa; CK(cudaFuncGetAttributes(&fa, k));
+        printf("ring2 cols %d epi %d R %d S %d T %d: %zu bytes of shared memory, %d registers, %d spill bytes, %d groups an SM fit\n",
+               COLS, EPI, R, S, T, G::smem, fa.numRegs, (int)fa.localSizeBytes, per);
+        if (!per) exit(1);
+    }
+    int tiles = m.rows / R, each = (tiles + sms_g - 1) / sms_g, grid = (tiles + each - 1) / each;
+    launch(s, k, grid, T, G::smem, (const uint8_t*)m.q, (const __half*)m.s, xq, xs, y, tiles);
+}
 template <int COLS> constexpr size_t bulk_smem() { return 4 * COLS / 2 + 4 * (COLS / 32) * 2 + 32; }
 template <int COLS, int EPI>
 static void prep() {  // before any capture
@@ -252,8 +482,12 @@ static void prep() {  // before any capture
 
 template <int COLS, int EPI, int MODE>
 static void gemv(cudaStream_t s, const Mat& m, const int8_t* xq, const float* xs, float* y) {
-    size_t smem = MODE >= 2 ? bulk_smem<COLS>() : 0;
-    launch(s, k_gemv<COLS, EPI, MODE>, m.rows / 4, 128, smem, (const uint8_t*)m.q, (const __half*)m.s, xq, xs, y);
+    if constexpr (MODE == 4) ring_launch<COLS, EPI, RingOf<COLS>::R, RingOf<COLS>::S>(s, m, xq, xs, y);
+    else if constexpr (MODE == 5) ring2_launch<COLS, EPI, Ring2Of<COLS>::R, Ring2Of<COLS>::S, Ring2Of<COLS>::T>(s, m, xq, xs, y);
+    else {
+        size_t smem = MODE >= 2 ? bulk_smem<COLS>() : 0;
+        launch(s, k_gemv<COLS, EPI, MODE>, m.rows / 4, 128, smem, (const uint8_t*)m.q, (const __half*)m.s, xq, xs, y);
+    }
 }
 
 struct Layer { Mat qkv, o, gu, down; };
@@ -321,6 +555,7 @@ int main(int argc, char** argv) {
     // read rate: one kernel streaming all layers' weights (each matrix's two ranges), and the D2D copy rate
     unsigned* sink; CK(cudaMalloc(&sink, 4));
     int sms; CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    sms_g = sms;
     cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
     size_t big = (size_t)L[0].gu.rows * L[0].gu.cols / 2;
     for (int i = 0; i < 2; i++) k_read<<<sms * 8, 256>>>(reinterpret_cast<const uint4*>(L[i].gu.q), big / 16, sink);
@@ -352,6 +587,39 @@ int main(int argc, char** argv) {
         CK(cudaMemcpy(h0, y0, D * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, D * 4, cudaMemcpyDeviceToHost));
         for (int i = 0; i < D; i++) if (h0[i] != h2[i]) bad++;
         printf("bulk vs reg outputs: %d of %d differ (sample %g %g)\n", bad, NQKV + D, h0[5], h2[5]);
+        bad = 0;
+        gemv<D, 0, 0>(s, L[0].qkv, a.xq, a.xs, y0); gemv<D, 0, 4>(s, L[0].qkv, a.xq, a.xs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h0, y0, NQKV * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, NQKV * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < NQKV; i++) if (h0[i] != h2[i]) bad++;
+        CK(cudaMemset(y0, 0, 2 * F * 4)); CK(cudaMemset(y2, 0, 2 * F * 4));
+        gemv<D, 2, 0>(s, L[0].gu, a.xq, a.xs, y0); gemv<D, 2, 4>(s, L[0].gu, a.xq, a.xs, y2);
+        CK(cudaStreamSynchronize(s));
+        static float g0[F], g2[F];
+        CK(cudaMemcpy(g0, y0, F * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(g2, y2, F * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < F; i++) if (g0[i] != g2[i]) bad++;
+        CK(cudaMemset(y0, 0, D * 4)); CK(cudaMemset(y2, 0, D * 4));
+        gemv<F, 1, 0>(s, L[0].down, a.hq, a.hs, y0); gemv<F, 1, 4>(s, L[0].down, a.hq, a.hs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h0, y0, D * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, D * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < D; i++) if (h0[i] != h2[i]) bad++;
+        printf("ring vs reg outputs (qkv, gate/up, down): %d of %d differ\n", bad, NQKV + F + D);
+        double rel = 0;
+        gemv<D, 0, 0>(s, L[0].qkv, a.xq, a.xs, y0); gemv<D, 0, 5>(s, L[0].qkv, a.xq, a.xs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h0, y0, NQKV * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, NQKV * 4, cudaMemcpyDeviceToHost));
+        bad = 0; for (int i = 0; i < NQKV; i++) if (h0[i] != h2[i]) bad++;
+        CK(cudaMemset(y0, 0, 2 * F * 4)); CK(cudaMemset(y2, 0, 2 * F * 4));
+        gemv<D, 2, 0>(s, L[0].gu, a.xq, a.xs, y0); gemv<D, 2, 5>(s, L[0].gu, a.xq, a.xs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(g0, y0, F * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(g2, y2, F * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < F; i++) if (g0[i] != g2[i]) bad++;
+        CK(cudaMemset(y0, 0, D * 4)); CK(cudaMemset(y2, 0, D * 4));
+        gemv<F, 1, 0>(s, L[0].down, a.hq, a.hs, y0); gemv<F, 1, 5>(s, L[0].down, a.hq, a.hs, y2);
+        CK(cudaStreamSynchronize(s));
+        CK(cudaMemcpy(h0, y0, D * 4, cudaMemcpyDeviceToHost)); CK(cudaMemcpy(h2, y2, D * 4, cudaMemcpyDeviceToHost));
+        for (int i = 0; i < D; i++) { double d = fabs((double)h0[i] - h2[i]) / (fabs((double)h0[i]) + 1e-30); if (d > rel) rel = d; }
+        printf("ring2 vs reg outputs: qkv and gate/up %d of %d differ; down (another sum order) max relative difference %.3g\n", bad, NQKV + F, rel);
         CK(cudaFree(y0)); CK(cudaFree(y2));
     }
 
@@ -370,23 +638,33 @@ int main(int argc, char** argv) {
         for (int r = 0; r < 2; r++) {
             iso("qkv reg", [&](int l) { gemv<D, 0, 0>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
             iso("qkv early", [&](int l) { gemv<D, 0, 1>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
-            iso("qkv bulk", [&](int l) { gemv<D, 0, 2>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
-            iso("qkv bulk by warp", [&](int l) { gemv<D, 0, 3>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv ring2 R16 S3 T512", [&](int l) { ring2_launch<D, 0, 16, 3, 512>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv ring2 R16 S2 T512", [&](int l) { ring2_launch<D, 0, 16, 2, 512>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv ring2 R8 S6 T256", [&](int l) { ring2_launch<D, 0, 8, 6, 256>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("qkv ring2 R8 S3 T256", [&](int l) { ring2_launch<D, 0, 8, 3, 256>(s, L[l].qkv, a.xq, a.xs, a.qkv); }, L[0].qkv.bytes());
+            iso("o reg", [&](int l) { gemv<D, 1, 0>(s, L[l].o, a.oq, a.os, a.x); }, L[0].o.bytes());
+            iso("o ring2 R16 S3 T512", [&](int l) { ring2_launch<D, 1, 16, 3, 512>(s, L[l].o, a.oq, a.os, a.x); }, L[0].o.bytes());
+            iso("o ring2 R8 S6 T256", [&](int l) { ring2_launch<D, 1, 8, 6, 256>(s, L[l].o, a.oq, a.os, a.x); }, L[0].o.bytes());
             iso("gu reg", [&](int l) { gemv<D, 2, 0>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
-            iso("gu bulk", [&](int l) { gemv<D, 2, 2>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
-            iso("gu bulk by warp", [&](int l) { gemv<D, 2, 3>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu ring R4 S4", [&](int l) { ring_launch<D, 2, 4, 4>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu ring2 R16 S3 T512", [&](int l) { ring2_launch<D, 2, 16, 3, 512>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu ring2 R16 S2 T512", [&](int l) { ring2_launch<D, 2, 16, 2, 512>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu ring2 R8 S6 T256", [&](int l) { ring2_launch<D, 2, 8, 6, 256>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
+            iso("gu ring2 R8 S3 T256", [&](int l) { ring2_launch<D, 2, 8, 3, 256>(s, L[l].gu, a.xq, a.xs, a.h); }, L[0].gu.bytes());
             iso("down reg", [&](int l) { gemv<F, 1, 0>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
-            iso("down bulk", [&](int l) { gemv<F, 1, 2>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
-            iso("down bulk by warp", [&](int l) { gemv<F, 1, 3>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+            iso("down ring2 R2 S6 T448", [&](int l) { ring2_launch<F, 1, 2, 6, 448>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+            iso("down ring2 R2 S3 T448", [&](int l) { ring2_launch<F, 1, 2, 3, 448>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
+            iso("down ring2 R4 S3 T256", [&](int l) { ring2_launch<F, 1, 4, 3, 256>(s, L[l].down, a.hq, a.hs, a.x); }, L[0].down.bytes());
         }
     }
     for (int round = 0; round < 2; round++) {
         for (int small = 1; small >= 0; small--) {
             run<0, 0, 0, 0>("reg (all after wait)", s, L, a, bytes, copyRate, small);
             run<1, 1, 0, 0>("early (q/k/v, o before wait)", s, L, a, bytes, copyRate, small);
-            run<2, 2, 2, 2>("bulk (all four)", s, L, a, bytes, copyRate, small);
-            run<3, 3, 3, 3>("bulk by warp (all four)", s, L, a, bytes, copyRate, small);
-            run<3, 3, 0, 0>("bulk by warp q/k/v,o; reg gu,down", s, L, a, bytes, copyRate, small);
+            run<5, 5, 5, 5>("ring2 (all four)", s, L, a, bytes, copyRate, small);
+            run<5, 5, 0, 0>("ring2 q/k/v,o; reg gu,down", s, L, a, bytes, copyRate, small);
+            run<1, 1, 5, 5>("early q/k/v,o; ring2 gu,down", s, L, a, bytes, copyRate, small);
+            run<5, 5, 5, 0>("ring2 q/k/v,o,gu; reg down", s, L, a, bytes, copyRate, small);
         }
     }
     return 0;
