@@ -234,7 +234,8 @@ public static class Gemm
 
     /// <summary>One thread's share of a stage, loaded from global memory one stage ahead (<see cref="Accumulate{T}"/>):
     /// weight parts (row tid/16 + 16i, group tid/4 % 4, part tid % 4) for i = 0..7, the scales of rows tid/4 + 64i,
-    /// group tid % 4 for i = 0, 1, activation pieces (token tid/8 + 32i, piece tid % 8) for i = 0, 1, and the scale
+    /// group tid % 4 for i = 0, 1 (loaded just before the store where the format's <see cref="IInt8Tiles.LateScales"/>
+    /// says so), activation pieces (token tid/8 + 32i, piece tid % 8) for i = 0, 1, and the scale
     /// pair of token tid/4, group tid % 4.</summary>
     public struct Staged
     {
@@ -281,6 +282,7 @@ public static class Gemm
         for (int k0 = 0; k0 < at.Groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
+            if (format.LateScales) next = WithScales(format, at, next, k0, tid);
             Store(s, next, tid);
             Group.Barrier();
             next = Load(format, at, k0 + StageGroups, tid);
@@ -363,14 +365,8 @@ public static class Gemm
         Part p7 = WeightPart(format, at.W7, wSafe, wPart, wValid);
         st.W0 = p0.Lo; st.W1 = p0.Hi; st.W2 = p1.Lo; st.W3 = p1.Hi; st.W4 = p2.Lo; st.W5 = p2.Hi; st.W6 = p3.Lo; st.W7 = p3.Hi;
         st.W8 = p4.Lo; st.W9 = p4.Hi; st.W10 = p5.Lo; st.W11 = p5.Hi; st.W12 = p6.Lo; st.W13 = p6.Hi; st.W14 = p7.Lo; st.W15 = p7.Hi;
-        // Scales: group k0 + tid % 4, rows tid/4 and tid/4 + 64.
-        int sGroup = k0 + (tid & 3);
-        bool sValid = sGroup < groups;
-        int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
-        format.Scales(at.S0, sSafe, out float sc0, out float hi0, out float min0);
-        format.Scales(at.S1, sSafe, out float sc1, out float hi1, out float min1);
-        st.S0 = sValid ? sc0 : 0f; st.H0 = sValid ? hi0 : 0f; st.M0 = sValid ? min0 : 0f;
-        st.S1 = sValid ? sc1 : 0f; st.H1 = sValid ? hi1 : 0f; st.M1 = sValid ? min1 : 0f;
+        if (format.LateScales) { st.S0 = 0f; st.H0 = 0f; st.M0 = 0f; st.S1 = 0f; st.H1 = 0f; st.M1 = 0f; }
+        else StageScales(format, at, k0, tid, out st.S0, out st.H0, out st.M0, out st.S1, out st.H1, out st.M1);
         // Activations: piece tid % 8 (group k0 + piece/2, half piece % 2), tokens tid/8 and tid/8 + 32.
         int xGroup = k0 + ((tid & 7) >> 1);
         int xAt = 32 * IntrinsicMath.Min(xGroup, groups - 1) + 16 * (tid & 1);
@@ -386,6 +382,29 @@ public static class Gemm
         st.D = dValid ? d : 0f;
         st.Sum = dValid ? d * q : 0f;
         return st;
+    }
+
+    /// <summary><paramref name="st"/> with the scales of the stage at group <paramref name="k0"/>.</summary>
+    private static Staged WithScales<T>(T format, Sources at, Staged st, int k0, int tid)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        StageScales(format, at, k0, tid, out st.S0, out st.H0, out st.M0, out st.S1, out st.H1, out st.M1);
+        return st;
+    }
+
+    /// <summary>The thread's scales of the stage at group <paramref name="k0"/>: group k0 + tid % 4, rows tid/4 and
+    /// tid/4 + 64 (zeros past the last group).</summary>
+    private static void StageScales<T>(T format, Sources at, int k0, int tid,
+        out float s0, out float h0, out float m0, out float s1, out float h1, out float m1)
+        where T : struct, IWeightFormat, IInt8Tiles
+    {
+        int groups = at.Groups, sGroup = k0 + (tid & 3);
+        bool sValid = sGroup < groups;
+        int sSafe = IntrinsicMath.Min(sGroup, groups - 1);
+        format.Scales(at.S0, sSafe, out float sc0, out float hi0, out float min0);
+        format.Scales(at.S1, sSafe, out float sc1, out float hi1, out float min1);
+        s0 = sValid ? sc0 : 0f; h0 = sValid ? hi0 : 0f; m0 = sValid ? min0 : 0f;
+        s1 = sValid ? sc1 : 0f; h1 = sValid ? hi1 : 0f; m1 = sValid ? min1 : 0f;
     }
 
     private static Part WeightPart<T>(T format, ArrayView<byte> row, int group, int part, bool valid)

@@ -27,6 +27,14 @@ public interface IInt8Tiles
     /// 0.5 %.</summary>
     int MatrixLoads { get; }
 
+    /// <summary>True where the GEMM loads a stage's weight scales (and mins) just before it stores them to shared
+    /// memory, after the previous stage's products, instead of with the weights a stage ahead (<see cref="Gemm"/>'s
+    /// Accumulate), so they are not held across the products: Q4_K and Q5_K. Measured (8B pp512, H200, two rounds,
+    /// tokens and logits equal; docs/benchmarks.md "Session 23"): their GEMM entries no longer spill at the 128-register
+    /// cap (Q4_K 60–76 bytes before, Q5_K 68–128), Q4_K_M +1.9 %, Q5_K_M +3.2 %; Q6_K's spills went from 28 to 16
+    /// bytes but an all-Q6_K file lost 0.8 %, so Q6_K keeps its scales a stage ahead.</summary>
+    bool LateScales { get; }
+
     /// <summary>Weights 8·<paramref name="part"/> … 8·part + 7 (part 0..3) of 32-group <paramref name="group"/> of
     /// the row as 8 signed bytes, little-endian: <paramref name="lo"/> weights 0..3 of the part, <paramref name="hi"/> 4..7.</summary>
     void Weights8(ArrayView<byte> row, int group, int part, out uint lo, out uint hi);
@@ -39,6 +47,7 @@ public interface IInt8Tiles
 /// <summary>Byte-parallel helpers for the unpackers.</summary>
 public static class Int8Bytes
 {
+
     /// <summary>Four 4-bit values (one in each byte's low nibble) minus 8, as signed bytes: v = n ^ 8 is n − 8 in 4-bit
     /// two's complement; its sign bit (8) times 0x1E is 0xF0, the sign extension (no carry between bytes).</summary>
     public static uint Nibbles8(uint n)
@@ -57,6 +66,7 @@ public static class Int8Bytes
 
 public partial struct Q8_0 : IInt8Tiles
 {
+    public readonly bool LateScales => false;
     public readonly int MatrixLoads => 3;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
@@ -78,6 +88,7 @@ public partial struct Q8_0 : IInt8Tiles
 
 public partial struct Q4_0 : IInt8Tiles
 {
+    public readonly bool LateScales => false;
     public readonly int MatrixLoads => 3;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
@@ -100,6 +111,7 @@ public partial struct Q4_0 : IInt8Tiles
 
 public partial struct Q4_K : IInt8Tiles
 {
+    public readonly bool LateScales => true;
     public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
@@ -124,6 +136,7 @@ public partial struct Q4_K : IInt8Tiles
 
 public partial struct Q5_K : IInt8Tiles
 {
+    public readonly bool LateScales => true;
     public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
@@ -148,6 +161,7 @@ public partial struct Q5_K : IInt8Tiles
 
 public partial struct Q6_K : IInt8Tiles
 {
+    public readonly bool LateScales => false;
     public readonly int MatrixLoads => 0;
     public readonly bool SplitScales => true;
     public readonly bool HasMin => false;
