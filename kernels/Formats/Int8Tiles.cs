@@ -19,12 +19,13 @@ public interface IInt8Tiles
     bool HasMin { get; }
 
     /// <summary>Which fragments the GEMM reads from its shared tiles by ldmatrix (1: the weights' A, 2: the
-    /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q8_0 and Q4_0,
-    /// 0 for the K-quants. Measured (8B pp512, H200, docs/benchmarks.md "Session 22"): both, Q8_0 +2.8 % (at the
-    /// 128-register cap; uncapped ptxas gave it 139 registers and it lost 16 %), Q4_0 +4.5–5.9 %; the K-quant entries
-    /// already spill at the cap and spill more with either: both, Q4_K_M and Q5_K_M lost 68–71 %, Q6_K +0.5 %; A
-    /// alone for Q4_K slowed its gemm 8 % (76 → 156 bytes of spills), B alone for Q5_K 4 % (its gemm) and for Q6_K
-    /// 0.5 %.</summary>
+    /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q8_0, Q4_0 and
+    /// Q5_K, 1 for Q4_K, 0 for Q6_K. Measured (8B pp512, H200): both, Q8_0 +2.8 % (at the 128-register cap; uncapped
+    /// ptxas gave it 139 registers and it lost 16 %), Q4_0 +4.5–5.9 % (docs/benchmarks.md "Session 22"). The K-quant
+    /// entries spilled at the cap then and more with ldmatrix (Q4_K_M and Q5_K_M −68 to −71 % with both); since their
+    /// scales load late (<see cref="LateScales"/>) they fit, and ldmatrix pays (session 23): Q4_K_M +4.4 % with A alone
+    /// (+4.3 % both, +2.6 % B alone), Q5_K_M +3.1 % with both (+2.8 % A alone, +2.5 % B alone). Q6_K: both +0.5 %,
+    /// B alone −0.5 % in session 22.</summary>
     int MatrixLoads { get; }
 
     /// <summary>True where the GEMM loads a stage's weight scales (and mins) just before it stores them to shared
@@ -112,7 +113,7 @@ public partial struct Q4_0 : IInt8Tiles
 public partial struct Q4_K : IInt8Tiles
 {
     public readonly bool LateScales => true;
-    public readonly int MatrixLoads => 0;
+    public readonly int MatrixLoads => 1;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
 
@@ -137,7 +138,7 @@ public partial struct Q4_K : IInt8Tiles
 public partial struct Q5_K : IInt8Tiles
 {
     public readonly bool LateScales => true;
-    public readonly int MatrixLoads => 0;
+    public readonly int MatrixLoads => 3;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => true;
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Engine.Kernels.Formats;
 using Engine.Kernels.Ptx;
 using Engine.Runtime.Generated;
 using Xunit;
@@ -144,29 +145,38 @@ public partial class PtxAbiTests
             RegisterCaps.Of("gemm_qkv", "Q8_0", false)));
     }
 
-    /// <summary>The GEMMs of the formats whose fragments are read by ldmatrix (IInt8Tiles.MatrixLoads: Q8_0 and Q4_0)
-    /// have it, 16 a module (four a group of 32, four groups a stage), on both targets, and name their shared tiles
-    /// as ILGPU declares them (__shared_alloca0 the weights', 1 the activations', at Gemm's tile sizes); no other
-    /// entry has ldmatrix.</summary>
+    /// <summary>The GEMMs read their fragments by ldmatrix as their formats say (IInt8Tiles.MatrixLoads: eight a module
+    /// for A, eight for B, two a group of 32 each, four groups a stage; a q/k/v entry of two formats has both's), on
+    /// both targets, and those with any name their shared tiles as ILGPU declares them (__shared_alloca0 the weights',
+    /// 1 the activations', at Gemm's tile sizes); no other entry has ldmatrix.</summary>
     [Fact]
-    public void The_q8_0_and_q4_0_gemms_read_their_fragments_by_ldmatrix()
+    public void The_gemms_read_their_fragments_by_ldmatrix_as_their_formats_say()
     {
+        var bits = new Dictionary<string, int>
+        {
+            ["Q8_0"] = default(Q8_0).MatrixLoads, ["Q4_0"] = default(Q4_0).MatrixLoads, ["Q4_K"] = default(Q4_K).MatrixLoads,
+            ["Q5_K"] = default(Q5_K).MatrixLoads, ["Q6_K"] = default(Q6_K).MatrixLoads,
+        };
+        Assert.Equal((3, 3, 1, 3, 0), (bits["Q8_0"], bits["Q4_0"], bits["Q4_K"], bits["Q5_K"], bits["Q6_K"]));
         int withMatrices = 0;
         foreach (var target in new[] { "sm_80", "sm_90" })
             foreach (var e in PtxModules.EntryPoints)
             {
                 string ptx = PtxModules.Get(target)[e.Name];
                 int n = Regex.Matches(ptx, @"\bldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16\b").Count;
-                bool want = e.Family.StartsWith("gemm", StringComparison.Ordinal) && e.Format is "Q8_0" or "Q4_0";
-                Assert.True(want ? n == 16 : n == 0, $"{target} {e.Name}: {n} ldmatrix");
-                if (!want) continue;
+                int want = 0;
+                if (e.Family.StartsWith("gemm", StringComparison.Ordinal) && !e.F32Activations && e.Format is not null)
+                    foreach (var f in e.Format.Split('/'))
+                        want += bits.TryGetValue(f, out int b) ? 8 * ((b & 1) + ((b >> 1) & 1)) : 0;
+                Assert.True(n == want, $"{target} {e.Name}: {n} ldmatrix, want {want}");
+                if (want == 0) continue;
                 withMatrices++;
                 Assert.Contains($"__shared_alloca0[{Gemm.TileWBytes}];", ptx);
                 Assert.Contains($"__shared_alloca1[{Gemm.TileXBytes}];", ptx);
-                Assert.Contains("mov.u64 t, __shared_alloca0;", ptx);
-                Assert.Contains("mov.u64 t, __shared_alloca1;", ptx);
+                if (ptx.Contains("mov.u64 t, __shared_alloca0;", StringComparison.Ordinal)) continue;
+                Assert.Contains("mov.u64 t, __shared_alloca1;", ptx);   // B alone names only the activations' tile
             }
-        Assert.Equal(16, withMatrices);   // gemm, gemm_add, gemm_swiglu, gemm_qkv × Q8_0, Q4_0 × two targets
+        Assert.True(withMatrices >= 32, $"{withMatrices} entries with ldmatrix");   // gemm, gemm_add, gemm_swiglu, gemm_qkv × 4 formats × 2 targets, and mixed q/k/v
     }
 
     [Fact]
