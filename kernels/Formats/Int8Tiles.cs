@@ -20,20 +20,21 @@ public interface IInt8Tiles
 
     /// <summary>Which fragments the GEMM reads from its shared tiles by ldmatrix (1: the weights' A, 2: the
     /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q8_0, Q4_0 and
-    /// Q5_K, 1 for Q4_K, 0 for Q6_K. Measured (8B pp512, H200): both, Q8_0 +2.8 % (at the 128-register cap; uncapped
+    /// Q5_K, 1 for Q4_K and Q6_K. Measured (8B pp512, H200): both, Q8_0 +2.8 % (at the 128-register cap; uncapped
     /// ptxas gave it 139 registers and it lost 16 %), Q4_0 +4.5–5.9 % (docs/benchmarks.md "Session 22"). The K-quant
     /// entries spilled at the cap then and more with ldmatrix (Q4_K_M and Q5_K_M −68 to −71 % with both); since their
     /// scales load late (<see cref="LateScales"/>) they fit, and ldmatrix pays (session 23): Q4_K_M +4.4 % with A alone
-    /// (+4.3 % both, +2.6 % B alone), Q5_K_M +3.1 % with both (+2.8 % A alone, +2.5 % B alone). Q6_K: both +0.5 %,
-    /// B alone −0.5 % in session 22.</summary>
+    /// (+4.3 % both, +2.6 % B alone), Q5_K_M +3.1 % with both (+2.8 % A alone, +2.5 % B alone), an all-Q6_K file
+    /// +2.3 % with A alone and late scales (+1.6 % both without them, −9 % both with them: 620 bytes of spills in the
+    /// q/k/v entry).</summary>
     int MatrixLoads { get; }
 
     /// <summary>True where the GEMM loads a stage's weight scales (and mins) just before it stores them to shared
     /// memory, after the previous stage's products, instead of with the weights a stage ahead (<see cref="Gemm"/>'s
-    /// Accumulate), so they are not held across the products: Q4_K and Q5_K. Measured (8B pp512, H200, two rounds,
-    /// tokens and logits equal; docs/benchmarks.md "Session 23"): their GEMM entries no longer spill at the 128-register
-    /// cap (Q4_K 60–76 bytes before, Q5_K 68–128), Q4_K_M +1.9 %, Q5_K_M +3.2 %; Q6_K's spills went from 28 to 16
-    /// bytes but an all-Q6_K file lost 0.8 %, so Q6_K keeps its scales a stage ahead.</summary>
+    /// Accumulate), so they are not held across the products: the K-quants. Measured (8B pp512, H200, two rounds,
+    /// tokens and logits equal; docs/benchmarks.md "Session 23"): Q4_K's and Q5_K's entries no longer spill at the
+    /// 128-register cap (60–76 and 68–128 bytes before), Q4_K_M +1.9 %, Q5_K_M +3.2 %, and they could take ldmatrix
+    /// (<see cref="MatrixLoads"/>); Q6_K's alone lost 0.8 % (28 → 16 bytes of spills), with ldmatrix for A it gains.</summary>
     bool LateScales { get; }
 
     /// <summary>Weights 8·<paramref name="part"/> … 8·part + 7 (part 0..3) of 32-group <paramref name="group"/> of
@@ -162,8 +163,8 @@ public partial struct Q5_K : IInt8Tiles
 
 public partial struct Q6_K : IInt8Tiles
 {
-    public readonly bool LateScales => false;
-    public readonly int MatrixLoads => 0;
+    public readonly bool LateScales => true;
+    public readonly int MatrixLoads => 1;
     public readonly bool SplitScales => true;
     public readonly bool HasMin => false;
 
