@@ -23,7 +23,9 @@ namespace Engine.Kernels;
 /// written through per-thread views plus constants, the source rows fixed before the loop: 1,217 → 805 SASS
 /// instructions a warp and stage for Q8_0, 128 registers) and gave the groups their tiles by token bands
 /// (<see cref="TileOf"/>): 8B pp512 +29 % (Q8_0), +18 % (Q4_K_M), +15 % (Q4_0). Session 22 read the Q8_0 and Q4_0
-/// fragments by ldmatrix, four a group of 32 in place of sixteen 32-bit shared loads (<see cref="IInt8Tiles.MatrixLoads"/>).
+/// fragments by ldmatrix, four a group of 32 in place of sixteen 32-bit shared loads; session 23 loaded the K-quants'
+/// scales after the products (<see cref="IInt8Tiles.LateScales"/>), so their entries fit the register cap and read
+/// fragments by ldmatrix too (<see cref="IInt8Tiles.MatrixLoads"/>: 8B pp512 Q4_K_M +6.4 %, Q5_K_M +6.0 %).
 /// Q6_K's scales cover 16 weights: its groups take two m16n8k16 products (the same registers split in halves).
 /// On ILGPU's CPU accelerator (tests) the mma is computed from the shared tiles for the elements the lane owns in
 /// the fragment layout, so CI tests the tiling, unpacking and scaling; gpu-selftest tests the fragments on the GPU.
@@ -38,12 +40,11 @@ public static class Gemm
 
     /// <summary>The register cap PtxBuild writes into the GEMM entries (<c>.maxnreg</c>, <see cref="RegisterCaps"/>): 128,
     /// so an SM holds two groups of 256 threads, for every format. ptxas alone gave the 4-bit and K-quant entries
-    /// 130–163 registers (one group an SM; at 128 they spill 0–128 bytes, Q4_0 none). Measured (8B pp512, H200, two
-    /// interleaved rounds, tokens identical; docs/benchmarks.md "Session 20"): capped, Q4_K_M +24 %, Q4_0 +21 % against
-    /// the uncapped entries. Q8_0 was left uncapped then (ptxas gave it 128 registers either way, and capped it ran 2.9 %
-    /// slower); since its fragments are read by ldmatrix (<see cref="IInt8Tiles.MatrixLoads"/>) ptxas gives it 139
-    /// uncapped, one group an SM (8B pp512 −16 %), and 128 with 8–28 bytes of spills capped (+2.8 % against the
-    /// uncapped 32-bit loads: docs/benchmarks.md "Session 22").</summary>
+    /// 130–163 registers (one group an SM). Measured (8B pp512, H200, two interleaved rounds, tokens identical;
+    /// docs/benchmarks.md "Session 20"): capped, Q4_K_M +24 %, Q4_0 +21 % against the uncapped entries; Q8_0, left
+    /// uncapped then, is capped since session 22 (uncapped with ldmatrix ptxas gave it 139 registers, one group an SM,
+    /// and pp512 fell 16 %). Since session 23 (late K-quant scales, ldmatrix for A) no GEMM entry spills at the cap
+    /// but the q/k/v entries of Q8_0 (16 bytes) and of Q4_K with Q6_K (24; ptxas sm_90, docs/benchmarks.md "Session 23").</summary>
     public static int MaxRegisters(string family, string? format) =>
         family is "gemm" or "gemm_add" or "gemm_swiglu" or "gemm_qkv" && format is not null ? 128 : 0;
 

@@ -19,14 +19,15 @@ public interface IInt8Tiles
     bool HasMin { get; }
 
     /// <summary>Which fragments the GEMM reads from its shared tiles by ldmatrix (1: the weights' A, 2: the
-    /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q8_0, Q4_0 and
-    /// Q5_K, 1 for Q4_K and Q6_K. Measured (8B pp512, H200): both, Q8_0 +2.8 % (at the 128-register cap; uncapped
-    /// ptxas gave it 139 registers and it lost 16 %), Q4_0 +4.5–5.9 % (docs/benchmarks.md "Session 22"). The K-quant
-    /// entries spilled at the cap then and more with ldmatrix (Q4_K_M and Q5_K_M −68 to −71 % with both); since their
-    /// scales load late (<see cref="LateScales"/>) they fit, and ldmatrix pays (session 23): Q4_K_M +4.4 % with A alone
-    /// (+4.3 % both, +2.6 % B alone), Q5_K_M +3.1 % with both (+2.8 % A alone, +2.5 % B alone), an all-Q6_K file
-    /// +2.3 % with A alone and late scales (+1.6 % both without them, −9 % both with them: 620 bytes of spills in the
-    /// q/k/v entry).</summary>
+    /// activations' B, 3: both) instead of 32-bit shared loads (<see cref="Gemm"/>'s Products): 3 for Q5_K, 1 for the
+    /// others. Measured (8B pp512, H200, two rounds, tokens equal): session 22 read both for Q8_0 and Q4_0 (+2.8 % and
+    /// +4.5–5.9 %; uncapped, ptxas gave Q8_0 139 registers and it lost 16 %), and the K-quant entries, which spilled
+    /// at the 128-register cap, lost with it (Q4_K_M and Q5_K_M −68 to −71 % with both). Session 23
+    /// (docs/benchmarks.md "Session 23"): with their scales loaded late (<see cref="LateScales"/>) the K-quants fit and
+    /// gain, Q4_K_M +4.4 % with A alone (+4.3 % both, +2.6 % B alone), Q5_K_M +3.1 % with both (+2.8 % A, +2.5 % B), an
+    /// all-Q6_K file +2.3 % with A alone (+1.6 % both without late scales, −9 % both with them: 620 bytes of spills in
+    /// the q/k/v entry); and A alone took Q8_0's and Q4_0's last spills (8–32 bytes) away: +0.65 % and +0.9 % against
+    /// both (B alone −1.8 % and +0.3 %).</summary>
     int MatrixLoads { get; }
 
     /// <summary>True where the GEMM loads a stage's weight scales (and mins) just before it stores them to shared
@@ -69,7 +70,7 @@ public static class Int8Bytes
 public partial struct Q8_0 : IInt8Tiles
 {
     public readonly bool LateScales => false;
-    public readonly int MatrixLoads => 3;
+    public readonly int MatrixLoads => 1;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
 
@@ -91,7 +92,7 @@ public partial struct Q8_0 : IInt8Tiles
 public partial struct Q4_0 : IInt8Tiles
 {
     public readonly bool LateScales => false;
-    public readonly int MatrixLoads => 3;
+    public readonly int MatrixLoads => 1;
     public readonly bool SplitScales => false;
     public readonly bool HasMin => false;
 
