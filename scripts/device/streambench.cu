@@ -162,6 +162,32 @@ __device__ __forceinline__ void ring_issue(uint32_t bar, uint32_t dst, const voi
                  :: "r"(dst + nw), "l"(sc), "r"(ns), "r"(bar) : "memory");
 }
 
+// tile t into stage s of a ring of `stage`-byte stages (the tile's nb bytes of nibbles, then its sb bytes of scales)
+__device__ __forceinline__ void ring_fill(uint32_t bar0, uint32_t ring0, int stage, int nb, int sb, int scalesPerTile,
+                                          const uint8_t* wq, const __half* ws, int s, int t) {
+    ring_issue(bar0 + 8 * s, ring0 + s * stage, wq + (size_t)t * nb, nb, ws + (size_t)t * scalesPerTile, sb);
+}
+
+// thread 0, before the PDL wait: the ring's S barriers and its first S tiles (t = blockIdx.x + s * gridDim.x)
+__device__ __forceinline__ void ring_start(int S, uint32_t bar0, uint32_t ring0, int stage, int nb, int sb, int scalesPerTile,
+                                           const uint8_t* wq, const __half* ws, int tiles) {
+    for (int s = 0; s < S; s++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(bar0 + 8 * s));
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    for (int s = 0; s < S; s++) {
+        int t = blockIdx.x + s * gridDim.x;
+        if (t < tiles) ring_fill(bar0, ring0, stage, nb, sb, scalesPerTile, wq, ws, s, t);
+    }
+}
+
+// until the barrier's phase of this parity has completed (the stage's bytes have landed)
+__device__ __forceinline__ void ring_wait(uint32_t bar, uint32_t parity) {
+    uint32_t ok = 0;
+    do {
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    } while (!ok);
+}
+
 template <int COLS, int EPI, int R, int S>
 __global__ void __launch_bounds__(128)
 k_ring(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8_t* xq, const float* xs, float* y, int tiles)
@@ -177,14 +203,7 @@ k_ring(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const uint32_t bar0 = smem_addr(full), ring0 = smem_addr(ring);
     pdl_trigger();
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < S; s++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(bar0 + 8 * s));
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        for (int s = 0; s < S; s++) {
-            int t = blockIdx.x + s * gridDim.x;
-            if (t < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)t * G::NB, G::NB, ws + (size_t)t * R * CH, G::SB);
-        }
-    }
+    if (threadIdx.x == 0) ring_start(S, bar0, ring0, G::STAGE, G::NB, G::SB, R * CH, wq, ws, tiles);
     __syncthreads();
     pdl_wait();
     stage_x<COLS>(xq, xs, sx, sxs);
@@ -192,11 +211,7 @@ k_ring(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
         const int t = blockIdx.x + k * gridDim.x;
         if (t >= tiles) break;
         const int s = k % S;
-        uint32_t ok = 0;
-        do {
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                         : "=r"(ok) : "r"(bar0 + 8 * s), "r"((k / S) & 1) : "memory");
-        } while (!ok);
+        ring_wait(bar0 + 8 * s, (k / S) & 1);
         const uint8_t* sw = ring + s * G::STAGE;
         const __half* ss = reinterpret_cast<const __half*>(sw + G::NB);
 #pragma unroll
@@ -217,7 +232,7 @@ k_ring(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int8
         __syncthreads();
         if (threadIdx.x == 0) {
             const int tn = t + S * gridDim.x;
-            if (tn < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)tn * G::NB, G::NB, ws + (size_t)tn * R * CH, G::SB);
+            if (tn < tiles) ring_fill(bar0, ring0, G::STAGE, G::NB, G::SB, R * CH, wq, ws, s, tn);
         }
         if (EPI == 2) {
             if (threadIdx.x < R / 2) {
@@ -260,14 +275,7 @@ k_ring2(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int
     const int wrow = warp / WPR, wpart = warp % WPR, L = wpart * 32 + lane;
     const uint32_t bar0 = smem_addr(full), ring0 = smem_addr(ring);
     pdl_trigger();
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < S; s++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(bar0 + 8 * s));
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-        for (int s = 0; s < S; s++) {
-            int t = blockIdx.x + s * gridDim.x;
-            if (t < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)t * G::NB, G::NB, ws + (size_t)t * R * CH, G::SB);
-        }
-    }
+    if (threadIdx.x == 0) ring_start(S, bar0, ring0, G::STAGE, G::NB, G::SB, R * CH, wq, ws, tiles);
     __syncthreads();
     pdl_wait();
     int4 xr[G::XREG ? 2 * PERL : 1]; float xsr[G::XREG ? PERL : 1];
@@ -287,11 +295,7 @@ k_ring2(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int
         const int t = blockIdx.x + k * gridDim.x;
         if (t >= tiles) break;
         const int s = k % S;
-        uint32_t ok = 0;
-        do {
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                         : "=r"(ok) : "r"(bar0 + 8 * s), "r"((k / S) & 1) : "memory");
-        } while (!ok);
+        ring_wait(bar0 + 8 * s, (k / S) & 1);
         const uint8_t* sw = ring + s * G::STAGE;
         const __half* ss = reinterpret_cast<const __half*>(sw + G::NB);
 #pragma unroll
@@ -315,7 +319,7 @@ k_ring2(const uint8_t* __restrict__ wq, const __half* __restrict__ ws, const int
         __syncthreads();
         if (threadIdx.x == 0) {
             const int tn = t + S * gridDim.x;
-            if (tn < tiles) ring_issue(bar0 + 8 * s, ring0 + s * G::STAGE, wq + (size_t)tn * G::NB, G::NB, ws + (size_t)tn * R * CH, G::SB);
+            if (tn < tiles) ring_fill(bar0, ring0, G::STAGE, G::NB, G::SB, R * CH, wq, ws, s, tn);
         }
         auto rowsum = [&](int r) { float v = 0; for (int j = 0; j < WPR; j++) v += part[k & 1][r * WPR + j]; return v; };
         if (EPI == 2) {
