@@ -50,7 +50,6 @@ public interface IInt8Tiles
 /// <summary>Byte-parallel helpers for the unpackers.</summary>
 public static class Int8Bytes
 {
-
     /// <summary>Four 4-bit values (one in each byte's low nibble) minus 8, as signed bytes: v = n ^ 8 is n − 8 in 4-bit
     /// two's complement; its sign bit (8) times 0x1E is 0xF0, the sign extension (no carry between bytes).</summary>
     public static uint Nibbles8(uint n)

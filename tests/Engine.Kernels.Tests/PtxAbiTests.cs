@@ -164,19 +164,24 @@ public partial class PtxAbiTests
             {
                 string ptx = PtxModules.Get(target)[e.Name];
                 int n = Regex.Matches(ptx, @"\bldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16\b").Count;
-                int want = 0;
+                int want = 0, any = 0;
                 if (e.Family.StartsWith("gemm", StringComparison.Ordinal) && !e.F32Activations && e.Format is not null)
                     foreach (var f in e.Format.Split('/'))
-                        want += bits.TryGetValue(f, out int b) ? 8 * ((b & 1) + ((b >> 1) & 1)) : 0;
+                    {
+                        int b = bits.GetValueOrDefault(f);
+                        want += 8 * ((b & 1) + ((b >> 1) & 1));
+                        any |= b;
+                    }
                 Assert.True(n == want, $"{target} {e.Name}: {n} ldmatrix, want {want}");
                 if (want == 0) continue;
                 withMatrices++;
                 Assert.Contains($"__shared_alloca0[{Gemm.TileWBytes}];", ptx);
                 Assert.Contains($"__shared_alloca1[{Gemm.TileXBytes}];", ptx);
-                if (ptx.Contains("mov.u64 t, __shared_alloca0;", StringComparison.Ordinal)) continue;
-                Assert.Contains("mov.u64 t, __shared_alloca1;", ptx);   // B alone names only the activations' tile
+                Assert.Equal((any & 1) != 0, ptx.Contains("mov.u64 t, __shared_alloca0;", StringComparison.Ordinal));   // A's tile
+                Assert.Equal((any & 2) != 0, ptx.Contains("mov.u64 t, __shared_alloca1;", StringComparison.Ordinal));   // B's tile
             }
-        Assert.True(withMatrices >= 32, $"{withMatrices} entries with ldmatrix");   // gemm, gemm_add, gemm_swiglu, gemm_qkv × 4 formats × 2 targets, and mixed q/k/v
+        // gemm, gemm_add, gemm_swiglu, gemm_qkv × the five int8-tile formats × two targets, and the mixed q/k/v entries
+        Assert.True(withMatrices >= 40, $"{withMatrices} entries with ldmatrix");
     }
 
     [Fact]
