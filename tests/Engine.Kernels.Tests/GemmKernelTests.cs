@@ -151,11 +151,13 @@ public class GemmKernelTests
         return y;
     }
 
-    /// <summary>ldmatrix.x4 (the Q8_0 and Q4_0 GEMMs' fragment loads on the GPU, Gemm.Fragment.Matrices) hands lane ℓ,
+    /// <summary>ldmatrix.x4 (the GEMMs' fragment loads on the GPU where IInt8Tiles.MatrixLoads says so,
+    /// Gemm.Fragment.Matrices) hands lane ℓ,
     /// for matrix i, the word at byte 4·(ℓ % 4) of the row whose address lane 8i + ℓ / 4 supplies (PTX ISA "Warp-level
     /// matrix load instruction: ldmatrix"). Emulated on tiles that hold their own word indices: for every warp
     /// position, group of the stage and m16 tile (or pair of n8 tiles), each lane's four registers are the words that
-    /// Fragment.A and Fragment.B, the 32-bit shared loads the CPU accelerator and the K-quants run, give it. (The mma
+    /// Fragment.A and Fragment.B, the 32-bit shared loads the CPU accelerator runs (and the GPU for the fragments a
+    /// format does not read by ldmatrix), give it. (The mma
     /// on the fragments is gpu-selftest's: CI has no GPU.)</summary>
     [Fact]
     public void Ldmatrix_rows_give_each_lane_the_words_of_the_fragment_loads()
