@@ -180,8 +180,9 @@ public partial class PtxAbiTests
                 Assert.Equal((any & 1) != 0, ptx.Contains("mov.u64 t, __shared_alloca0;", StringComparison.Ordinal));   // A's tile
                 Assert.Equal((any & 2) != 0, ptx.Contains("mov.u64 t, __shared_alloca1;", StringComparison.Ordinal));   // B's tile
             }
-        // gemm, gemm_add, gemm_swiglu, gemm_qkv × the five int8-tile formats × two targets, and the mixed q/k/v entries
-        Assert.True(withMatrices >= 40, $"{withMatrices} entries with ldmatrix");
+        // (gemm, gemm_add, gemm_swiglu, gemm_qkv × the five int8-tile formats + the q/k/v pairs Q4_K/Q5_K, Q4_K/Q6_K,
+        // Q5_K/Q6_K) × two targets
+        Assert.Equal((4 * 5 + 3) * 2, withMatrices);
     }
 
     [Fact]
