@@ -60,15 +60,19 @@ public static class Gemm
         Store(y, acc, rows, nTokens, tile.Row * RowsPerGroup, tile.Token, accumulate: false);
     }
 
-    /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>).</summary>
-    public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
+    /// <summary>y[t, r] += Σ_c W[r, c]·a[t, c]: the residual add fused (<see cref="GemmAdd"/>). With grid z &gt; 1 the
+    /// columns are split (<see cref="SplitOf"/>, <see cref="SumSplits"/>).</summary>
+    public static void RunAdd<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, ArrayView<float> mmPart,
+        ArrayView<int> mmSync, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         Pdl.Wait();
         var s = Allocate();
         var tile = TileOf();
-        var acc = Accumulate<T>(w, aq, rows, cols, nTokens, s, tile.Row, tile.Token);
-        Store(y, acc, rows, nTokens, tile.Row * RowsPerGroup, tile.Token, accumulate: true);
+        var k = SplitOf(cols);
+        var acc = Accumulate<T>(w, w, aq, rows, cols, nTokens, s, tile.Row * RowsPerGroup, tile.Row * RowsPerGroup + RowsPerGroup / 2,
+            tile.Token, k.Begin, k.End);
+        if (SumSplits(ref acc, mmPart, mmSync)) Store(y, acc, rows, nTokens, tile.Row * RowsPerGroup, tile.Token, accumulate: true);
     }
 
     /// <summary>y = silu(gate·x)·(up·x) (<see cref="GemvSwiGlu"/>): a group's tile is <see cref="SwiGluRows"/> rows of
@@ -85,7 +89,7 @@ public static class Gemm
         var s = Allocate();
         var tile = TileOf();
         int row0 = tile.Row * SwiGluRows;
-        var acc = Accumulate<T>(gate, up, xq, rows, cols, nTokens, s, row0, row0, tile.Token);
+        var acc = Accumulate<T>(gate, up, xq, rows, cols, nTokens, s, row0, row0, tile.Token, 0, cols / 32);
         StoreGlu(y, acc, s, rows, nTokens, row0, tile.Token);
     }
 
@@ -129,22 +133,26 @@ public static class Gemm
     /// ceil(kv_dim/128) k's, the last ceil(kv_dim/128) v's; each tile is computed as <see cref="Run{T}"/> computes it
     /// (<see cref="GemmQkv"/>). The views are selected, not the code.</summary>
     public static void RunQkv<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var tile = TileOf();
         GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
-        var acc = Accumulate<T>(w, xq, n, cols, nTokens, s, local, tile.Token);
-        Store(y, acc, n, nTokens, local * RowsPerGroup, tile.Token, accumulate: false);
+        var ks = SplitOf(cols);
+        var acc = Accumulate<T>(w, w, xq, n, cols, nTokens, s, local * RowsPerGroup, local * RowsPerGroup + RowsPerGroup / 2, tile.Token,
+            ks.Begin, ks.End);
+        if (SumSplits(ref acc, mmPart, mmSync)) Store(y, acc, n, nTokens, local * RowsPerGroup, tile.Token, accumulate: false);
     }
 
     /// <summary><see cref="RunQkv{T}"/> with q and k in <typeparamref name="TQk"/> and v in <typeparamref name="TV"/>
     /// (<see cref="GemvQkv.Run{TQk, TV}"/>): v's row tiles accumulate with TV's tile loads, the others with TQk's; one
     /// shared-memory allocation for both (static shared memory is at most 48 KB).</summary>
     public static void RunQkv<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
         where TQk : struct, IWeightFormat, IInt8Tiles
         where TV : struct, IWeightFormat, IInt8Tiles
     {
@@ -152,11 +160,88 @@ public static class Gemm
         GemvQkv.Select(tile.Row, RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
         Pdl.Wait();
         var s = Allocate();
+        var ks = SplitOf(cols);
+        int r0 = local * RowsPerGroup, r1 = r0 + RowsPerGroup / 2;
         var acc = GemvQkv.IsV(tile.Row, RowsPerGroup, rows, kvDim)
-            ? Accumulate<TV>(w, xq, n, cols, nTokens, s, local, tile.Token)
-            : Accumulate<TQk>(w, xq, n, cols, nTokens, s, local, tile.Token);
-        Store(y, acc, n, nTokens, local * RowsPerGroup, tile.Token, accumulate: false);
+            ? Accumulate<TV>(w, w, xq, n, cols, nTokens, s, r0, r1, tile.Token, ks.Begin, ks.End)
+            : Accumulate<TQk>(w, w, xq, n, cols, nTokens, s, r0, r1, tile.Token, ks.Begin, ks.End);
+        if (SumSplits(ref acc, mmPart, mmSync)) Store(y, acc, n, nTokens, r0, tile.Token, accumulate: false);
     }
+
+    /// <summary>A group's columns, in 32-groups [Begin, End): all of them, or with grid z &gt; 1 split z's share
+    /// (whole stages; the last splits may have fewer or none).</summary>
+    public struct KRange
+    {
+        public int Begin, End;
+    }
+
+    /// <summary>The columns of this group's split (Grid.IdxZ of Grid.DimZ; <see cref="KRange"/>).</summary>
+    public static KRange SplitOf(int cols)
+    {
+        int groups = cols / 32, splits = Grid.DimZ;
+        int per = ((groups + splits - 1) / splits + StageGroups - 1) / StageGroups * StageGroups;
+        int begin = IntrinsicMath.Min(groups, Grid.IdxZ * per);
+        return new KRange { Begin = begin, End = IntrinsicMath.Min(groups, begin + per) };
+    }
+
+    /// <summary>Floats of one partial tile in <c>mm_part</c>: the 32 accumulators of each of the 256 threads.</summary>
+    public const int PartFloats = RowsPerGroup * TokensPerGroup;
+
+    /// <summary>Split-k (grid z &gt; 1: the runtime splits the columns of a step whose row × token tiles would leave most
+    /// of the GPU idle, docs/kernels.md "Split-k"): each split writes its partial tile to <paramref name="part"/> (tile
+    /// x + y·DimX, split z), takes the tile's ticket in <paramref name="sync"/>, and the last of a tile's splits sums the
+    /// partials in split order (its own read back like the others), resets the ticket and stores: the same floats
+    /// whichever split comes last, so every run gives the same result. Returns whether this group stores the tile
+    /// (always without a split).</summary>
+    private static bool SumSplits(ref WarpTile acc, ArrayView<float> part, ArrayView<int> sync)
+    {
+        int splits = Grid.DimZ;
+        if (splits == 1) return true;
+        int tile = Grid.IdxX + Grid.IdxY * Grid.DimX, tid = Group.IdxX;
+        var last = SharedMemory.Allocate<int>(1);
+        long first = (long)tile * splits * PartFloats + tid;
+        WritePart(part.SubView(first + (long)Grid.IdxZ * PartFloats), acc);
+        MemoryFence.DeviceLevel();
+        Group.Barrier();
+        if (tid == 0) last[0] = Atomic.Add(ref sync[tile], 1) == splits - 1 ? 1 : 0;
+        Group.Barrier();
+        if (last[0] == 0) return false;
+        MemoryFence.DeviceLevel();
+        var sum = ReadPart(part.SubView(first));
+        for (int z = 1; z < splits; z++) sum = Add(sum, ReadPart(part.SubView(first + (long)z * PartFloats)));
+        if (tid == 0) sync[tile] = 0;
+        acc = sum;
+        return true;
+    }
+
+    /// <summary>A thread's 32 accumulators at <paramref name="p"/>[256·i] (coalesced: a warp's lanes are adjacent).</summary>
+    private static void WritePart(ArrayView<float> p, WarpTile a)
+    {
+        WritePart(p, 0, a.M0N0); WritePart(p, 4, a.M0N1); WritePart(p, 8, a.M0N2); WritePart(p, 12, a.M0N3);
+        WritePart(p, 16, a.M1N0); WritePart(p, 20, a.M1N1); WritePart(p, 24, a.M1N2); WritePart(p, 28, a.M1N3);
+    }
+
+    private static void WritePart(ArrayView<float> p, int i, Acc a)
+    {
+        p[256 * i] = a.C0; p[256 * (i + 1)] = a.C1; p[256 * (i + 2)] = a.C2; p[256 * (i + 3)] = a.C3;
+    }
+
+    private static WarpTile ReadPart(ArrayView<float> p) => new()
+    {
+        M0N0 = ReadPart(p, 0), M0N1 = ReadPart(p, 4), M0N2 = ReadPart(p, 8), M0N3 = ReadPart(p, 12),
+        M1N0 = ReadPart(p, 16), M1N1 = ReadPart(p, 20), M1N2 = ReadPart(p, 24), M1N3 = ReadPart(p, 28),
+    };
+
+    private static Acc ReadPart(ArrayView<float> p, int i) =>
+        new() { C0 = p[256 * i], C1 = p[256 * (i + 1)], C2 = p[256 * (i + 2)], C3 = p[256 * (i + 3)] };
+
+    private static Acc Add(Acc a, Acc b) => new() { C0 = a.C0 + b.C0, C1 = a.C1 + b.C1, C2 = a.C2 + b.C2, C3 = a.C3 + b.C3 };
+
+    private static WarpTile Add(WarpTile a, WarpTile b) => new()
+    {
+        M0N0 = Add(a.M0N0, b.M0N0), M0N1 = Add(a.M0N1, b.M0N1), M0N2 = Add(a.M0N2, b.M0N2), M0N3 = Add(a.M0N3, b.M0N3),
+        M1N0 = Add(a.M1N0, b.M1N0), M1N1 = Add(a.M1N1, b.M1N1), M1N2 = Add(a.M1N2, b.M1N2), M1N3 = Add(a.M1N3, b.M1N3),
+    };
 
     /// <summary>A group's row tile and token tile.</summary>
     public struct Tile
@@ -173,9 +258,12 @@ public static class Gemm
     /// x + y·DimX; that number is read as bands of <see cref="TokenBand"/> token tiles, and within a band as row tile
     /// by row tile with the band's token tiles next to each other, so the groups that run at the same time share each
     /// weight tile through L2 instead of each reading it from memory.</summary>
-    public static Tile TileOf()
+    public static Tile TileOf() => TileOf(Grid.IdxX + Grid.IdxY * Grid.DimX, Grid.DimX, Grid.DimY);
+
+    /// <summary>The tile of group <paramref name="id"/> (x + y·DimX) of a grid of <paramref name="rowTiles"/> ×
+    /// <paramref name="tokenTiles"/> (<see cref="TileOf()"/>).</summary>
+    public static Tile TileOf(int id, int rowTiles, int tokenTiles)
     {
-        int id = Grid.IdxX + Grid.IdxY * Grid.DimX, rowTiles = Grid.DimX, tokenTiles = Grid.DimY;
         int band = id / (TokenBand * rowTiles), local = id - band * TokenBand * rowTiles;
         int width = IntrinsicMath.Min(TokenBand, tokenTiles - band * TokenBand);
         int row = local / width;
@@ -264,23 +352,25 @@ public static class Gemm
     /// the stage held 196–248 (session 8); at today's 128–163 the cap pays (<see cref="MaxRegisters"/>).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> w, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s, int rowTile, int tokenTile)
         where T : struct, IWeightFormat, IInt8Tiles =>
-        Accumulate<T>(w, w, xq, rows, cols, nTokens, s, rowTile * RowsPerGroup, rowTile * RowsPerGroup + RowsPerGroup / 2, tokenTile);
+        Accumulate<T>(w, w, xq, rows, cols, nTokens, s, rowTile * RowsPerGroup, rowTile * RowsPerGroup + RowsPerGroup / 2, tokenTile, 0, cols / 32);
 
     /// <summary><see cref="Accumulate{T}(ArrayView{byte}, ArrayView{byte}, int, int, int, Tiles, int, int)"/> with the
     /// tile's rows 0..63 from <paramref name="lo"/> at row <paramref name="loRow0"/> and rows 64..127 from
-    /// <paramref name="hi"/> at <paramref name="hiRow0"/> (gemm_swiglu: gate and up).</summary>
+    /// <paramref name="hi"/> at <paramref name="hiRow0"/> (gemm_swiglu: gate and up), over the columns of 32-groups
+    /// <paramref name="kBegin"/> .. <paramref name="kEnd"/> − 1 (a split's, <see cref="SplitOf"/>).</summary>
     public static WarpTile Accumulate<T>(ArrayView<byte> lo, ArrayView<byte> hi, ArrayView<byte> xq, int rows, int cols, int nTokens, Tiles s,
-        int loRow0, int hiRow0, int tokenTile)
+        int loRow0, int hiRow0, int tokenTile, int kBegin, int kEnd)
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
         int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var at = Sources.Of(format, lo, hi, xq, rows, cols, nTokens, loRow0, hiRow0, tokenTile * TokensPerGroup, tid);
+        at.Groups = kEnd;   // loads past it keep zeros, as past the row's end
         var acc = default(WarpTile);
         uint am = (format.MatrixLoads & 1) != 0 ? MatrixRowA(wr, lane) : 0, bm = (format.MatrixLoads & 2) != 0 ? MatrixRowB(wt, lane) : 0;
-        var next = Load(format, at, 0, tid);
-        for (int k0 = 0; k0 < at.Groups; k0 += StageGroups)
+        var next = Load(format, at, kBegin, tid);
+        for (int k0 = kBegin; k0 < at.Groups; k0 += StageGroups)
         {
             Group.Barrier();   // the previous stage's fragments are read
             if (format.LateScales) next = WithScales(format, at, next, k0, tid);
@@ -731,8 +821,9 @@ public static class Gemm
 /// <summary>The batch kernel of matmul_add (gemv_add): <see cref="Gemm.RunAdd{T}"/>.</summary>
 public static class GemmAdd
 {
-    public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
-        where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunAdd<T>(w, a, aq, y, rows, cols, nTokens);
+    public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, ArrayView<float> mmPart,
+        ArrayView<int> mmSync, int rows, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunAdd<T>(w, a, aq, y, mmPart, mmSync, rows, cols, nTokens);
 }
 
 /// <summary>The batch kernel of matmul_swiglu (gemv_swiglu): <see cref="Gemm.RunSwiGlu{T}"/>.</summary>
@@ -747,11 +838,13 @@ public static class GemmSwiGlu
 public static class GemmQkv
 {
     public static void Run<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
-        where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<T>(wq, wk, wv, x, xq, q, k, v, rows, kvDim, cols, nTokens);
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
+        where T : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<T>(wq, wk, wv, x, xq, q, k, v, mmPart, mmSync, rows, kvDim, cols, nTokens);
 
     public static void Run<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
         where TQk : struct, IWeightFormat, IInt8Tiles
-        where TV : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<TQk, TV>(wq, wk, wv, x, xq, q, k, v, rows, kvDim, cols, nTokens);
+        where TV : struct, IWeightFormat, IInt8Tiles => Gemm.RunQkv<TQk, TV>(wq, wk, wv, x, xq, q, k, v, mmPart, mmSync, rows, kvDim, cols, nTokens);
 }

@@ -13,6 +13,10 @@ public static class GemvAdd
     /// <param name="a">activations [n_tokens, cols] (read by the float formats)</param>
     /// <param name="aq">the same activations quantized (read by the int8 formats)</param>
     /// <param name="y">the residual stream [n_tokens, rows], updated in place</param>
-    public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, int rows, int cols, int nTokens)
+    /// <param name="mmPart">the split-k GEMM's partial tiles (<see cref="Gemm.RunAdd{T}"/>; not read here: the batch
+    /// kernel takes this kernel's arguments)</param>
+    /// <param name="mmSync">the split-k GEMM's tile tickets (likewise)</param>
+    public static void Run<T>(ArrayView<byte> w, ArrayView<float> a, ArrayView<byte> aq, ArrayView<float> y, ArrayView<float> mmPart,
+        ArrayView<int> mmSync, int rows, int cols, int nTokens)
         where T : struct, IWeightFormat => Gemv.Rows<T>(w, a, aq, y, rows, cols, nTokens, Grid.IdxX, accumulate: true, early: true);
 }

@@ -14,8 +14,11 @@ public static class GemvQkv
 {
     /// <param name="rows">q's rows (n_head·head_dim)</param>
     /// <param name="kvDim">k's and v's rows (n_head_kv·head_dim)</param>
+    /// <param name="mmPart">the split-k GEMM's partial tiles and <paramref name="mmSync"/> its tile tickets
+    /// (<see cref="Gemm.RunQkv{T}"/>; not read here: the batch kernel takes this kernel's arguments)</param>
     public static void Run<T>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
         where T : struct, IWeightFormat
     {
         Select(Grid.IdxX, Gemv.RowsPerGroup, wq, wk, wv, q, k, v, rows, kvDim, out var w, out var y, out int n, out int local);
@@ -27,7 +30,8 @@ public static class GemvQkv
     /// three matrices saves two launches' ramp, tail and gap. v's groups run the TV lane loop, the others TQk's; the
     /// group's rows and sums are <see cref="Gemv.Rows{T}"/>'s either way.</summary>
     public static void Run<TQk, TV>(ArrayView<byte> wq, ArrayView<byte> wk, ArrayView<byte> wv, ArrayView<float> x, ArrayView<byte> xq,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, int rows, int kvDim, int cols, int nTokens)
+        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> mmPart, ArrayView<int> mmSync,
+        int rows, int kvDim, int cols, int nTokens)
         where TQk : struct, IWeightFormat
         where TV : struct, IWeightFormat
     {

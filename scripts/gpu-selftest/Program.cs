@@ -32,6 +32,7 @@ public static unsafe class Program
     private static string? s_benchShape;
     private static bool s_gemvOnly;        // --gemv-only: the bandwidth table without the prefill matmul one
     private static nuint s_sizeOverride;   // 0: the launcher's Size (end of the last parameter)
+    private static uint s_gridZ;           // 0: the launcher's grid z; else the split-k GEMMs' splits (Engine.Runtime.Cuda.SplitK)
 
     public static int Main(string[] args)
     {
@@ -151,6 +152,7 @@ public static unsafe class Program
     {
         var (fn, index) = s_kernels[entry];
         var s = Launchers.ShapeOf((KernelId)index, block);
+        if (s_gridZ != 0) s = s with { GridZ = s_gridZ };
         fixed (byte* pb = block)
         {
             void** extra = stackalloc void*[5];
@@ -248,6 +250,11 @@ public static unsafe class Program
                     foreach (var (rows, tokens) in new[] { (1029, 70), (200, 512) })
                         foreach (var mode in new[] { "Gemm_", "GemmAdd_", "GemmSwiGlu_" })
                             Gemm(f, mode, rows, cols, tokens);
+            // Split-k: 1029 rows × 70 tokens are 18 tiles, 8 splits 144 groups (4096 columns: 4 stages a split; 768: the
+            // last two splits empty).
+            if (be > 1)
+                foreach (int cols in colsCases)
+                    Gemm(f, "GemmAdd_", 1029, cols, 70, splits: 8);
         }
         // The format pairs (q and k in one format, v in another: Q4_K_M's and Q5_K_M's Q6_K attn_v layers).
         foreach (var (qk, v) in new[] { (GgmlType.Q4_K, GgmlType.Q6_K), (GgmlType.Q5_K, GgmlType.Q6_K), (GgmlType.Q4_K, GgmlType.Q5_K) })
@@ -395,7 +402,9 @@ public static unsafe class Program
         using var xb = Upload<float>(x);
         using var qb = Quantized(xb, cols, tokens);
         using var yb = add ? Upload<float>(y0) : Poisoned((long)rows * tokens * 4);
-        Launch(entry, wb, xb, qb, yb, rows, cols, tokens);
+        using var ws = SplitWorkspace.Create();
+        if (add) Launch(entry, wb, xb, qb, yb, ws.Part, ws.Sync, rows, cols, tokens);
+        else Launch(entry, wb, xb, qb, yb, rows, cols, tokens);
         double[] xs = Activations(f, x, cols);
         var expected = new double[rows * tokens];
         for (int r = 0; r < rows; r++)
@@ -447,22 +456,59 @@ public static unsafe class Program
         using var k = Poisoned((long)kvDim * tokens * 4);
         using var v = Poisoned((long)kvDim * tokens * 4);
         string entry = fused + f + (fv == f ? "" : "_" + fv);
-        Launch(entry, qw, kw, vw, xb, xq, q, k, v, rows, kvDim, cols, tokens);
+        using var ws = SplitWorkspace.Create();
+        Launch(entry, qw, kw, vw, xb, xq, q, k, v, ws.Part, ws.Sync, rows, kvDim, cols, tokens);
         int differ = 0;
+        var plainOut = new List<float[]>();
         foreach (var (w, y, n, wf) in new[] { (qw, q, rows, f), (kw, k, kvDim, f), (vw, v, kvDim, fv) })
         {
             using var expected = Poisoned((long)n * tokens * 4);
             Launch(plain + wf, w, xb, xq, expected, n, cols, tokens);
             int[] a = Download<int>(y), b = Download<int>(expected);
             differ += a.Zip(b).Count(p => p.First != p.Second);
+            plainOut.Add(Download<float>(expected));
         }
         CountRow(entry, $"{rows}+2x{kvDim} x {cols}, {tokens} tok", differ);
+        if (!fused.StartsWith("Gemm", StringComparison.Ordinal)) return;
+        // Split-k (the runtime's grid z for few tiles): the sums in another order, so against the plain GEMMs by NMSE;
+        // twice, bit for bit (the last split of a tile sums the partials in split order whoever it is), tickets back at 0.
+        s_gridZ = 3;
+        try
+        {
+            var runs = new List<float[]>();
+            for (int run = 0; run < 2; run++)
+            {
+                Launch(entry, qw, kw, vw, xb, xq, q, k, v, ws.Part, ws.Sync, rows, kvDim, cols, tokens);
+                runs.Add([.. Download<float>(q), .. Download<float>(k), .. Download<float>(v)]);
+            }
+            double[] want = [.. plainOut.SelectMany(a => a.Select(x => (double)x))];
+            Row(entry, $"split 3, {tokens} tok", Nmse(runs[0], want), GemvLimit);
+            CountRow(entry, $"split 3 twice, tickets", Differ(runs[0], runs[1]) + ws.Tickets());
+        }
+        finally { s_gridZ = 0; }
+    }
+
+    private static int Differ(float[] a, float[] b) => a.Zip(b).Count(p => BitConverter.SingleToInt32Bits(p.First) != BitConverter.SingleToInt32Bits(p.Second));
+
+    /// <summary>The split-k GEMMs' workspace (llama.graph mm_part, mm_sync): 256 partial tiles and their tickets,
+    /// zero.</summary>
+    private sealed class SplitWorkspace : IDisposable
+    {
+        public required Buffer Part { get; init; }
+        public required Buffer Sync { get; init; }
+
+        public static SplitWorkspace Create() => new() { Part = Poisoned(256L * 128 * 64 * 4), Sync = Upload<int>(new int[256]) };
+
+        /// <summary>Tickets not back at zero.</summary>
+        public int Tickets() => Download<int>(Sync).Count(t => t != 0);
+
+        public void Dispose() { Part.Dispose(); Sync.Dispose(); }
     }
 
     /// <summary>The tiled tensor-core GEMM (gemm, gemm_add, gemm_swiglu: <paramref name="mode"/> is the entry
     /// prefix) against the float64 reference: on the GPU this checks the mma fragment layout the CPU-accelerator tests
     /// cannot (they compute the fragments' elements from the shared tiles).</summary>
-    private static void Gemm(GgmlType f, string mode, int rows, int cols, int tokens)
+    private static void Gemm(GgmlType f, string mode, int rows, int cols, int tokens, uint splits = 0)
     {
         var rng = new Random(rows * 7927 + cols * 41 + tokens + (int)f + mode.Length);
         bool swiglu = mode == "GemmSwiGlu_", add = mode == "GemmAdd_";
@@ -474,8 +520,23 @@ public static unsafe class Program
         using var xb = Upload<float>(x);
         using var qb = Quantized(xb, cols, tokens);
         using var yb = add ? Upload<float>(y0) : Poisoned((long)rows * tokens * 4);
-        if (swiglu) Launch(mode + f, wb, ub, xb, qb, yb, rows, cols, tokens);
-        else Launch(mode + f, wb, xb, qb, yb, rows, cols, tokens);
+        using var ws = SplitWorkspace.Create();
+        s_gridZ = splits;
+        try
+        {
+            if (swiglu) Launch(mode + f, wb, ub, xb, qb, yb, rows, cols, tokens);
+            else if (add) Launch(mode + f, wb, xb, qb, yb, ws.Part, ws.Sync, rows, cols, tokens);
+            else Launch(mode + f, wb, xb, qb, yb, rows, cols, tokens);
+            if (splits > 1)
+            {
+                // Twice, bit for bit, whichever split of a tile comes last; the tickets back at zero.
+                float[] first = Download<float>(yb);
+                using var again = Upload<float>(y0);
+                Launch(mode + f, wb, xb, qb, again, ws.Part, ws.Sync, rows, cols, tokens);
+                CountRow(mode + f, $"split {splits} twice, tickets", Differ(first, Download<float>(again)) + ws.Tickets());
+            }
+        }
+        finally { s_gridZ = 0; }
         double[] xs = Activations(f, x, cols);
         var expected = new double[rows * tokens];
         Parallel.For(0, rows, r =>
@@ -485,7 +546,7 @@ public static unsafe class Program
             for (int t = 0; t < tokens; t++)
                 expected[t * rows + r] = swiglu ? Silu(Dot(wr, xs, t * cols)) * Dot(ur!, xs, t * cols) : y0[t * rows + r] + Dot(wr, xs, t * cols);
         });
-        Row(mode + f, $"{rows}x{cols}, {tokens} tok", Nmse(Download<float>(yb), expected), GemvLimit);
+        Row(mode + f, $"{rows}x{cols}, {tokens} tok{(splits > 1 ? $", split {splits}" : "")}", Nmse(Download<float>(yb), expected), GemvLimit);
     }
 
     private static void Embedding(GgmlType f, int vocab, int cols, int tokens)

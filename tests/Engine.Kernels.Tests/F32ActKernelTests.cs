@@ -56,7 +56,9 @@ public class F32ActKernelTests
         using var xb = h.Upload(x);
         using var qb = h.Upload(new byte[Engine.Kernels.Quantize.RowBytes(cols) * tokens]);
         using var yb = h.Upload(y0);
-        h.Launch($"GemvAdd_{format}_F32Act", wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        using var part = h.Allocate<float>(1);
+        using var sync = h.Allocate<int>(1);
+        h.Launch($"GemvAdd_{format}_F32Act", wb.View, xb.View, qb.View, yb.View, part.View, sync.View, rows, cols, tokens);
         var expected = Products(format, w, x, rows, cols, tokens);
         for (int i = 0; i < expected.Length; i++) expected[i] += y0[i];
         Nmse.Check($"gemv_add {format} f32act", yb.GetAsArray1D(), expected, WeightKernelTests.GemvLimit);

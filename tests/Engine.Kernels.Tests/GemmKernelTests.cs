@@ -80,7 +80,9 @@ public class GemmKernelTests
         using var xb = h.Upload(x);
         using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
         using var yb = h.Upload(y0);
-        h.Launch("GemmAdd_" + format, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        using var part = h.Allocate<float>(1);
+        using var sync = h.Allocate<int>(1);
+        h.Launch("GemmAdd_" + format, wb.View, xb.View, qb.View, yb.View, part.View, sync.View, rows, cols, tokens);
         double[] p = Products(format, w, x, rows, cols, tokens);
         var expected = y0.Select((v, i) => i < p.Length ? v + p[i] : v).ToArray();
         Nmse.Check($"gemm_add {format} {rows}x{cols}x{tokens}", yb.GetAsArray1D(), expected, WeightKernelTests.GemvLimit);
@@ -192,5 +194,88 @@ public class GemmKernelTests
                             new[] { Word(row, at, lane, 0), Word(row, at, lane, 1), Word(row, at, lane, 2), Word(row, at, lane, 3) });
                     }
             }
+    }
+
+    /// <summary>Split-k (grid z: the runtime splits the columns of a step with few tiles, Engine.Runtime.Cuda.SplitK):
+    /// gemm_add with its 768 columns (6 stages) in 2, 3 and 8 splits (at 8 the last two have no columns) matches the
+    /// float64 reference; every stored element is y0 plus the sum, in split order, of the partial tiles the splits left
+    /// in mm_part (so the same floats whichever split of a tile comes last); and every ticket is back at zero.</summary>
+    [Theory]
+    [InlineData("Q8_0", 2)]
+    [InlineData("Q4_K", 3)]
+    [InlineData("Q6_K", 8)]
+    [InlineData("Q4_0", 8)]
+    public void GemmAdd_split_k_sums_the_partial_tiles_in_split_order(string format, int splits)
+    {
+        int rows = 130, cols = 768, tokens = 70;   // 2 × 2 tiles, the second of each partial
+        var rng = new Random(splits * 101 + format.Length);
+        var h = KernelHarness.Shared;
+        byte[] w = ReferenceFormats.Random(format, rows, cols, rng);
+        float[] x = ReferenceFormats.Gaussian(rng, cols * tokens), y0 = ReferenceFormats.Gaussian(rng, rows * tokens);
+        using var wb = h.Upload(w);
+        using var xb = h.Upload(x);
+        using var qb = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var yb = h.Upload(y0);
+        using var part = h.Allocate<float>(4L * splits * Gemm.PartFloats);
+        using var sync = h.Allocate<int>(4);
+        var shape = h.LaunchWithGridZ("GemmAdd_" + format, splits, wb.View, xb.View, qb.View, yb.View, part.View, sync.View, rows, cols, tokens);
+        float[] y = yb.GetAsArray1D(), p = part.GetAsArray1D();
+        double[] products = Products(format, w, x, rows, cols, tokens);
+        Nmse.Check($"gemm_add {format} split {splits}", y, y0.Select((v, i) => v + products[i]).ToArray(), WeightKernelTests.GemvLimit);
+        Assert.All(sync.GetAsArray1D(), t => Assert.Equal(0, t));
+
+        int checkedElements = 0;
+        for (int id = 0; id < shape.GridX * shape.GridY; id++)
+        {
+            var tile = Gemm.TileOf(id, (int)shape.GridX, (int)shape.GridY);
+            for (int tid = 0; tid < 256; tid++)
+                for (int v = 0; v < 32; v++)
+                {
+                    // Accumulator v of thread tid (Gemm.WritePart's order: M0N0 … M1N3, C0 … C3 each) is this element.
+                    int warp = tid >> 5, lane = tid & 31, m = v >> 4, n = (v >> 2) & 3, c = v & 3;
+                    int r = tile.Row * Gemm.RowsPerGroup + 32 * (warp & 3) + (lane >> 2) + 16 * m + 8 * (c >> 1);
+                    int k = tile.Token * Gemm.TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3) + 8 * n + (c & 1);
+                    if (r >= rows || k >= tokens) continue;
+                    float sum = 0f;
+                    for (int z = 0; z < splits; z++) sum += p[((long)id * splits + z) * Gemm.PartFloats + 256 * v + tid];
+                    float want = y0[k * rows + r] + sum;
+                    Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(y[k * rows + r]),
+                        $"y[{k}, {r}] = {y[k * rows + r]}, y0 + the partials in split order = {want}");
+                    checkedElements++;
+                }
+        }
+        Assert.Equal(rows * tokens, checkedElements);
+    }
+
+    /// <summary>gemm_qkv split (3 ways over 512 columns: 4 stages, the last split empty) gives q, k and v within the
+    /// reference limit of the unsplit launch's, the same floats twice, and leaves its tickets at zero.</summary>
+    [Theory]
+    [InlineData("Q8_0")]
+    [InlineData("Q5_K")]
+    public void GemmQkv_split_k_matches_the_unsplit_launch(string format)
+    {
+        int rows = 130, kvDim = 40, cols = 512, tokens = 17;
+        var rng = new Random(31 + format.Length);
+        var h = KernelHarness.Shared;
+        using var qw = h.Upload(ReferenceFormats.Random(format, rows, cols, rng));
+        using var kw = h.Upload(ReferenceFormats.Random(format, kvDim, cols, rng));
+        using var vw = h.Upload(ReferenceFormats.Random(format, kvDim, cols, rng));
+        using var xb = h.Upload(ReferenceFormats.Gaussian(rng, cols * tokens));
+        using var xq = WeightKernelTests.Quantized(h, xb, cols, tokens);
+        using var part = h.Allocate<float>(4L * 3 * Gemm.PartFloats);
+        using var sync = h.Allocate<int>(4);
+        float[] Run(int splits)
+        {
+            using var q = h.Allocate<float>((long)rows * tokens);
+            using var k = h.Allocate<float>((long)kvDim * tokens);
+            using var v = h.Allocate<float>((long)kvDim * tokens);
+            h.LaunchWithGridZ("GemmQkv_" + format, splits, qw.View, kw.View, vw.View, xb.View, xq.View, q.View, k.View, v.View, part.View, sync.View,
+                rows, kvDim, cols, tokens);
+            return [.. q.GetAsArray1D(), .. k.GetAsArray1D(), .. v.GetAsArray1D()];
+        }
+        float[] whole = Run(1), split = Run(3), again = Run(3);
+        Nmse.Check($"gemm_qkv {format} split 3", split, whole.Select(v => (double)v).ToArray(), WeightKernelTests.GemvLimit);
+        Assert.Equal(split, again);
+        Assert.All(sync.GetAsArray1D(), t => Assert.Equal(0, t));
     }
 }

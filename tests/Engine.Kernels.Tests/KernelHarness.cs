@@ -50,12 +50,19 @@ public sealed class KernelHarness : IDisposable
 
     /// <summary>As <see cref="Launch"/>, with the group size of an explicitly grouped kernel replaced by
     /// <paramref name="blockX"/> (0: the launcher's), for bodies that adapt to Group.DimX.</summary>
-    public LaunchShape LaunchWithBlock(string name, int blockX, params object[] args)
+    public LaunchShape LaunchWithBlock(string name, int blockX, params object[] args) => Run(name, blockX, 0, args);
+
+    /// <summary>As <see cref="Launch"/>, with grid z <paramref name="gridZ"/> in place of the launcher's (the runtime's
+    /// split-k GEMMs: Engine.Runtime.Cuda.SplitK).</summary>
+    public LaunchShape LaunchWithGridZ(string name, int gridZ, params object[] args) => Run(name, 0, gridZ, args);
+
+    private LaunchShape Run(string name, int blockX, int gridZ, object[] args)
     {
         var entry = Engine.Kernels.Generated.KernelTable.Find(name) ?? throw new ArgumentException("no entry point " + name);
         // Buffers' views are ArrayView1D<T, Dense>; the entry points take their dense base ArrayView<T>.
         args = args.Select(a => a.GetType().GetProperty("BaseView") is { } baseView ? baseView.GetValue(a)! : a).ToArray();
         LaunchShape shape = Shape(name, args, out int extent);
+        if (gridZ > 0) shape = shape with { GridZ = (uint)gridZ };
         lock (launchLock)
         {
             var kernel = kernels.GetOrAdd(name, n =>

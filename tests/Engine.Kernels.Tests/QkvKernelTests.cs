@@ -90,7 +90,9 @@ public class QkvKernelTests
         using var q = h.Allocate<float>((long)rows * tokens);
         using var k = h.Allocate<float>((long)kvDim * tokens);
         using var v = h.Allocate<float>((long)kvDim * tokens);
-        var shape = h.Launch(fused, qw.View, kw.View, vw.View, xb.View, xq.View, q.View, k.View, v.View, rows, kvDim, cols, tokens);
+        using var part = h.Allocate<float>(1);
+        using var sync = h.Allocate<int>(1);
+        var shape = h.Launch(fused, qw.View, kw.View, vw.View, xb.View, xq.View, q.View, k.View, v.View, part.View, sync.View, rows, kvDim, cols, tokens);
         checkGrid(shape.GridX);
 
         foreach (var (w, y, n, name, f) in new[] { (qw, q, rows, "q", format), (kw, k, kvDim, "k", format), (vw, v, kvDim, "v", vFormat) })

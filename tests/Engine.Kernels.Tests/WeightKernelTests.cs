@@ -144,7 +144,9 @@ public class WeightKernelTests
         using var xb = h.Upload(x);
         using var qb = Quantized(h, xb, cols, tokens);
         using var yb = h.Upload(y0);
-        h.LaunchWithBlock("GemvAdd_" + format, block, wb.View, xb.View, qb.View, yb.View, rows, cols, tokens);
+        using var part = h.Allocate<float>(1);
+        using var sync = h.Allocate<int>(1);
+        h.LaunchWithBlock("GemvAdd_" + format, block, wb.View, xb.View, qb.View, yb.View, part.View, sync.View, rows, cols, tokens);
         Nmse.Check($"gemv_add {format} {rows}x{cols}x{tokens} block {block}", yb.GetAsArray1D(), expected, GemvLimit);
     }
 

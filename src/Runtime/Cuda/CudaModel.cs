@@ -54,6 +54,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
     private readonly IntPtr[] _batchFunctions;       // the batch kernel of each launch (Zero: none)
     private readonly int[] _batchMinTokens;          // steps of at least this many tokens run it (int.MaxValue: none)
+    private readonly int[] _splitCapacity;           // partial tiles the batch kernel's split-k workspace holds (0: no split)
+    private readonly int[] _splitCols;               // its columns (the launch's cols argument)
+    private readonly int _gemmSlots;                 // tiled-GEMM groups the GPU runs at once (2 an SM: 128 registers × 256 threads)
     private readonly IntPtr[] _shortFunctions;       // the short kernel of each launch (Zero: none)
     private readonly LaunchShape[] _shortShapes;     // its one-token shape
     private readonly bool _hasShort;
@@ -175,6 +178,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
         _batchMinTokens = new int[_launchCount];
+        _splitCapacity = new int[_launchCount];
+        _splitCols = new int[_launchCount];
+        _gemmSlots = 2 * cu.MultiprocessorCount;
         _shortFunctions = new IntPtr[_launchCount];
         _shortShapes = new LaunchShape[_launchCount];
         _oneTokenShapes = new LaunchShape[_launchCount];
@@ -198,6 +204,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
             if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
+            if (ins.HasBatchKernel && SplitK.Splits(KernelTable.All[(int)ins.BatchKernelId].Family))
+                (_splitCapacity[i], _splitCols[i]) = (SplitK.Capacity(plan, ins), SplitK.Cols(ins));
             _batchMinTokens[i] = !ins.HasBatchKernel ? int.MaxValue
                 : KernelTable.All[(int)ins.KernelId].Family.StartsWith("attention", StringComparison.Ordinal) ? AttentionBatchMinTokens : BatchMinTokens;
             if (ins.HasShortKernel)
@@ -452,7 +460,12 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private (LaunchShape Shape, IntPtr Function, uint Id) KernelFor(int i, int n, ReadOnlySpan<byte> block)
     {
         var ins = _launches[i];
-        if (n >= _batchMinTokens[i]) return (Launchers.ShapeOf((KernelId)ins.BatchKernelId, block), _batchFunctions[i], ins.BatchKernelId);
+        if (n >= _batchMinTokens[i])
+        {
+            var shape = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
+            if (_splitCapacity[i] > 0) shape = shape with { GridZ = SplitK.Of((long)shape.GridX * shape.GridY, _splitCols[i], _gemmSlots, _splitCapacity[i]) };
+            return (shape, _batchFunctions[i], ins.BatchKernelId);
+        }
         return (n == 1 ? _oneTokenShapes[i] : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId), _functions[i], ins.KernelId);
     }
 

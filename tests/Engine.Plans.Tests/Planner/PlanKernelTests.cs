@@ -57,13 +57,18 @@ public sealed class PlanKernelTests
         var s = LlamaShape.Tiny;
         var plan = Make(s, "F32", "cpu-only");
         int kvDim = s.HeadsKv * (s.Embd / s.Heads);
-        var kv = plan.Buffers.Where(b => b.Role == BufferRole.KvCache && b.Name != "attn_sync").ToList();
+        var kv = plan.Buffers.Where(b => b.Role == BufferRole.KvCache && b.Name is not ("attn_sync" or "mm_sync")).ToList();
         Assert.Equal(2 * s.Layers, kv.Count);
         Assert.All(kv, b => Assert.Equal((long)kvDim * 256 * 2, b.Size));
         // Beside each layer's cache, attention's range counters: an i32 a kv head and token of a step.
         var sync = plan.Buffers.Where(b => b.Name == "attn_sync").ToList();
         Assert.Equal(Enumerable.Range(0, s.Layers), sync.Select(b => b.Layer));
         Assert.All(sync, b => Assert.Equal((long)s.HeadsKv * plan.Inputs.Batch * 4, b.Size));
+        // And the split-k GEMMs' tile tickets, n_embd / 16 a layer, as many as the workspace holds partial tiles.
+        var tickets = plan.Buffers.Where(b => b.Name == "mm_sync").ToList();
+        Assert.Equal(Enumerable.Range(0, s.Layers), tickets.Select(b => b.Layer));
+        Assert.All(tickets, b => Assert.Equal(s.Embd / 16 * 4L, b.Size));
+        Assert.Equal(s.Embd / 16 * 128 * 64 * 4L, plan.Buffers.Single(b => b.Name == "mm_part").Size);
     }
 
     [Fact]
@@ -271,10 +276,12 @@ public sealed class PlanKernelTests
                     case "view<f16>":
                         Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role == BufferRole.KvCache, where);
                         break;
-                    case "view<i32>":   // token ids and positions; attention's range counters (per layer, persistent)
+                    case "view<i32>":   // token ids and positions; attention's range counters, the split-k GEMMs' tile
+                                        // tickets (per layer, persistent)
+                        bool counters = p.Name is "attn_sync" or "mm_sync";
                         Assert.True(a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Role
-                            == (p.Name == "attn_sync" ? BufferRole.KvCache : BufferRole.Input), where);
-                        if (p.Name == "attn_sync") Assert.Equal(ins.Layer, plan.Buffers[(int)a.Value].Layer);
+                            == (counters ? BufferRole.KvCache : BufferRole.Input), where);
+                        if (counters) Assert.Equal(ins.Layer, plan.Buffers[(int)a.Value].Layer);
                         break;
                     case "view<f32>":
                         Assert.True(a.Kind is ArgKind.Buffer or ArgKind.None

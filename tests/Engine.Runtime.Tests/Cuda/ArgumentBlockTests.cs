@@ -56,8 +56,8 @@ public sealed class ArgumentBlockTests
         var xnq = Buffer(p, "xnq", 1);
 
         var qkv = Launchers.GemvQkv_F32.Create(Tensor(p, "blk.0.attn_q.weight", 1), Tensor(p, "blk.0.attn_k.weight", 1),
-            Tensor(p, "blk.0.attn_v.weight", 1), xn, xnq, Buffer(p, "q", 4), Buffer(p, "k", 4), Buffer(p, "v", 4), c.QDim, c.KvDim,
-            c.EmbeddingLength, n);
+            Tensor(p, "blk.0.attn_v.weight", 1), xn, xnq, Buffer(p, "q", 4), Buffer(p, "k", 4), Buffer(p, "v", 4), Buffer(p, "mm_part", 4),
+            Buffer(p, "mm_sync", 4, 0), c.QDim, c.KvDim, c.EmbeddingLength, n);
         AssertSame(qkv, Packed(p, "qkv_proj", 0, n), Launchers.GemvQkv_F32.Size);
         Assert.Equal(qkv.Shape(), Launchers.ShapeOf(KernelId.GemvQkv_F32, Packed(p, "qkv_proj", 0, n)));
         Assert.Equal((uint)((c.QDim + 3) / 4 + 2 * ((c.KvDim + 3) / 4)), qkv.Shape().GridX);
@@ -86,7 +86,7 @@ public sealed class ArgumentBlockTests
         Assert.Equal(quant.Shape(), Launchers.ShapeOf(KernelId.Quantize, Packed(pq, "attention_quantize", 1, n)));
 
         var down = Launchers.GemvAdd_F32.Create(Tensor(p, "blk.0.ffn_down.weight", 1), Buffer(p, "ffn_act", 4), Buffer(p, "ffn_actq", 1),
-            Buffer(p, "x", 4), c.EmbeddingLength, c.FeedForwardLength, n);
+            Buffer(p, "x", 4), Buffer(p, "mm_part", 4), Buffer(p, "mm_sync", 4, 0), c.EmbeddingLength, c.FeedForwardLength, n);
         AssertSame(down, Packed(p, "ffn_down", 0, n), Launchers.GemvAdd_F32.Size);
 
         var ffn = Launchers.GemvSwiGlu_F32.Create(Tensor(p, "blk.0.ffn_gate.weight", 1), Tensor(p, "blk.0.ffn_up.weight", 1), xn, xnq, Buffer(p, "ffn_act", 4),

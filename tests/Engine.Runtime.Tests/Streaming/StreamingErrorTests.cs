@@ -26,7 +26,7 @@ public sealed class StreamingErrorTests
             model.CopyTo(o);
         }
         string plan = TestPlans.Make(RepoPaths.Model("stories260K.gguf"), TestPlans.TempFile($"device-{tag}.plan"),
-            "--hw", StreamedPlanTests.TinyGpu, "--vram-budget", "700K", "--ram-budget", "1000K", "--ctx", "128",
+            "--hw", StreamedPlanTests.TinyGpu, "--vram-budget", "828K", "--ram-budget", "1000K", "--ctx", "128",
             "--nvme", image, "--lba", LbaBase.ToString());
         return (image, plan);
     }
