@@ -79,11 +79,13 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly void** _rowExtra;               // [launch × 5] their extra arrays
 
     /// <summary>Steps of at least this many tokens run a launch's batch kernel (the tensor-core GEMM) instead of its
-    /// GEMV. Measured on 8B Q8_0 (H100, docs/benchmarks.md) with the pipelined GEMM: a pass of up to 64 tokens
-    /// costs about the same (one 64-token tile column, rows / 128 groups), ~30 ms for the 8B, so the GEMV wins at
-    /// 8 tokens (435 vs 271 tok/s) and the GEMM from 16 (531 vs 461; pp32 1032 vs 476). ENGINE_GEMM_MIN_TOKENS
-    /// overrides it (0 or less: never), for measuring both.</summary>
-    public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 16;
+    /// GEMV. A GEMM pass of up to 64 tokens costs about the same (one 64-token tile column), since split-k
+    /// (<see cref="SplitK"/>) ~9–10 ms for an 8B on the H200 where it took ~23 ms before. Measured (8B, H200, GEMV
+    /// against GEMM by ENGINE_GEMM_MIN_TOKENS, docs/benchmarks.md "Session 24"): at 8 tokens the GEMM is ahead for
+    /// Q8_0 (953 vs 722 tok/s) and Q4_K_M (832 vs 771), behind for Q4_0 (941 vs 995); from 12 tokens ahead for all
+    /// three (1.3–1.8×). It was 16 (H100, before split-k: the GEMV won at 8 tokens, 435 vs 271 tok/s).
+    /// ENGINE_GEMM_MIN_TOKENS overrides it (0 or less: never), for measuring both.</summary>
+    public int BatchMinTokens { get; } = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_GEMM_MIN_TOKENS"), out int m) ? (m <= 0 ? int.MaxValue : m) : 8;
 
     /// <summary>Steps of at least this many tokens run the attention's batch kernel (the tiled tensor-core attention,
     /// kernels/AttentionTiled.cs) instead of its kernel. Its grid is a group per query head and 64 tokens, so short
