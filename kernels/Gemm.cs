@@ -105,29 +105,33 @@ public static class Gemm
         bool upWarp = (warp & 2) != 0;
         var buf = s.W.Cast<float>().SubView((((warp >> 2) * 2 + (warp & 1)) * 32) * 32 + lane);   // [pair][value][lane]
         Group.Barrier();   // the last stage's fragments are read
-        if (upWarp) WriteTile(buf, acc);
+        if (upWarp) WriteTile(buf, acc, 32);
         Group.Barrier();
-        if (!upWarp) Store(y, Glu(acc, ReadTile(buf)), rows, nTokens, row0, tokenTile, accumulate: false);
+        if (!upWarp) Store(y, Glu(acc, ReadTile(buf, 32)), rows, nTokens, row0, tokenTile, accumulate: false);
     }
 
-    private static void WriteTile(ArrayView<float> b, WarpTile a)
+    /// <summary>A thread's 32 accumulators at <paramref name="b"/>[<paramref name="stride"/>·i], i = 0..31 in the order
+    /// M0N0 … M1N3, C0 … C3 each (the threads' views adjacent: a warp's stores and loads fall in one line or 32 banks).</summary>
+    private static void WriteTile(ArrayView<float> b, WarpTile a, int stride)
     {
-        WriteAcc(b, 0, a.M0N0); WriteAcc(b, 4, a.M0N1); WriteAcc(b, 8, a.M0N2); WriteAcc(b, 12, a.M0N3);
-        WriteAcc(b, 16, a.M1N0); WriteAcc(b, 20, a.M1N1); WriteAcc(b, 24, a.M1N2); WriteAcc(b, 28, a.M1N3);
+        WriteAcc(b, 0, a.M0N0, stride); WriteAcc(b, 4, a.M0N1, stride); WriteAcc(b, 8, a.M0N2, stride); WriteAcc(b, 12, a.M0N3, stride);
+        WriteAcc(b, 16, a.M1N0, stride); WriteAcc(b, 20, a.M1N1, stride); WriteAcc(b, 24, a.M1N2, stride); WriteAcc(b, 28, a.M1N3, stride);
     }
 
-    private static void WriteAcc(ArrayView<float> b, int v, Acc a)
+    private static void WriteAcc(ArrayView<float> b, int v, Acc a, int stride)
     {
-        b[32 * v] = a.C0; b[32 * (v + 1)] = a.C1; b[32 * (v + 2)] = a.C2; b[32 * (v + 3)] = a.C3;
+        b[stride * v] = a.C0; b[stride * (v + 1)] = a.C1; b[stride * (v + 2)] = a.C2; b[stride * (v + 3)] = a.C3;
     }
 
-    private static WarpTile ReadTile(ArrayView<float> b) => new()
+    /// <summary>The accumulators <see cref="WriteTile"/> wrote.</summary>
+    private static WarpTile ReadTile(ArrayView<float> b, int stride) => new()
     {
-        M0N0 = ReadAcc(b, 0), M0N1 = ReadAcc(b, 4), M0N2 = ReadAcc(b, 8), M0N3 = ReadAcc(b, 12),
-        M1N0 = ReadAcc(b, 16), M1N1 = ReadAcc(b, 20), M1N2 = ReadAcc(b, 24), M1N3 = ReadAcc(b, 28),
+        M0N0 = ReadAcc(b, 0, stride), M0N1 = ReadAcc(b, 4, stride), M0N2 = ReadAcc(b, 8, stride), M0N3 = ReadAcc(b, 12, stride),
+        M1N0 = ReadAcc(b, 16, stride), M1N1 = ReadAcc(b, 20, stride), M1N2 = ReadAcc(b, 24, stride), M1N3 = ReadAcc(b, 28, stride),
     };
 
-    private static Acc ReadAcc(ArrayView<float> b, int v) => new() { C0 = b[32 * v], C1 = b[32 * (v + 1)], C2 = b[32 * (v + 2)], C3 = b[32 * (v + 3)] };
+    private static Acc ReadAcc(ArrayView<float> b, int v, int stride) =>
+        new() { C0 = b[stride * v], C1 = b[stride * (v + 1)], C2 = b[stride * (v + 2)], C3 = b[stride * (v + 3)] };
 
     /// <summary>q, k and v in one launch (<see cref="GemvQkv"/>): row tiles 0 … ceil(rows/128) − 1 are q's, the next
     /// ceil(kv_dim/128) k's, the last ceil(kv_dim/128) v's; each tile is computed as <see cref="Run{T}"/> computes it
@@ -184,8 +188,11 @@ public static class Gemm
         return new KRange { Begin = begin, End = IntrinsicMath.Min(groups, begin + per) };
     }
 
-    /// <summary>Floats of one partial tile in <c>mm_part</c>: the 32 accumulators of each of the 256 threads.</summary>
+    /// <summary>Floats of one partial tile in <c>mm_part</c>: the 32 accumulators of each of the group's threads.</summary>
     public const int PartFloats = RowsPerGroup * TokensPerGroup;
+
+    /// <summary>Threads of a group (llama.graph's block=256 for the gemm families): a warp per 32 × 32 of the tile.</summary>
+    public const int GroupThreads = PartFloats / 32;
 
     /// <summary>Split-k (grid z &gt; 1: the runtime splits the columns of a step whose row × token tiles would leave most
     /// of the GPU idle, docs/kernels.md "Split-k"): each split writes its partial tile to <paramref name="part"/> (tile
@@ -200,40 +207,19 @@ public static class Gemm
         int tile = Grid.IdxX + Grid.IdxY * Grid.DimX, tid = Group.IdxX;
         var last = SharedMemory.Allocate<int>(1);
         long first = (long)tile * splits * PartFloats + tid;
-        WritePart(part.SubView(first + (long)Grid.IdxZ * PartFloats), acc);
+        WriteTile(part.SubView(first + (long)Grid.IdxZ * PartFloats), acc, GroupThreads);
         MemoryFence.DeviceLevel();
         Group.Barrier();
         if (tid == 0) last[0] = Atomic.Add(ref sync[tile], 1) == splits - 1 ? 1 : 0;
         Group.Barrier();
         if (last[0] == 0) return false;
         MemoryFence.DeviceLevel();
-        var sum = ReadPart(part.SubView(first));
-        for (int z = 1; z < splits; z++) sum = Add(sum, ReadPart(part.SubView(first + (long)z * PartFloats)));
+        var sum = ReadTile(part.SubView(first), GroupThreads);
+        for (int z = 1; z < splits; z++) sum = Add(sum, ReadTile(part.SubView(first + (long)z * PartFloats), GroupThreads));
         if (tid == 0) sync[tile] = 0;
         acc = sum;
         return true;
     }
-
-    /// <summary>A thread's 32 accumulators at <paramref name="p"/>[256·i] (coalesced: a warp's lanes are adjacent).</summary>
-    private static void WritePart(ArrayView<float> p, WarpTile a)
-    {
-        WritePart(p, 0, a.M0N0); WritePart(p, 4, a.M0N1); WritePart(p, 8, a.M0N2); WritePart(p, 12, a.M0N3);
-        WritePart(p, 16, a.M1N0); WritePart(p, 20, a.M1N1); WritePart(p, 24, a.M1N2); WritePart(p, 28, a.M1N3);
-    }
-
-    private static void WritePart(ArrayView<float> p, int i, Acc a)
-    {
-        p[256 * i] = a.C0; p[256 * (i + 1)] = a.C1; p[256 * (i + 2)] = a.C2; p[256 * (i + 3)] = a.C3;
-    }
-
-    private static WarpTile ReadPart(ArrayView<float> p) => new()
-    {
-        M0N0 = ReadPart(p, 0), M0N1 = ReadPart(p, 4), M0N2 = ReadPart(p, 8), M0N3 = ReadPart(p, 12),
-        M1N0 = ReadPart(p, 16), M1N1 = ReadPart(p, 20), M1N2 = ReadPart(p, 24), M1N3 = ReadPart(p, 28),
-    };
-
-    private static Acc ReadPart(ArrayView<float> p, int i) =>
-        new() { C0 = p[256 * i], C1 = p[256 * (i + 1)], C2 = p[256 * (i + 2)], C3 = p[256 * (i + 3)] };
 
     private static Acc Add(Acc a, Acc b) => new() { C0 = a.C0 + b.C0, C1 = a.C1 + b.C1, C2 = a.C2 + b.C2, C3 = a.C3 + b.C3 };
 

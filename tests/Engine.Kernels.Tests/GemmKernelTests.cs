@@ -231,7 +231,7 @@ public class GemmKernelTests
             for (int tid = 0; tid < 256; tid++)
                 for (int v = 0; v < 32; v++)
                 {
-                    // Accumulator v of thread tid (Gemm.WritePart's order: M0N0 … M1N3, C0 … C3 each) is this element.
+                    // Accumulator v of thread tid (Gemm.WriteTile's order: M0N0 … M1N3, C0 … C3 each) is this element.
                     int warp = tid >> 5, lane = tid & 31, m = v >> 4, n = (v >> 2) & 3, c = v & 3;
                     int r = tile.Row * Gemm.RowsPerGroup + 32 * (warp & 3) + (lane >> 2) + 16 * m + 8 * (c >> 1);
                     int k = tile.Token * Gemm.TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3) + 8 * n + (c & 1);
