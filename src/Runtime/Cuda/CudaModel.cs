@@ -54,8 +54,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
     private readonly IntPtr[] _batchFunctions;       // the batch kernel of each launch (Zero: none)
     private readonly int[] _batchMinTokens;          // steps of at least this many tokens run it (int.MaxValue: none)
-    private readonly int[] _splitCapacity;           // partial tiles the batch kernel's split-k workspace holds (0: no split)
-    private readonly int[] _splitCols;               // its columns (the launch's cols argument)
+    private readonly SplitK.Workspace[] _split;      // the batch kernel's split-k workspace (capacity 0: it never splits)
     private readonly int _gemmSlots;                 // tiled-GEMM groups the GPU runs at once (2 an SM: 128 registers × 256 threads)
     private readonly IntPtr[] _shortFunctions;       // the short kernel of each launch (Zero: none)
     private readonly LaunchShape[] _shortShapes;     // its one-token shape
@@ -180,8 +179,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
         _batchMinTokens = new int[_launchCount];
-        _splitCapacity = new int[_launchCount];
-        _splitCols = new int[_launchCount];
+        _split = new SplitK.Workspace[_launchCount];
         _gemmSlots = 2 * cu.MultiprocessorCount;
         _shortFunctions = new IntPtr[_launchCount];
         _shortShapes = new LaunchShape[_launchCount];
@@ -206,8 +204,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             _pdl[i] = PdlLaunch(KernelTable.All[(int)ins.KernelId].Family, pdlMode);
             _stepFunctions[i] = _functions[i];
             if (ins.HasBatchKernel) _batchFunctions[i] = functions[ins.BatchKernelId];
-            if (ins.HasBatchKernel && SplitK.Splits(KernelTable.All[(int)ins.BatchKernelId].Family))
-                (_splitCapacity[i], _splitCols[i]) = (SplitK.Capacity(plan, ins), SplitK.Cols(ins));
+            if (ins.HasBatchKernel) _split[i] = SplitK.WorkspaceOf(plan, ins);
             _batchMinTokens[i] = !ins.HasBatchKernel ? int.MaxValue
                 : KernelTable.All[(int)ins.KernelId].Family.StartsWith("attention", StringComparison.Ordinal) ? AttentionBatchMinTokens : BatchMinTokens;
             if (ins.HasShortKernel)
@@ -465,7 +462,8 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         if (n >= _batchMinTokens[i])
         {
             var shape = Launchers.ShapeOf((KernelId)ins.BatchKernelId, block);
-            if (_splitCapacity[i] > 0) shape = shape with { GridZ = SplitK.Of((long)shape.GridX * shape.GridY, _splitCols[i], _gemmSlots, _splitCapacity[i]) };
+            var w = _split[i];
+            if (w.Capacity > 0) shape = shape with { GridZ = SplitK.Of((long)shape.GridX * shape.GridY, w.Cols, _gemmSlots, w.Capacity) };
             return (shape, _batchFunctions[i], ins.BatchKernelId);
         }
         return (n == 1 ? _oneTokenShapes[i] : GemvBlock(Launchers.ShapeOf((KernelId)ins.KernelId, block), ins.KernelId), _functions[i], ins.KernelId);

@@ -20,32 +20,29 @@ public static class SplitK
     /// the runtime does not reference the kernels: a test holds them equal).</summary>
     public const int PartFloats = 128 * 64, StageColumns = 128;
 
-    /// <summary>Whether <paramref name="family"/> (a batch kernel's) can split its columns.</summary>
-    public static bool Splits(string family) => family is "gemm_add" or "gemm_qkv";
+    /// <summary>A launch's split-k workspace: the partial tiles it holds (the smaller of its <c>mm_part</c> buffer in
+    /// tiles and its <c>mm_sync</c> tickets; 0 where the kernel takes neither, and then its batch kernel never splits)
+    /// and the launch's columns (its <c>cols</c> argument).</summary>
+    public readonly record struct Workspace(int Capacity, int Cols);
 
-    /// <summary>The partial tiles a launch's workspace holds: the smaller of its <c>mm_part</c> buffer in tiles and
-    /// its <c>mm_sync</c> tickets (0 where the kernel has neither).</summary>
-    public static int Capacity(Plan plan, Instruction ins)
+    /// <summary>The workspace of <paramref name="ins"/>, from its arguments (a batch kernel takes its launch kernel's:
+    /// the families that take <c>mm_part</c> and <c>mm_sync</c>, gemm_add and gemm_qkv, are the ones that split).</summary>
+    public static Workspace WorkspaceOf(Plan plan, Instruction ins)
     {
         var e = KernelTable.All[(int)ins.KernelId];
         long part = -1, sync = -1;
+        int cols = 0;
         for (int j = 0; j < e.Params.Count; j++)
         {
             var a = ins.Arguments[j];
-            if (a.Kind != ArgKind.Buffer) continue;
-            if (e.Params[j].Name == "mm_part") part = plan.Buffers[(int)a.Value].Size / (4L * PartFloats);
-            if (e.Params[j].Name == "mm_sync") sync = plan.Buffers[(int)a.Value].Size / 4;
+            switch (e.Params[j].Name)
+            {
+                case "mm_part" when a.Kind == ArgKind.Buffer: part = plan.Buffers[(int)a.Value].Size / (4L * PartFloats); break;
+                case "mm_sync" when a.Kind == ArgKind.Buffer: sync = plan.Buffers[(int)a.Value].Size / 4; break;
+                case "cols" when a.Kind == ArgKind.I32: cols = (int)a.Value; break;
+            }
         }
-        return part < 0 || sync < 0 ? 0 : (int)Math.Min(part, sync);
-    }
-
-    /// <summary>The launch's columns (its <c>cols</c> argument; 0 where it has none).</summary>
-    public static int Cols(Instruction ins)
-    {
-        var e = KernelTable.All[(int)ins.KernelId];
-        for (int j = 0; j < e.Params.Count; j++)
-            if (e.Params[j].Name == "cols" && ins.Arguments[j].Kind == ArgKind.I32) return (int)ins.Arguments[j].Value;
-        return 0;
+        return new Workspace(part < 0 || sync < 0 ? 0 : (int)Math.Min(part, sync), cols);
     }
 
     /// <summary>The splits for a grid of <paramref name="tiles"/> tiles over <paramref name="cols"/> columns on a GPU that

@@ -97,6 +97,30 @@ public sealed class ArgumentBlockTests
         AssertSame(embd, Packed(p, "embed", -1, n), Launchers.Embedding_F32.Size);
     }
 
+    /// <summary>The split-k workspace the CUDA backend reads from a launch's arguments (SplitK.WorkspaceOf): the o, down
+    /// and q/k/v launches, whose batch kernels (gemm_add, gemm_qkv) take mm_part and mm_sync, hold n_embd / 16 partial
+    /// tiles and give their columns; the launches whose batch kernels take no workspace (gate/up, the lm_head, the
+    /// tiled attention) hold none, so they never split.</summary>
+    [Fact]
+    public void Only_the_launches_with_a_split_k_workspace_split()
+    {
+        var p = PlanFor("stories260K-pad256-Q8_0.gguf");
+        var c = p.Config;
+        foreach (var ins in p.Instructions.Where(i => i.Opcode == Opcode.Launch && i.HasBatchKernel))
+        {
+            var w = SplitK.WorkspaceOf(p, ins);
+            string family = KernelTable.All[(int)ins.BatchKernelId].Family;
+            if (family is "gemm_add" or "gemm_qkv")
+            {
+                Assert.Equal(c.EmbeddingLength / 16, w.Capacity);
+                Assert.Equal(ins.OpName == "ffn_down" ? c.FeedForwardLength : c.EmbeddingLength, w.Cols);
+            }
+            else Assert.Equal(0, w.Capacity);
+        }
+        Assert.Contains(p.Instructions, i => i.HasBatchKernel && KernelTable.All[(int)i.BatchKernelId].Family == "gemm_add");
+        Assert.Contains(p.Instructions, i => i.HasBatchKernel && KernelTable.All[(int)i.BatchKernelId].Family == "gemm_swiglu");
+    }
+
     /// <summary>A prompt step that returns one row of logits runs the epilogue over that row alone (CudaModel): the final
     /// norm's and the lm_head's blocks for row 5 of a batch of 8 are their launcher structs with one token and every
     /// buffer view starting at row 5, one row long; the weights stay whole. Argmax and the layers' launches are not
