@@ -464,9 +464,9 @@ public static unsafe class Program
         {
             using var expected = Poisoned((long)n * tokens * 4);
             Launch(plain + wf, w, xb, xq, expected, n, cols, tokens);
-            int[] a = Download<int>(y), b = Download<int>(expected);
-            differ += a.Zip(b).Count(p => p.First != p.Second);
-            plainOut.Add(Download<float>(expected));
+            float[] want = Download<float>(expected);
+            differ += Differ(Download<float>(y), want);
+            plainOut.Add(want);
         }
         CountRow(entry, $"{rows}+2x{kvDim} x {cols}, {tokens} tok", differ);
         if (!fused.StartsWith("Gemm", StringComparison.Ordinal)) return;
