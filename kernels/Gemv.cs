@@ -243,24 +243,25 @@ public static class Gemv
     public const int PartialsPerBuffer = MaxWarps * RowsPerGroup;
 
     /// <summary>Sums the four row partials over the group: thread r (r &lt; 4) returns row r's total (the others 0).
-    /// Warp sums by shuffles (every lane of a warp ends with the same sums); lane 0 of each warp writes its four to
-    /// buffer <paramref name="buffer"/> (0 or 1) of <paramref name="partials"/> (2 × <see cref="PartialsPerBuffer"/>
-    /// floats of shared memory); one barrier; thread r adds row r over the warps in warp order (the floats of a
-    /// serial sum, the same bit for bit as one thread adding all four rows). Calls that alternate buffers need no
-    /// second barrier: a buffer is written again only after the next call's barrier, which every reader of its
-    /// previous contents reaches after reading. All threads must call it.</summary>
+    /// The warp's sums by a reduce-scatter (<see cref="Reduce.WarpSums4"/>: six shuffles where a butterfly a row took
+    /// twenty); lanes 0, 8, 16 and 24 of each warp write rows 0–3 to buffer <paramref name="buffer"/> (0 or 1) of
+    /// <paramref name="partials"/> (2 × <see cref="PartialsPerBuffer"/> floats of shared memory); one barrier; thread r
+    /// adds row r over the warps in warp order. The warp is the thread's index over 32 (the groups are
+    /// one-dimensional): ILGPU's Warp.WarpIdx divides by the warp size at run time, some thirty instructions a call.
+    /// Calls that alternate buffers need no second barrier: a buffer is written again only after the next call's
+    /// barrier, which every reader of its previous contents reaches after reading. All threads must call it.</summary>
     public static float GroupSums(float p0, float p1, float p2, float p3, ArrayView<float> partials, int buffer)
     {
-        p0 = Reduce.WarpSum(p0); p1 = Reduce.WarpSum(p1); p2 = Reduce.WarpSum(p2); p3 = Reduce.WarpSum(p3);
-        int r = Group.IdxX;
+        float s = Reduce.WarpSums4(p0, p1, p2, p3);
+        int r = Group.IdxX, lane = Warp.LaneIdx;
         int warps = Group.DimX / Reduce.WarpLanes;
-        if (warps == 1) return r == 0 ? p0 : r == 1 ? p1 : r == 2 ? p2 : r == 3 ? p3 : 0f;
-        int b = buffer * PartialsPerBuffer;
-        if (Warp.LaneIdx == 0)
+        if (warps == 1)
         {
-            int k = b + Warp.WarpIdx * RowsPerGroup;
-            partials[k] = p0; partials[k + 1] = p1; partials[k + 2] = p2; partials[k + 3] = p3;
+            float v = Warp.Shuffle(s, (r & (RowsPerGroup - 1)) << 3);
+            return r < RowsPerGroup ? v : 0f;
         }
+        int b = buffer * PartialsPerBuffer;
+        if ((lane & 7) == 0) partials[b + (r >> 5) * RowsPerGroup + (lane >> 3)] = s;
         Group.Barrier();
         float total = 0;
         if (r < RowsPerGroup)

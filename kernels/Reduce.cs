@@ -24,6 +24,25 @@ public static class Reduce
         return value;
     }
 
+    /// <summary>The warp's sums of four values by a reduce-scatter: lane l returns the sum over the warp of value l / 8
+    /// (p0 for lanes 0–7, p1 for 8–15, p2 for 16–23, p3 for 24–31; the eight lanes of a row get the same float). Two
+    /// halving steps (lanes 16 apart swap the pair they do not keep, then lanes 8 apart the value) and a butterfly over
+    /// the last 8 lanes: six shuffles where four butterflies take twenty. The order of the additions is fixed.</summary>
+    public static float WarpSums4(float p0, float p1, float p2, float p3)
+    {
+        int lane = Warp.LaneIdx;
+        bool high = (lane & 16) != 0, odd = (lane & 8) != 0;
+        float a = high ? p2 : p0, b = high ? p3 : p1;
+        a += Warp.ShuffleXor(high ? p0 : p2, 16);
+        b += Warp.ShuffleXor(high ? p1 : p3, 16);
+        float keep = odd ? b : a;
+        keep += Warp.ShuffleXor(odd ? a : b, 8);
+        keep += Warp.ShuffleXor(keep, 4);
+        keep += Warp.ShuffleXor(keep, 2);
+        keep += Warp.ShuffleXor(keep, 1);
+        return keep;
+    }
+
     public static int WarpSum(int value)
     {
         value += Warp.ShuffleXor(value, 16);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstdint>
 #include <initializer_list>
+#include <cmath>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include "bench.cuh"
@@ -90,6 +91,50 @@ __global__ void __launch_bounds__(128) k_pers(Mat m, const int8_t* xq, const flo
     }
 }
 
+
+// warp rows (session 25): each warp takes R whole rows (no barrier, no shared memory: a warp reduction and one store a
+// row); a lane takes units lane, lane + 32, ... of each row, CH units a row loaded before any arithmetic; x re-read per
+// unit from L1. WPB warps a group (grid rows / (R * WPB)).
+template <int COLS, int R, int CH>
+__global__ void k_wrow(Mat m, const int8_t* xq, const float* xs, float* y) {
+    constexpr int U = COLS / 32;
+    const int lane = threadIdx.x & 31;
+    const int r0 = (blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    pdl_trigger();
+    pdl_wait();
+    float p[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) p[r] = 0;
+    for (int c = 0; c < U; c += 32 * CH) {
+        uint4 w[R][CH]; float s[R][CH];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int u = 0; u < CH; u++) {
+                int g = c + 32 * u + lane; if (g >= U) g = U - 1;
+                w[r][u] = __ldcs(m.q + (size_t)(r0 + r) * U + g); s[r][u] = __half2float(m.s[(size_t)(r0 + r) * U + g]);
+            }
+#pragma unroll
+        for (int u = 0; u < CH; u++) {
+            const int g = c + 32 * u + lane;
+            if (g < U) {
+                const int4* x4 = reinterpret_cast<const int4*>(xq + 32 * g);
+                int4 xa = __ldg(x4), xb = __ldg(x4 + 1); float xsc = __ldg(xs + g);
+#pragma unroll
+                for (int r = 0; r < R; r++) p[r] += (float)dot4_unit(w[r][u], xa, xb) * s[r][u] * xsc;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) for (int o = 16; o; o >>= 1) p[r] += __shfl_xor_sync(0xffffffff, p[r], o);
+    if (lane < R) {
+        float v = p[0];
+#pragma unroll
+        for (int r = 1; r < R; r++) if (lane == r) v = p[r];
+        y[r0 + lane] = v;
+    }
+}
+
 __global__ void k_fill(uint8_t* p, size_t n, unsigned seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) p[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
 }
@@ -98,14 +143,17 @@ __global__ void k_fill_h(__half* p, size_t n) {
 }
 
 template <typename K, typename... A>
-static void launch(cudaStream_t s, K k, int grid, A... args) {
+static void launchB(cudaStream_t s, K k, int grid, int block, A... args) {
     cudaLaunchConfig_t cfg = {}; cudaLaunchAttribute attr[1];
-    cfg.gridDim = dim3(grid); cfg.blockDim = dim3(128); cfg.stream = s;
+    cfg.gridDim = dim3(grid); cfg.blockDim = dim3(block); cfg.stream = s;
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr; cfg.numAttrs = 1;
     CK(cudaLaunchKernelEx(&cfg, k, args...));
 }
+
+template <typename K, typename... A>
+static void launch(cudaStream_t s, K k, int grid, A... args) { launchB(s, k, grid, 128, args...); }
 
 constexpr int N = 32;
 static double copyRate;
@@ -132,7 +180,7 @@ static void shape(int rows) {
         CK(cudaMemset(y, 0xff, rows * 4));
         fn(s, 0); CK(cudaStreamSynchronize(s)); CK(cudaGetLastError());
         CK(cudaMemcpy(h1, y, rows * 4, cudaMemcpyDeviceToHost));
-        int bad = 0; for (int i = 0; i < rows; i++) if (h0[i] != h1[i]) bad++;
+        int bad = 0; double md = 0; for (int i = 0; i < rows; i++) { if (h0[i] != h1[i]) bad++; double d = fabs((double)h0[i] - h1[i]) / (fabs((double)h0[i]) + 1e-3); if (d > md) md = d; }
         cudaGraph_t graph; cudaGraphExec_t exec;
         CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
         for (int i = 0; i < N; i++) fn(s, i);
@@ -141,12 +189,24 @@ static void shape(int rows) {
         CK(cudaEventRecord(e0, s)); for (int i = 0; i < 20; i++) CK(cudaGraphLaunch(exec, s)); CK(cudaEventRecord(e1, s)); CK(cudaEventSynchronize(e1));
         float t; CK(cudaEventElapsedTime(&t, e0, e1)); double us = t * 1000 / 20 / N;
         double at = (qb + sb) / copyRate * 1e6;
-        printf("%5d x %5d %-10s %7.2f us  at copy rate %6.2f us  %5.1f %%  %s\n", rows, COLS, name, us, at, 100 * at / us, bad ? "OUTPUT DIFFERS" : "equal");
+        printf("%5d x %5d %-10s %7.2f us  at copy rate %6.2f us  %5.1f %%  %s\n", rows, COLS, name, us, at, 100 * at / us, bad ? (md < 1e-4 ? "reordered" : "OUTPUT DIFFERS") : "equal");
         CK(cudaGraphExecDestroy(exec)); CK(cudaGraphDestroy(graph));
     };
     for (int round = 0; round < 2; round++) {
         time("rows4", [&](cudaStream_t st, int i) { launch(st, k_rows<COLS, 4>, rows / 4, m[i], (const int8_t*)xq, (const float*)xs, y); });
         time("rows8", [&](cudaStream_t st, int i) { launch(st, k_rows<COLS, 8>, rows / 8, m[i], (const int8_t*)xq, (const float*)xs, y); });
+        {
+            constexpr int CH = COLS == 4096 ? 4 : 7;
+            for (int wpb : {1, 2, 4}) {
+                char nm[24];
+                snprintf(nm, sizeof nm, "wrow1 w%d", wpb);
+                time(nm, [&](cudaStream_t st, int i) { launchB(st, k_wrow<COLS, 1, CH>, rows / wpb, 32 * wpb, m[i], (const int8_t*)xq, (const float*)xs, y); });
+                snprintf(nm, sizeof nm, "wrow2 w%d", wpb);
+                time(nm, [&](cudaStream_t st, int i) { launchB(st, k_wrow<COLS, 2, CH>, rows / 2 / wpb, 32 * wpb, m[i], (const int8_t*)xq, (const float*)xs, y); });
+            }
+            time("wrow2 ch2 w4", [&](cudaStream_t st, int i) { launchB(st, k_wrow<COLS, 2, 2>, rows / 8, 128, m[i], (const int8_t*)xq, (const float*)xs, y); });
+            time("wrow4 ch2 w4", [&](cudaStream_t st, int i) { launchB(st, k_wrow<COLS, 4, 2>, rows / 16, 128, m[i], (const int8_t*)xq, (const float*)xs, y); });
+        }
         if constexpr (COLS == 4096) {
             for (int b : {4, 8, 12, 16}) {
                 char nm[16]; snprintf(nm, sizeof nm, "pers %d", b);
