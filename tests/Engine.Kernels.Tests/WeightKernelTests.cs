@@ -236,6 +236,27 @@ public class WeightKernelTests
         Assert.Equal(0, instance.BlockElements % instance.UnitsPerBlock);
     }
 
+    /// <summary>The int8 GEMV's pair decode (two bytes a word at a time) gives get_scale_min_k4's integers for both
+    /// sub-blocks of every pair, over random scale words and words with every top-bit pattern.</summary>
+    [Fact]
+    public void ScaleMinPair_equals_get_scale_min_k4()
+    {
+        var random = new Random(25);
+        for (int n = 0; n < 4096; n++)
+        {
+            uint s0 = (uint)random.Next() ^ ((uint)random.Next() << 16), s1 = (uint)random.Next() ^ ((uint)random.Next() << 16);
+            uint s2 = (uint)random.Next() ^ ((uint)random.Next() << 16);
+            if (n < 16) { s0 = n % 2 == 0 ? 0xFFFFFFFF : 0xC0C0C0C0; s1 = (uint)n * 0x11111111; s2 = ~s1; }
+            for (int j = 0; j < 4; j++)
+            {
+                Engine.Kernels.Formats.KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
+                Engine.Kernels.Formats.KQuants.ScaleMin(s0, s1, s2, 2 * j, out int esc0, out int em0);
+                Engine.Kernels.Formats.KQuants.ScaleMin(s0, s1, s2, 2 * j + 1, out int esc1, out int em1);
+                Assert.Equal((esc0, em0, esc1, em1), (sc0, m0, sc1, m1));
+            }
+        }
+    }
+
     /// <summary>The activations the kernel multiplies: x itself for the float formats, d·q of the 8-bit
     /// quantization (<see cref="QuantizedActivations"/>) for the int8 ones.</summary>
     internal static double[] Activations(string format, float[] x, int cols) =>
