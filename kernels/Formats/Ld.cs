@@ -58,6 +58,18 @@ public static class Ld
     /// <summary>Sign-extends the low byte of <paramref name="value"/> with shifts (see <see cref="SignedByte"/>).</summary>
     public static int SignExtend8(int value) => (value << 24) >> 24;
 
+    /// <summary>Byte <paramref name="k"/> (0..3) of <paramref name="word"/> as a signed integer: one prmt.b32 on the GPU
+    /// (the selector's upper three nibbles, 8 | k, replicate the byte's sign bit) where a shift pair takes two.</summary>
+    public static int SignedByteInt(uint word, int k)
+    {
+        if (CudaAsm.IsSupported)
+        {
+            CudaAsm.Emit("prmt.b32 %0, %1, 0, %2;", out int r, word, k | ((8 | k) * 0x1110));
+            return r;
+        }
+        return SignExtend8((int)(word >> (8 * k)));
+    }
+
     public static float Half(uint bits) => (float)Interop.IntAsFloat((ushort)(bits & 0xFFFF));
 
     /// <summary>c + Σ of the four signed-byte products of <paramref name="a"/> and <paramref name="b"/>: PTX dp4a on the

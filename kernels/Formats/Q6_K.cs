@@ -134,9 +134,10 @@ public partial struct Q6_K : IWeightFormat
         int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (((h0 >> 4) & Two) << 4), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (((h1 >> 4) & Two) << 4), x.Q5, -x.S2));
         int d3 = Ld.Dp4a(((b0 >> 4) & Low) | (((h0 >> 6) & Two) << 4), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | (((h1 >> 6) & Two) << 4), x.Q7, -x.S3));
         // Scales 8n + 2k + l/16 (k = 0..3): byte 2k + l/16 of the eight scale bytes of half n.
-        int shift = 8 * (l >> 4);
-        int c0 = Ld.SignExtend8((int)(s0 >> shift)), c1 = Ld.SignExtend8((int)(s0 >> (16 + shift)));
-        int c2 = Ld.SignExtend8((int)(s1 >> shift)), c3 = Ld.SignExtend8((int)(s1 >> (16 + shift)));
-        return Ld.Half((uint)Ld.U16(row, block + 208)) * (c0 * x.D0 * d0 + c1 * x.D1 * d1 + c2 * x.D2 * d2 + c3 * x.D3 * d3);
+        int k = l >> 4;
+        int c0 = Ld.SignedByteInt(s0, k), c1 = Ld.SignedByteInt(s0, k + 2);
+        int c2 = Ld.SignedByteInt(s1, k), c3 = Ld.SignedByteInt(s1, k + 2);
+        // c·d is exact as an integer (|d| ≤ 8·32·127, |c| ≤ 128: below 2^24), so one conversion a group of 8 weights.
+        return Ld.Half((uint)Ld.U16(row, block + 208)) * (x.D0 * (c0 * d0) + x.D1 * (c1 * d1) + x.D2 * (c2 * d2) + x.D3 * (c3 * d3));
     }
 }
