@@ -7,6 +7,10 @@
 //   rows8   : 8 rows a group, grid rows / 8 (twice the loads in flight a thread)
 //   pers B  : persistent, B groups an SM, each walks quads of 4 rows (q += grid) with the next quad's weights loaded
 //             into registers before the current quad's arithmetic (a software pipeline across quads)
+//   wrowR wW: (session 25) each warp takes R whole rows, W warps a group (grid rows / (R W)), a lane's CH units of a row
+//             loaded before their arithmetic, x re-read from L1 a unit; no barrier, one warp sum a row. Its sums are in
+//             another order ("reordered": within 1e-4 of rows4's). H200: 83-94 % of the copy rate on the large
+//             matrices at 32-46 registers; built into Engine it lost (docs/benchmarks.md "Session 25").
 // Each variant: 32 launches in a CUDA graph with programmatic launches, each over its own matrix (no L2 reuse), as
 // µs a GEMV and % of the device copy rate; outputs checked against rows4's (same arithmetic order: equal bit for bit).
 //   nvcc -O3 -arch=sm_90 -std=c++17 scripts/device/gemvbench.cu -o /tmp/gb && /tmp/gb
