@@ -50,9 +50,9 @@ public static class ArgMax
         if (tail < nVocab) Take(logits[row + tail], tail, ref best, ref id);
 
         WarpBest(ref best, ref id);
-        if (Warp.LaneIdx == 0) { values[Warp.WarpIdx] = best; ids[Warp.WarpIdx] = id; }
+        if (Warp.LaneIdx == 0) { values[Reduce.WarpIndex] = best; ids[Reduce.WarpIndex] = id; }
         Group.Barrier();
-        if (Warp.WarpIdx == 0)
+        if (Reduce.WarpIndex == 0)
         {
             int warps = lanes / Reduce.WarpLanes;
             best = Warp.LaneIdx < warps ? values[Warp.LaneIdx] : float.NegativeInfinity;

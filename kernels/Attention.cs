@@ -72,7 +72,7 @@ public static class Attention
         int kvHead = Grid.IdxX / splits, split = Grid.IdxX - kvHead * splits, t = Grid.IdxY;
         int group = nHead / nHeadKv;
         int kvDim = nHeadKv * headDim;
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        int lane = Warp.LaneIdx, warp = Reduce.WarpIndex, warps = Group.DimX / Reduce.WarpLanes;
         int d = 4 * lane;
         bool wide = (headDim & 3) == 0 && (kvDim & 3) == 0;
         // positions and rows before the step's first position are written before this step's first kernel (by the
@@ -195,7 +195,7 @@ public static class Attention
         int ranges, int participants, bool quantize, bool sixteenAtOnce)
     {
         int group = nHead / nHeadKv;
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        int lane = Warp.LaneIdx, warp = Reduce.WarpIndex, warps = Group.DimX / Reduce.WarpLanes;
         MemoryFence.DeviceLevel();
         Group.Barrier();
         if (Group.IdxX == 0) last[0] = Atomic.Add(ref sync[t * nHeadKv + kvHead], 1) == participants - 1 ? 1 : 0;
@@ -447,7 +447,7 @@ public static class AttentionShort
         if (range >= ranges) return;   // nothing to write (range 0 always runs)
         int begin = range * chunk, end = IntrinsicMath.Min(begin + chunk, count);
 
-        int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = Group.DimX / Reduce.WarpLanes;
+        int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Reduce.WarpIndex, warps = Group.DimX / Reduce.WarpLanes;
         // A lane's four dims d .. d + 3 of every row; lanes past head_dim hold zeros (they still take the shuffles).
         int d = 4 * lane;
         bool dims = d < headDim;

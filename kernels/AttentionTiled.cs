@@ -60,7 +60,7 @@ public static class AttentionQuantTiled
         Pdl.Wait();
 
         int head = Grid.IdxX, kvHead = head / (nHead / nHeadKv);
-        int warp = Warp.WarpIdx, lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, tid = Group.IdxX;
+        int warp = Reduce.WarpIndex, lane = Warp.LaneIdx, g = lane >> 2, t = lane & 3, tid = Group.IdxX;
         int tok0 = Grid.IdxY * TokensPerGroup + TokensPerWarp * warp;
         int ra = tok0 + g, rb = ra + 8;   // the lane's two tokens (fragment rows g and g + 8)
         int posA = ra < nTokens ? positions[ra] : -1, posB = rb < nTokens ? positions[rb] : -1;

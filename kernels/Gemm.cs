@@ -101,7 +101,7 @@ public static class Gemm
     /// silu(g)·u for rows row0 + 0..63.</summary>
     private static void StoreGlu(ArrayView<float> y, WarpTile acc, Tiles s, int rows, int nTokens, int row0, int tokenTile)
     {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        int lane = Warp.LaneIdx, warp = Reduce.WarpIndex;
         bool upWarp = (warp & 2) != 0;
         var buf = s.W.Cast<float>().SubView((((warp >> 2) * 2 + (warp & 1)) * 32) * 32 + lane);   // [pair][value][lane]
         Group.Barrier();   // the last stage's fragments are read
@@ -349,7 +349,7 @@ public static class Gemm
         where T : struct, IWeightFormat, IInt8Tiles
     {
         var format = default(T);
-        int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        int tid = Group.IdxX, lane = Warp.LaneIdx, warp = Reduce.WarpIndex;
         int wr = 32 * (warp & 3), wt = 32 * (warp >> 2), g = lane >> 2, t = lane & 3;
         var at = Sources.Of(format, lo, hi, xq, rows, cols, nTokens, loRow0, hiRow0, tokenTile * TokensPerGroup, tid);
         at.Groups = kEnd;   // loads past it keep zeros, as past the row's end
@@ -775,7 +775,7 @@ public static class Gemm
     /// <summary>Writes (or adds) the warp's tile: y[token, row], guarded for rows and tokens past the end.</summary>
     private static void Store(ArrayView<float> y, WarpTile acc, int rows, int nTokens, int row0, int tokenTile, bool accumulate)
     {
-        int lane = Warp.LaneIdx, warp = Warp.WarpIdx;
+        int lane = Warp.LaneIdx, warp = Reduce.WarpIndex;
         int r = row0 + 32 * (warp & 3) + (lane >> 2);
         int k = tokenTile * TokensPerGroup + 32 * (warp >> 2) + 2 * (lane & 3);
         Store(y, acc.M0N0, r, k, rows, nTokens, accumulate);

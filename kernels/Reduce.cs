@@ -14,6 +14,10 @@ public static class Reduce
     /// constant: dividing by Warp.WarpSize was an integer division at run time.</summary>
     public const int WarpLanes = 32;
 
+    /// <summary>The warp of this thread in a one-dimensional group (every group here is): the thread's index over 32.
+    /// ILGPU's Warp.WarpIdx divides the linear index by the warp size at run time (some thirty SASS instructions).</summary>
+    public static int WarpIndex => Group.IdxX >> 5;
+
     public static float WarpSum(float value)
     {
         value += Warp.ShuffleXor(value, 16);
@@ -68,7 +72,7 @@ public static class Reduce
     public static float GroupSum(float value, ArrayView<float> partials)
     {
         value = WarpSum(value);
-        if (Warp.LaneIdx == 0) partials[Warp.WarpIdx] = value;
+        if (Warp.LaneIdx == 0) partials[WarpIndex] = value;
         Group.Barrier();
         // Every warp sums the partials itself (a shuffle reduction instead of a serial loop of shared loads).
         int warps = Group.DimX / WarpLanes;
