@@ -246,8 +246,8 @@ public static class Gemv
     /// The warp's sums by a reduce-scatter (<see cref="Reduce.WarpSums4"/>: six shuffles where a butterfly a row took
     /// twenty); lanes 0, 8, 16 and 24 of each warp write rows 0–3 to buffer <paramref name="buffer"/> (0 or 1) of
     /// <paramref name="partials"/> (2 × <see cref="PartialsPerBuffer"/> floats of shared memory); one barrier; thread r
-    /// adds row r over the warps in warp order. The warp is the thread's index over 32 (the groups are
-    /// one-dimensional): ILGPU's Warp.WarpIdx divides by the warp size at run time, some thirty instructions a call.
+    /// adds row r over the warps in warp order. The warp is <see cref="Reduce.WarpIndex"/> (a shift, where ILGPU's
+    /// Warp.WarpIdx divides at run time).
     /// Calls that alternate buffers need no second barrier: a buffer is written again only after the next call's
     /// barrier, which every reader of its previous contents reaches after reading. All threads must call it.</summary>
     public static float GroupSums(float p0, float p1, float p2, float p3, ArrayView<float> partials, int buffer)
@@ -261,7 +261,7 @@ public static class Gemv
             return r < RowsPerGroup ? v : 0f;
         }
         int b = buffer * PartialsPerBuffer;
-        if ((lane & 7) == 0) partials[b + (r >> 5) * RowsPerGroup + (lane >> 3)] = s;
+        if ((lane & 7) == 0) partials[b + Reduce.WarpIndex * RowsPerGroup + (lane >> 3)] = s;
         Group.Barrier();
         float total = 0;
         if (r < RowsPerGroup)
