@@ -145,9 +145,9 @@ public static class Ld
         out uint q3, out uint q4, out uint q5, out uint q6, out uint q7)
     {
         int b = off & ~3, odd = (off >> 1) & 1, shift = 16 - 16 * odd;
-        int words = b + 4 * odd;
-        uint v0 = U32(w, words), v1 = U32(w, words + 4), v2 = U32(w, words + 8), v3 = U32(w, words + 12);
-        uint v4 = U32(w, words + 16), v5 = U32(w, words + 20), v6 = U32(w, words + 24), v7 = U32(w, words + 28);
+        var v = w.SubView(b + 4 * odd, 32);   // one 64-bit base; the words at constant offsets from it
+        uint v0 = U32(v, 0), v1 = U32(v, 4), v2 = U32(v, 8), v3 = U32(v, 12);
+        uint v4 = U32(v, 16), v5 = U32(v, 20), v6 = U32(v, 24), v7 = U32(v, 28);
         uint extra = (uint)U16(w, odd != 0 ? b + 2 : b + 32);   // the scale, or the last two quant bytes
         d = odd != 0 ? extra : v0 & 0xFFFF;
         q0 = Funnel(v0, v1, shift); q1 = Funnel(v1, v2, shift); q2 = Funnel(v2, v3, shift); q3 = Funnel(v3, v4, shift);
@@ -158,24 +158,11 @@ public static class Ld
     public static void Block2Aligned4(ArrayView<byte> w, int off, out uint d, out uint q0, out uint q1, out uint q2, out uint q3)
     {
         int b = off & ~3, odd = (off >> 1) & 1, shift = 16 - 16 * odd;
-        int words = b + 4 * odd;
-        uint v0 = U32(w, words), v1 = U32(w, words + 4), v2 = U32(w, words + 8), v3 = U32(w, words + 12);
+        var v = w.SubView(b + 4 * odd, 16);
+        uint v0 = U32(v, 0), v1 = U32(v, 4), v2 = U32(v, 8), v3 = U32(v, 12);
         uint extra = (uint)U16(w, odd != 0 ? b + 2 : b + 16);
         d = odd != 0 ? extra : v0 & 0xFFFF;
         q0 = Funnel(v0, v1, shift); q1 = Funnel(v1, v2, shift); q2 = Funnel(v2, v3, shift); q3 = Funnel(v3, extra, shift);
-    }
-
-    /// <summary>The 8 bytes at an even byte offset <paramref name="off"/> of a 4-aligned view as two little-endian
-    /// words, by three 32-bit loads from the 4-aligned byte at or before off and funnel shifts, none past the 4-aligned
-    /// word that holds byte off + 7 (where off is 4-aligned the third load repeats the second), instead of four 16-bit
-    /// loads. (Two 8-byte loads and selects, used until session 7, were as fast in the GEMV and made Q6_K's
-    /// gemv_swiglu spill: docs/benchmarks.md.)</summary>
-    public static void Piece8Words(ArrayView<byte> w, int off, out uint lo, out uint hi)
-    {
-        int a = off & ~3, odd = off & 2;   // 0 or 2
-        uint w0 = U32(w, a), w1 = U32(w, a + 4), w2 = U32(w, a + 4 + 2 * odd);
-        lo = Funnel(w0, w1, 8 * odd);
-        hi = Funnel(w1, w2, 8 * odd);
     }
 
     /// <summary>The 32 bits of (hi:lo) starting at bit <paramref name="shift"/> (0 or 16).</summary>

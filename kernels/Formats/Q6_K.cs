@@ -79,7 +79,7 @@ public partial struct Q6_K : IWeightFormat
     public readonly int QLaneElements => 32;
 
     /// <summary>8: rows come as 8-aligned views with their lead, so the 210-byte blocks (2-aligned) are read by aligned
-    /// 32-bit words and funnel shifts (<see cref="Ld.Piece8Words"/>) instead of 16-bit loads.</summary>
+    /// 32-bit words and funnel shifts (<see cref="QLaneDot"/>) instead of 16-bit loads.</summary>
     public readonly int QLaneLeadAlignment => 8;
 
     public readonly bool QLanePairs => false;
@@ -120,24 +120,37 @@ public partial struct Q6_K : IWeightFormat
 
     public readonly float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x)
     {
-        int block = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
-        int ql = block + 64 * n + l, qh = block + 128 + 32 * n + l;
-        // ql/qh pieces and the scales (8n … 8n + 7 after 192) by three 32-bit words each, which stay inside the block
-        // even for the scales of n = 1; d by one 16-bit load.
-        Ld.Piece8Words(row, ql, out uint a0, out uint a1);
-        Ld.Piece8Words(row, ql + 32, out uint b0, out uint b1);
-        Ld.Piece8Words(row, qh, out uint h0, out uint h1);
-        Ld.Piece8Words(row, block + 192 + 8 * n, out uint s0, out uint s1);
-        const uint Low = 0x0F0F0F0F, Two = 0x03030303;
-        int d0 = Ld.Dp4a((a0 & Low) | ((h0 & Two) << 4), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 & Two) << 4), x.Q1, -x.S0));
-        int d1 = Ld.Dp4a((b0 & Low) | (((h0 >> 2) & Two) << 4), x.Q2, Ld.Dp4a((b1 & Low) | (((h1 >> 2) & Two) << 4), x.Q3, -x.S1));
-        int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (((h0 >> 4) & Two) << 4), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (((h1 >> 4) & Two) << 4), x.Q5, -x.S2));
-        int d3 = Ld.Dp4a(((b0 >> 4) & Low) | (((h0 >> 6) & Two) << 4), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | (((h1 >> 6) & Two) << 4), x.Q7, -x.S3));
+        // The block starts at an even byte s of the 8-aligned view; every piece of the unit (ql, ql + 32, qh, the
+        // scales) sits at a multiple of 4 from it, so all are read by aligned words from b = s rounded down to 4 and
+        // joined by one funnel shift of 8·(s & 2) bits. The words come from three 64-bit bases at constant offsets
+        // (one address computation a base, where a word each took its own), the third word of each ql/qh piece always
+        // at +8 (inside the block; unneeded when s is 4-aligned); the scales' third word repeats the second when s is
+        // 4-aligned, so no load passes the block's 210 bytes, and d is one 16-bit load.
+        int s = lead + (g >> 3) * 210, i = g & 7, n = i >> 2, l = 8 * (i & 3);
+        int odd = s & 2, shift = 8 * odd, b = s - odd;
+        var q = row.SubView(b + 64 * n + l, 48);
+        var h = row.SubView(b + 128 + 32 * n + l, 16);
+        var sc = row.SubView(b + 192 + 8 * n, 8 + 2 * odd);
+        uint qa0 = Ld.U32(q, 0), qa1 = Ld.U32(q, 4), qa2 = Ld.U32(q, 8);
+        uint qb0 = Ld.U32(q, 32), qb1 = Ld.U32(q, 36), qb2 = Ld.U32(q, 40);
+        uint qh0 = Ld.U32(h, 0), qh1 = Ld.U32(h, 4), qh2 = Ld.U32(h, 8);
+        uint qs0 = Ld.U32(sc, 0), qs1 = Ld.U32(sc, 4), qs2 = Ld.U32(sc, 4 + 2 * odd);
+        uint a0 = Ld.Funnel(qa0, qa1, shift), a1 = Ld.Funnel(qa1, qa2, shift);
+        uint b0 = Ld.Funnel(qb0, qb1, shift), b1 = Ld.Funnel(qb1, qb2, shift);
+        uint h0 = Ld.Funnel(qh0, qh1, shift), h1 = Ld.Funnel(qh1, qh2, shift);
+        uint s0 = Ld.Funnel(qs0, qs1, shift), s1 = Ld.Funnel(qs1, qs2, shift);
+        // Bit pair k of each qh byte moved to bits 4–5 by one shift and a mask: k = 0 (h << 4), 1 (h << 2), 2 (h),
+        // 3 (h >> 2).
+        const uint Low = 0x0F0F0F0F, High = 0x30303030;
+        int d0 = Ld.Dp4a((a0 & Low) | ((h0 << 4) & High), x.Q0, Ld.Dp4a((a1 & Low) | ((h1 << 4) & High), x.Q1, -x.S0));
+        int d1 = Ld.Dp4a((b0 & Low) | ((h0 << 2) & High), x.Q2, Ld.Dp4a((b1 & Low) | ((h1 << 2) & High), x.Q3, -x.S1));
+        int d2 = Ld.Dp4a(((a0 >> 4) & Low) | (h0 & High), x.Q4, Ld.Dp4a(((a1 >> 4) & Low) | (h1 & High), x.Q5, -x.S2));
+        int d3 = Ld.Dp4a(((b0 >> 4) & Low) | ((h0 >> 2) & High), x.Q6, Ld.Dp4a(((b1 >> 4) & Low) | ((h1 >> 2) & High), x.Q7, -x.S3));
         // Scales 8n + 2k + l/16 (k = 0..3): byte 2k + l/16 of the eight scale bytes of half n.
         int k = l >> 4;
         int c0 = Ld.SignedByteInt(s0, k), c1 = Ld.SignedByteInt(s0, k + 2);
         int c2 = Ld.SignedByteInt(s1, k), c3 = Ld.SignedByteInt(s1, k + 2);
         // c·d is exact as an integer (|d| ≤ 8·32·127, |c| ≤ 128: below 2^24), so one conversion a group of 8 weights.
-        return Ld.Half((uint)Ld.U16(row, block + 208)) * (x.D0 * (c0 * d0) + x.D1 * (c1 * d1) + x.D2 * (c2 * d2) + x.D3 * (c3 * d3));
+        return Ld.Half((uint)Ld.U16(row, s + 208)) * (x.D0 * (c0 * d0) + x.D1 * (c1 * d1) + x.D2 * (c2 * d2) + x.D3 * (c3 * d3));
     }
 }
