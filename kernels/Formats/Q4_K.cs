@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Engine.Kernels.Formats;
 
@@ -84,11 +85,12 @@ public partial struct Q4_K : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;
-        int xb = 256 * b + 64 * j + 16 * (i & 1);
-        Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
-        Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out int s0);
-        Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out int s1);
+        var q = xq.SubView(256 * b + 64 * j + 16 * (i & 1), 48).AsAligned(16);
+        Ld.U4(q, 0, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
+        Ld.U4(q, 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        var p = xq.SubView(pairs + 8 * (8 * b + 2 * j), 16).AsAligned(8);
+        Ld.ScaleSum(p, 0, out x.D0, out int s0);
+        Ld.ScaleSum(p, 8, out x.D1, out int s1);
         // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
         bool first = (i & 1) == 0;
         x.D2 = first ? x.D0 * s0 : 0f;

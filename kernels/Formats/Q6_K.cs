@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Engine.Kernels.Formats;
 
@@ -89,16 +90,17 @@ public partial struct Q6_K : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         int b = g >> 3, i = g & 7, n = i >> 2;
-        int xb = 256 * b + 128 * n + 8 * (i & 3);
-        Ld.U2(xq, xb, out x.Q0, out x.Q1);
-        Ld.U2(xq, xb + 32, out x.Q2, out x.Q3);
-        Ld.U2(xq, xb + 64, out x.Q4, out x.Q5);
-        Ld.U2(xq, xb + 96, out x.Q6, out x.Q7);
-        int p = pairs + 8 * (8 * b + 4 * n);
-        Ld.ScaleSum(xq, p, out x.D0, out _);
-        Ld.ScaleSum(xq, p + 8, out x.D1, out _);
-        Ld.ScaleSum(xq, p + 16, out x.D2, out _);
-        Ld.ScaleSum(xq, p + 24, out x.D3, out _);
+        // Two 64-bit bases (the unit's bytes, its four blocks' pairs), the loads at constant offsets from them.
+        var q = xq.SubView(256 * b + 128 * n + 8 * (i & 3), 104).AsAligned(8);
+        Ld.U2(q, 0, out x.Q0, out x.Q1);
+        Ld.U2(q, 32, out x.Q2, out x.Q3);
+        Ld.U2(q, 64, out x.Q4, out x.Q5);
+        Ld.U2(q, 96, out x.Q6, out x.Q7);
+        var p = xq.SubView(pairs + 8 * (8 * b + 4 * n), 32).AsAligned(8);
+        Ld.ScaleSum(p, 0, out x.D0, out _);
+        Ld.ScaleSum(p, 8, out x.D1, out _);
+        Ld.ScaleSum(p, 16, out x.D2, out _);
+        Ld.ScaleSum(p, 24, out x.D3, out _);
         // w = q − 32: 32·Σx over each group of 8, subtracted from its integer dot.
         const uint Ones = 0x01010101;
         x.S0 = 32 * Ld.Dp4a(Ones, x.Q0, Ld.Dp4a(Ones, x.Q1, 0));

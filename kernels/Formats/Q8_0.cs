@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Runtime;
 
 namespace Engine.Kernels.Formats;
 
@@ -61,8 +62,9 @@ public partial struct Q8_0 : IWeightFormat
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x)
     {
         x = default;
-        Ld.U4(xq, 32 * g, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
-        Ld.U4(xq, 32 * g + 16, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
+        var q = xq.SubView(32 * g, 32).AsAligned(16);
+        Ld.U4(q, 0, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
+        Ld.U4(q, 16, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
         Ld.ScaleSum(xq, pairs + 8 * g, out x.D0, out _);
     }
 
