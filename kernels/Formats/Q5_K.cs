@@ -85,7 +85,7 @@ public partial struct Q5_K : IWeightFormat
     public readonly bool QLaneTogether => true;
 
     public readonly void QLaneX(ArrayView<byte> xq, int pairs, int g, out XLane x) =>
-        default(Q4_K).QLaneX(xq, pairs, g, out x);
+        Q4_K.UnitX(xq, pairs, g, bases: true, out x);
 
     /// <summary>Not split: <see cref="QLaneMath"/> gathers the header and the fifth bits by shuffles (as Q4_K's), and the
     /// lane loop's last iteration may leave lanes of a warp idle.</summary>
