@@ -218,10 +218,14 @@ public static class Gemv
     /// ILGPU's PTX backend emits ld.global.v4/.v2 for a 16/8-byte struct load only where its pointer-alignment analysis
     /// (IR/Analyses/PointerAlignments.cs) proves that alignment, and a subview at a runtime byte offset proves none, so
     /// without it every Ld.U4 of these views was four ld.global.b32 and every Ld.U2/ScaleSum two. Formats that read
-    /// 2-aligned blocks by aligned words get views from the N-aligned byte at or before each row (N =
-    /// QLaneLeadAlignment, 4 for Q8_0/Q4_0 and 8 for Q6_K: lead = the row's offset mod N); for the others the lead is
-    /// the constant 0. Row alignment: N for the lead views; otherwise the format's row alignment (16 for Q4_K/Q5_K,
-    /// whose 144/176-byte blocks are 16-byte multiples of a 32-byte aligned tensor).</summary>
+    /// 2-aligned blocks by aligned words (N = QLaneLeadAlignment: 4 for Q8_0/Q4_0, 8 for Q6_K) get views from N-aligned
+    /// bytes: with QLaneOneView (Q4_0, Q6_K) one view for the four rows, from the N-aligned byte at or before the first,
+    /// each row's lead its offset from there (even, below 2^31): one 64-bit base and four 32-bit leads where four views
+    /// took four bases, which ptxas, short of registers at the caps, recomputed in every iteration of the lane loop
+    /// (about 12 SASS instructions a row); otherwise (Q8_0) a view a row from the N-aligned byte at or before it, lead =
+    /// the row's offset mod N. For the other formats the lead is the constant 0 and each row has its view, aligned to
+    /// the format's row alignment (16 for Q4_K/Q5_K, whose 144/176-byte blocks are 16-byte multiples of a 32-byte
+    /// aligned tensor).</summary>
     public static void RowViews<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols,
         out ArrayView<byte> w0, out ArrayView<byte> w1, out ArrayView<byte> w2, out ArrayView<byte> w3,
         out int l0, out int l1, out int l2, out int l3)
@@ -230,6 +234,16 @@ public static class Gemv
         var format = default(T);
         long rowBytes = RowBytes<T>(cols);
         int leadAlignment = format.QLaneLeadAlignment;
+        if (leadAlignment != 0 && format.QLaneOneView)
+        {
+            // Rows past the end repeat the last (o0 ≤ o1 ≤ o2 ≤ o3), so the view from the first row's base to the last
+            // row's end holds all four.
+            long b = o0 & ~(long)(leadAlignment - 1);
+            w0 = w.SubView(b, o3 + rowBytes - b).AsAligned(leadAlignment);
+            w1 = w0; w2 = w0; w3 = w0;
+            l0 = (int)(o0 - b); l1 = (int)(o1 - b); l2 = (int)(o2 - b); l3 = (int)(o3 - b);
+            return;
+        }
         long leadMask = leadAlignment != 0 ? leadAlignment - 1 : 0;
         int rowAlignment = leadAlignment != 0 ? leadAlignment : format.LaneAlignment;
         l0 = (int)(o0 & leadMask); l1 = (int)(o1 & leadMask); l2 = (int)(o2 & leadMask); l3 = (int)(o3 & leadMask);

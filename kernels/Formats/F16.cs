@@ -39,6 +39,8 @@ public struct F16 : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 0;
 
+    public readonly bool QLaneOneView => false;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => false;

@@ -35,6 +35,8 @@ public struct F32 : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 0;
 
+    public readonly bool QLaneOneView => false;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => false;

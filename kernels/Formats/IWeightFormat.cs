@@ -52,9 +52,17 @@ public interface IWeightFormat
     int QLaneElements { get; }
 
     /// <summary>N (4 or 8) when <see cref="QLaneDot"/> wants N-byte aligned row views (its rows' blocks are only 2-byte
-    /// aligned, and it reads them by aligned 32- or 64-bit loads given the lead: the row's offset mod N); 0 keeps the
+    /// aligned, and it reads them by aligned 32- or 64-bit loads given the lead: the row's offset from the view's
+    /// N-aligned start); 0 keeps the
     /// view at the row's first byte (lead 0), so the format's offsets need no runtime lead.</summary>
     int QLaneLeadAlignment { get; }
+
+    /// <summary>For a format with a <see cref="QLaneLeadAlignment"/>: whether the four rows of a group are read through
+    /// one view, from the aligned byte at or before the first row, each row at its lead from there (Gemv.RowViews: one
+    /// 64-bit base and four 32-bit leads, where a view a row held four bases that ptxas recomputed in every iteration of
+    /// the lane loop at the register caps). Measured (8B tg128, H200, docs/benchmarks.md "Session 26"): Q6_K +6.9 %
+    /// (Q4_K_M +1.6 % by its Q6_K matrices), Q4_0 +0.5 %; Q8_0 −0.95 %, so false for it.</summary>
+    bool QLaneOneView { get; }
 
     /// <summary>True for a unit light enough that more loads in flight a thread pay for their registers: the GEMV takes
     /// two lane units an iteration (measured per format: Q4_0 gains 10-15 %, Q8_0 and Q4_K lose 7-10 % to the registers
@@ -75,8 +83,9 @@ public interface IWeightFormat
 
     /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row (a subview). With
     /// <see cref="QLaneLeadAlignment"/> N the view is N-byte aligned and the row's first block starts
-    /// <paramref name="lead"/> (an even number below N) bytes into it (rows of 2-byte aligned blocks, e.g. an odd
-    /// number of 34-byte Q8_0 blocks, alternate), so the format can use aligned loads; otherwise lead is 0.</summary>
+    /// <paramref name="lead"/> (an even number) bytes into it (rows of 2-byte aligned blocks, e.g. an odd number of
+    /// 34-byte Q8_0 blocks, alternate; the four rows of a group share one view, Gemv.RowViews), so the format can use
+    /// aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 
     /// <summary>True when the GEMV's lane loop loads all four rows' units (<see cref="QLaneLoad"/>) before any row's

@@ -61,6 +61,8 @@ public partial struct Q4_0 : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 4;
 
+    public readonly bool QLaneOneView => true;
+
     public readonly bool QLanePairs => true;
 
     public readonly bool QLaneTogether => true;

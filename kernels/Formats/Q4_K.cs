@@ -78,6 +78,8 @@ public partial struct Q4_K : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 0;
 
+    public readonly bool QLaneOneView => false;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => true;
@@ -86,8 +88,8 @@ public partial struct Q4_K : IWeightFormat
 
     /// <summary>The activations of unit g (Q4_K's and Q5_K's units take the same ones). <paramref name="bases"/>: the
     /// bytes and the pairs from one subview each at constant offsets (one address a base), else each load at its own
-    /// offset. Measured per format (8B tg128, H200, docs/benchmarks.md "Session 26"): Q5_K_M +1.7 % with bases, Q4_K_M
-    /// −0.6 % (both Q4_K's and Q6_K's units on bases against Q6_K's alone).</summary>
+    /// offset. Measured per format (8B tg128, H200, docs/benchmarks.md "Session 26", every format's activations on bases
+    /// against none): Q5_K_M +1.7 %, Q4_K_M −0.6 %; Q4_K_M with Q6_K's on bases and Q4_K's not is as fast as before.</summary>
     public static void UnitX(ArrayView<byte> xq, int pairs, int g, bool bases, out XLane x)
     {
         int b = g >> 3, i = g & 7, j = i >> 1;

@@ -80,6 +80,8 @@ public partial struct Q5_K : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 0;
 
+    public readonly bool QLaneOneView => false;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => true;

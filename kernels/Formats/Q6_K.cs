@@ -83,6 +83,8 @@ public partial struct Q6_K : IWeightFormat
     /// 32-bit words and funnel shifts (<see cref="QLaneDot"/>) instead of 16-bit loads.</summary>
     public readonly int QLaneLeadAlignment => 8;
 
+    public readonly bool QLaneOneView => true;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => false;

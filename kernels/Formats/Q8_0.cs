@@ -55,6 +55,8 @@ public partial struct Q8_0 : IWeightFormat
 
     public readonly int QLaneLeadAlignment => 4;
 
+    public readonly bool QLaneOneView => false;
+
     public readonly bool QLanePairs => false;
 
     public readonly bool QLaneTogether => false;
