@@ -53,8 +53,8 @@ public interface IWeightFormat
 
     /// <summary>N (4 or 8) when <see cref="QLaneDot"/> wants N-byte aligned row views (its rows' blocks are only 2-byte
     /// aligned, and it reads them by aligned 32- or 64-bit loads given the lead: the row's offset from the view's
-    /// N-aligned start); 0 keeps the
-    /// view at the row's first byte (lead 0), so the format's offsets need no runtime lead.</summary>
+    /// N-aligned start); 0 keeps the view at the row's first byte (lead 0), so the format's offsets need no runtime
+    /// lead.</summary>
     int QLaneLeadAlignment { get; }
 
     /// <summary>For a format with a <see cref="QLaneLeadAlignment"/>: whether the four rows of a group are read through
