@@ -84,8 +84,8 @@ public interface IWeightFormat
     /// <summary>Σ w·x over int8 lane unit <paramref name="g"/> of one weight row (a subview). With
     /// <see cref="QLaneLeadAlignment"/> N the view is N-byte aligned and the row's first block starts
     /// <paramref name="lead"/> (an even number) bytes into it (rows of 2-byte aligned blocks, e.g. an odd number of
-    /// 34-byte Q8_0 blocks, alternate; the four rows of a group share one view, Gemv.RowViews), so the format can use
-    /// aligned loads; otherwise lead is 0.</summary>
+    /// 34-byte Q8_0 blocks, alternate; with <see cref="QLaneOneView"/> a group's four rows share one view,
+    /// Gemv.RowViews), so the format can use aligned loads; otherwise lead is 0.</summary>
     float QLaneDot(ArrayView<byte> row, int lead, int g, XLane x);
 
     /// <summary>True when the GEMV's lane loop loads all four rows' units (<see cref="QLaneLoad"/>) before any row's

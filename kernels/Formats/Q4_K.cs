@@ -28,8 +28,7 @@ public partial struct Q4_K : IWeightFormat
         int j = unit >> 2, l0 = (unit & 3) * 8;
         uint dm = Bytes.U32Aligned(data, block);
         uint s0 = Bytes.U32Aligned(data, block + 4), s1 = Bytes.U32Aligned(data, block + 8), s2 = Bytes.U32Aligned(data, block + 12);
-        KQuants.ScaleMin(s0, s1, s2, 2 * j, out int sc0, out int m0);
-        KQuants.ScaleMin(s0, s1, s2, 2 * j + 1, out int sc1, out int m1);
+        KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
         long q = block + 16 + 32 * j + l0;
         uint q0 = Bytes.U32Aligned(data, q), q1 = Bytes.U32Aligned(data, q + 4);
         long xLow = xBlock + 64 * j + l0, xHigh = xLow + 32;
@@ -94,24 +93,22 @@ public partial struct Q4_K : IWeightFormat
     {
         int b = g >> 3, i = g & 7, j = i >> 1;
         int xb = 256 * b + 64 * j + 16 * (i & 1);
-        float s0, s1;
+        int s0, s1;
         if (bases)
         {
             var q = xq.SubView(xb, 48).AsAligned(16);
             Ld.U4(q, 0, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
             Ld.U4(q, 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
             var ps = xq.SubView(pairs + 8 * (8 * b + 2 * j), 16).AsAligned(8);
-            Ld.ScaleSum(ps, 0, out x.D0, out int i0);
-            Ld.ScaleSum(ps, 8, out x.D1, out int i1);
-            s0 = i0; s1 = i1;
+            Ld.ScaleSum(ps, 0, out x.D0, out s0);
+            Ld.ScaleSum(ps, 8, out x.D1, out s1);
         }
         else
         {
             Ld.U4(xq, xb, out x.Q0, out x.Q1, out x.Q2, out x.Q3);
             Ld.U4(xq, xb + 32, out x.Q4, out x.Q5, out x.Q6, out x.Q7);
-            Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out int i0);
-            Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out int i1);
-            s0 = i0; s1 = i1;
+            Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j), out x.D0, out s0);
+            Ld.ScaleSum(xq, pairs + 8 * (8 * b + 2 * j + 1), out x.D1, out s1);
         }
         // The −dmin·m·Σx term of each sub-block, taken by the unit holding its first half.
         bool first = (i & 1) == 0;

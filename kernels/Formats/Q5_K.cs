@@ -25,8 +25,7 @@ public partial struct Q5_K : IWeightFormat
         int j = unit >> 2, l0 = (unit & 3) * 8;
         uint dm = Bytes.U32Aligned(data, block);
         uint s0 = Bytes.U32Aligned(data, block + 4), s1 = Bytes.U32Aligned(data, block + 8), s2 = Bytes.U32Aligned(data, block + 12);
-        KQuants.ScaleMin(s0, s1, s2, 2 * j, out int sc0, out int m0);
-        KQuants.ScaleMin(s0, s1, s2, 2 * j + 1, out int sc1, out int m1);
+        KQuants.ScaleMinPair(s0, s1, s2, j, out int sc0, out int m0, out int sc1, out int m1);
         long q = block + 48 + 32 * j + l0, qh = block + 16 + l0;
         uint q0 = Bytes.U32Aligned(data, q), q1 = Bytes.U32Aligned(data, q + 4);
         uint h0 = Bytes.U32Aligned(data, qh), h1 = Bytes.U32Aligned(data, qh + 4);
