@@ -129,6 +129,13 @@ public static class Gemv
             Int8Lanes<T>(w, o0, o1, o2, o3, cols, xq, first, Group.IdxX + Group.DimX, ref p0, ref p1, ref p2, ref p3);
             Store(p0, p1, p2, p3, partials, y, rows, row0, first, accumulate);
         }
+        else if (accumulate && HalvedRounds<T>(cols) && last - first == 1)
+        {
+            // gemv_add of one token whose lane loop ends in a half round (an 8B's down projection): HalvedLanes.
+            Pdl.Wait();
+            HalvedLanes<T>(w, o0, o1, o2, o3, cols, xq, first, out float p0, out float p1, out float p2, out float p3);
+            Store(p0, p1, p2, p3, partials, y, rows, row0, first, accumulate);
+        }
         else
         {
             Pdl.Wait();
@@ -252,6 +259,77 @@ public static class Gemv
         w2 = w.SubView(o2 - l2, rowBytes + l2).AsAligned(rowAlignment);
         w3 = w.SubView(o3 - l3, rowBytes + l3).AsAligned(rowAlignment);
     }
+
+    /// <summary>Whether the int8 lane loop over <paramref name="cols"/> ends in a round with units for half the group's
+    /// threads (448 units of 32 weights at 128 threads: 3.5 rounds), for the formats whose loop does not split its
+    /// loads (<see cref="HalvedLanes{T}"/>; Q8_0 loads its first unit before the PDL wait instead,
+    /// <see cref="FirstUnitEarly{T}"/>).</summary>
+    public static bool HalvedRounds<T>(int cols) where T : struct, IWeightFormat =>
+        default(T).Int8Activations && !default(T).QLaneSplit
+        && 2 * (cols / default(T).QLaneElements % Group.DimX) == Group.DimX;
+
+    /// <summary>The int8 lane loop of <see cref="HalvedRounds{T}"/> rows (gemv_add of one token: an 8B's down
+    /// projection, whose 1024 groups are one wave that would otherwise load, wait and compute in step): the half round
+    /// split by rows (<see cref="HalfRound{T}"/>: each thread two rows of one unit, where half the threads took four
+    /// rows and half none), first for half the groups (by a hash of the group index, so an SM holds both kinds; their
+    /// full rounds from unit lanes / 2 on) and last for the others, so the two kinds' loads and arithmetic run out of
+    /// phase. One unit an iteration, Q4_0's pairs too. Measured (8B tg128, H200, three interleaved rounds;
+    /// docs/benchmarks.md "Session 27"): Q4_K_M +0.9 %, Q5_K_M +1.2 %, Q4_0 +1.05 %, Q6_K even; the split half round
+    /// last in every group lost 1.0 % (Q4_K_M), and in every lane loop (all entries, Q8_0's too) 1.3–7.7 %.</summary>
+    public static void HalvedLanes<T>(ArrayView<byte> w, long o0, long o1, long o2, long o3, int cols, ArrayView<byte> xq,
+        int t, out float p0, out float p1, out float p2, out float p3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int lanes = Group.DimX, half = lanes >> 1;
+        var xRow = xq.SubView(t * Quantize.RowBytes(cols), Quantize.RowBytes(cols)).AsAligned(16);
+        RowViews<T>(w, o0, o1, o2, o3, cols, out var w0, out var w1, out var w2, out var w3, out int l0, out int l1,
+            out int l2, out int l3);
+        int pairs = (int)Quantize.PairsOffset(cols);
+        int units = cols / format.QLaneElements;
+        bool halfFirst = (((uint)Grid.IdxX * 0x9E3779B1u) >> 31) != 0;
+        int start = halfFirst ? half : 0;
+        p0 = 0; p1 = 0; p2 = 0; p3 = 0;
+        if (halfFirst) HalfRound<T>(w0, w1, w2, w3, l0, l1, l2, l3, xRow, pairs, 0, ref p0, ref p1, ref p2, ref p3);
+        for (int g = start + Group.IdxX; g < units - half + start; g += lanes)
+        {
+            format.QLaneX(xRow, pairs, g, out var a);
+            p0 += format.QLaneDot(w0, l0, g, a);
+            p1 += format.QLaneDot(w1, l1, g, a);
+            p2 += format.QLaneDot(w2, l2, g, a);
+            p3 += format.QLaneDot(w3, l3, g, a);
+        }
+        if (!halfFirst) HalfRound<T>(w0, w1, w2, w3, l0, l1, l2, l3, xRow, pairs, units - half, ref p0, ref p1, ref p2, ref p3);
+    }
+
+    /// <summary>A half round of the lane loop from unit <paramref name="from"/>: lane i of the group's first half takes
+    /// rows 0 and 1 of unit from + i, lane i of the second half rows 2 and 3 of the same unit.</summary>
+    private static void HalfRound<T>(ArrayView<byte> w0, ArrayView<byte> w1, ArrayView<byte> w2, ArrayView<byte> w3,
+        int l0, int l1, int l2, int l3, ArrayView<byte> xRow, int pairs, int from,
+        ref float p0, ref float p1, ref float p2, ref float p3)
+        where T : struct, IWeightFormat
+    {
+        var format = default(T);
+        int half = Group.DimX >> 1;
+        bool second = Group.IdxX >= half;
+        int g = from + (second ? Group.IdxX - half : Group.IdxX);
+        // The chosen views stated aligned again (a select of two aligned views proves nothing to ILGPU's analysis).
+        int alignment = ViewAlignment<T>();
+        var wa = (second ? w2 : w0).AsAligned(alignment);
+        var wb = (second ? w3 : w1).AsAligned(alignment);
+        format.QLaneX(xRow, pairs, g, out var a);
+        float d0 = format.QLaneDot(wa, second ? l2 : l0, g, a);
+        float d1 = format.QLaneDot(wb, second ? l3 : l1, g, a);
+        p0 += second ? 0f : d0;
+        p1 += second ? 0f : d1;
+        p2 += second ? d0 : 0f;
+        p3 += second ? d1 : 0f;
+    }
+
+    /// <summary>The alignment <see cref="RowViews{T}"/> states for its views: the format's lead alignment, else its row
+    /// alignment.</summary>
+    private static int ViewAlignment<T>() where T : struct, IWeightFormat =>
+        default(T).QLaneLeadAlignment != 0 ? default(T).QLaneLeadAlignment : default(T).LaneAlignment;
 
     /// <summary>Floats of one partial-sum buffer of <see cref="GroupSums"/>.</summary>
     public const int PartialsPerBuffer = MaxWarps * RowsPerGroup;

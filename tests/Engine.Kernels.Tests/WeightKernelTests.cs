@@ -124,6 +124,17 @@ public class WeightKernelTests
         GemvAdd_matches_reference_at(format, block, 32 * block * 7 / 2, 5);
     }
 
+    /// <summary>gemv_add of one token over an 8B's 14336 columns at the launcher's 128 threads: 3.5 rounds of lane units,
+    /// whose half round Q4_0 and the K-quants split by rows, first in half the groups and last in the others
+    /// (Gemv.HalvedLanes; 9 rows are groups 0–2, both kinds); Q8_0 loads its first unit early (Gemv.FirstUnitEarly).</summary>
+    [Theory]
+    [MemberData(nameof(BlockFormats))]
+    public void GemvAdd_with_a_half_last_round_matches_reference(string format) =>
+        GemvAdd_matches_reference_at(format, 0, 14336, 1);
+
+    public static TheoryData<string> BlockFormats() =>
+        new(ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1));
+
     /// <summary>gemv_add of 9 rows at groups of <paramref name="block"/> threads (0: the launcher's) against the float64
     /// reference: y0 plus the products; <paramref name="rng"/> defaults to one seeded by the shape.</summary>
     private static void GemvAdd_matches_reference_at(string format, int block, int cols, int tokens, Random? rng = null)
