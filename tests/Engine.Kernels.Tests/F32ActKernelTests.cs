@@ -15,7 +15,7 @@ public class F32ActKernelTests
     public static TheoryData<string, int, int, int> Cases()
     {
         var data = new TheoryData<string, int, int, int>();
-        foreach (var f in ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1))
+        foreach (var f in ReferenceFormats.Quantized)
         {
             int be = ReferenceFormats.BlockElements(f);
             // An odd block count (2-aligned Q8_0/Q4_0 rows alternate), rows and tokens off the group sizes (4, 4).
@@ -25,7 +25,7 @@ public class F32ActKernelTests
         return data;
     }
 
-    public static TheoryData<string> Formats() => new(ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1));
+    public static TheoryData<string> Formats() => new(ReferenceFormats.Quantized);
 
     [Theory]
     [MemberData(nameof(Cases))]

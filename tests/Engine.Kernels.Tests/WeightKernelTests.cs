@@ -102,7 +102,7 @@ public class WeightKernelTests
     public static TheoryData<string, int> OneUnitCases()
     {
         var data = new TheoryData<string, int>();
-        foreach (var f in ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1))
+        foreach (var f in ReferenceFormats.Quantized)
             foreach (int block in new[] { 32, 64 })
                 data.Add(f, block);
         return data;
@@ -128,12 +128,11 @@ public class WeightKernelTests
     /// whose half round Q4_0 and the K-quants split by rows, first in half the groups and last in the others
     /// (Gemv.HalvedLanes; 9 rows are groups 0–2, both kinds); Q8_0 loads its first unit early (Gemv.FirstUnitEarly).</summary>
     [Theory]
-    [MemberData(nameof(BlockFormats))]
+    [MemberData(nameof(QuantizedFormats))]
     public void GemvAdd_with_a_half_last_round_matches_reference(string format) =>
         GemvAdd_matches_reference_at(format, 0, 14336, 1);
 
-    public static TheoryData<string> BlockFormats() =>
-        new(ReferenceFormats.All.Where(f => ReferenceFormats.BlockElements(f) > 1));
+    public static TheoryData<string> QuantizedFormats() => new(ReferenceFormats.Quantized);
 
     /// <summary>gemv_add of 9 rows at groups of <paramref name="block"/> threads (0: the launcher's) against the float64
     /// reference: y0 plus the products; <paramref name="rng"/> defaults to one seeded by the shape.</summary>

@@ -9,6 +9,9 @@ public static class ReferenceFormats
 {
     public static readonly string[] All = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"];
 
+    /// <summary>The block (quantized) formats of <see cref="All"/>: those with an int8 lane loop and an f32act entry.</summary>
+    public static readonly string[] Quantized = All.Where(f => BlockElements(f) > 1).ToArray();
+
     public static GgmlType Type(string format) => Enum.Parse<GgmlType>(format);
 
     public static int BlockElements(string format) => GgmlTypeInfo.BlockElements(Type(format));
