@@ -36,7 +36,6 @@ public struct F32Act<T> : IWeightFormat where T : struct, IWeightFormat
     // The int8 members: compiled by the generic GEMV body, never reached (Int8Activations is false).
     public readonly int QLaneElements => default(T).QLaneElements;
     public readonly int QLaneLeadAlignment => default(T).QLaneLeadAlignment;
-
     public readonly bool QLaneOneView => default(T).QLaneOneView;
     public readonly bool QLanePairs => default(T).QLanePairs;
     public readonly bool QLaneTogether => default(T).QLaneTogether;
