@@ -9,13 +9,14 @@ using static Engine.Runtime.Cuda.CudaDriver;
 
 namespace Engine.GpuSelfTest;
 
-/// <summary>gpu-selftest [--no-bench] [--bench-only] [--gemv-only] [--formats F,…] [--shape RxC]: on the GPU machine, loads every embedded PTX module for the
+/// <summary>gpu-selftest [--no-bench] [--bench-only] [--gemv-only] [--registers] [--formats F,…] [--shape RxC]: on the GPU machine, loads every embedded PTX module for the
 /// device's architecture through the driver API, runs every kernel family × format on seeded random inputs (outputs
 /// poisoned with NaN first) against the float64 reference (WeightFormat's dequantisers, scalar references here),
 /// scored by NMSE with per-op limits as in llama.cpp's test-backend-ops, then measures GEMV bandwidth per format at
 /// the 8B shapes against BandwidthProbe's device copy rate. Exit 0 only when every module loads and every case
 /// passes. Launches go through the same argument packing as the CUDA backend (KernelTable offsets,
-/// CU_LAUNCH_PARAM_BUFFER_POINTER/SIZE).</summary>
+/// CU_LAUNCH_PARAM_BUFFER_POINTER/SIZE). --registers prints, in place of both, the registers a thread of every GEMV
+/// entry and its local memory (spills and unpromoted locals) as the driver compiled it for this GPU.</summary>
 public static unsafe class Program
 {
     // NMSE limits (the ILGPU CPU-accelerator tests in tests/Engine.Kernels.Tests use the same ones).
@@ -53,6 +54,14 @@ public static unsafe class Program
             s_stream = cu.CreateStream();
             LoadModules(arch);
             ProbeArgumentSize();
+            if (args.Contains("--registers"))
+            {
+                // Registers a thread of every GEMV-family entry ("+N": N bytes of local memory, spills), as the driver
+                // compiled the plan's PTX for this GPU.
+                foreach (var e in KernelTable.All.Where(e => e.Family.StartsWith("gemv", StringComparison.Ordinal)))
+                    Console.WriteLine($"registers {e.Name} {FunctionRegs(e.Name)}");
+                return 0;
+            }
             if (conformance) Conformance();
             if (bench) Bandwidth();
             Console.WriteLine(s_failures == 0 ? "gpu-selftest: all passed" : $"gpu-selftest: {s_failures} failure(s)");
@@ -242,6 +251,9 @@ public static unsafe class Program
                     Gemv(f, 1029, cols, tokens, add: true);
                     GemvSwiGlu(f, 515, cols, tokens);
                 }
+            // An 8B's down projection: gemv_add of one token over 3.5 rounds of lane units (Gemv.HalvedLanes; Q8_0:
+            // Gemv.FirstUnitEarly), which the shapes above (one round or less) do not reach.
+            if (be > 1) Gemv(f, 1029, 14336, 1, add: true);
             Qkv(f, f, "GemvQkv_", "Gemv_", 1029, 258, colsCases[0], 1);
             if (be > 1) Qkv(f, f, "GemmQkv_", "Gemm_", 1029, 258, colsCases[0], 70);
             Embedding(f, 300, colsCases[1], 5);
