@@ -49,6 +49,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
 
     // One entry per launch instruction, in order; all native memory, allocated once.
     private readonly int _launchCount;
+    private readonly bool[] _skipped;                // [launch] left out by ENGINE_CUDA_SKIP (Skips)
     private readonly Instruction[] _launches;
     private readonly IntPtr[] _functions;
     private readonly IntPtr[] _stepFunctions;        // for the current multi-token step: the batch kernel where chosen
@@ -175,6 +176,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
         _launchCount = _launches.Length;
         _argmaxLaunch = Array.FindLastIndex(_launches, l => KernelTable.All[(int)l.KernelId].Family == "argmax");
+        _skipped = Skips(_launches, Environment.GetEnvironmentVariable(SkipVariable));
         _functions = new IntPtr[_launchCount];
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
@@ -365,6 +367,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             int i = step.Index;
             CuResult r;
             uint id;
+            if (_skipped[i]) continue;
             if (someRows && _epilogue[i] && rows == 0) continue;
             if (someRows && _rowLaunch[i]) (r, id) = LaunchRows(i, rows);
             else
@@ -405,6 +408,27 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     {
         Check(cuMemcpyHtoDAsync(_tokensBuffer, _hostTokens, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(tokens)");
         Check(cuMemcpyHtoDAsync(_positionsBuffer, _hostPositions, (ulong)n * 4, _stream), "cuMemcpyHtoDAsync(positions)");
+    }
+
+    /// <summary>The measurement knob that leaves launches out of every step: outputs are wrong, the rest of the chain
+    /// runs as planned, so a step's time without them can be measured (docs/benchmarks.md "Where a token goes on the
+    /// H200").</summary>
+    public const string SkipVariable = "ENGINE_CUDA_SKIP";
+
+    /// <summary>Per launch, whether <paramref name="skip"/> (comma-separated kernel families or op names, e.g.
+    /// <c>rms_norm,attention</c> or <c>ffn_down</c>) leaves it out: launches of the layers, and the op lm_head by
+    /// name; never the argmax, which greedy decoding needs.</summary>
+    public static bool[] Skips(IReadOnlyList<Instruction> launches, string? skip)
+    {
+        var names = (skip ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var skipped = new bool[launches.Count];
+        for (int i = 0; i < launches.Count && names.Length > 0; i++)
+        {
+            var l = launches[i];
+            skipped[i] = (l.Layer >= 0 || l.OpName == "lm_head")
+                && (names.Contains(l.OpName) || names.Contains(KernelTable.All[(int)l.KernelId].Family));
+        }
+        return skipped;
     }
 
     /// <summary>ENGINE_CUDA_GEMV_BLOCK=N (a multiple of 32 up to 1024; for measurements): the GEMV families' groups get
