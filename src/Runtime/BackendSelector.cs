@@ -55,8 +55,8 @@ public static class BackendSelector
             {
                 PlanCheck.AgainstHardware(plan!, Engine.Plans.Hardware.HardwareProbe.Probe(modelPath), planPath ?? "the plan");
                 var model = CudaModel.Load(cu!, plan!, modelPath, ownsContext: true);
-                if (Environment.GetEnvironmentVariable(CudaModel.SkipVariable) is { Length: > 0 } skip)
-                    notices.WriteLine($"ntrun: {CudaModel.SkipVariable}={skip} leaves those launches out of every step: the outputs are wrong (a measurement knob)");
+                if (model.SkippedLaunches > 0)
+                    notices.WriteLine($"ntrun: {CudaModel.SkipVariable} leaves {model.SkippedLaunches} launches out of every step: the outputs are wrong (a measurement knob)");
                 return model;
             }
             catch (CudaPlanException e) when (kind == BackendKind.Auto) { cu!.Dispose(); why = e.Message; }

@@ -177,6 +177,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _launchCount = _launches.Length;
         _argmaxLaunch = Array.FindLastIndex(_launches, l => KernelTable.All[(int)l.KernelId].Family == "argmax");
         _skipped = Skips(_launches, Environment.GetEnvironmentVariable(SkipVariable));
+        SkippedLaunches = _skipped.Count(x => x);
         _functions = new IntPtr[_launchCount];
         _stepFunctions = new IntPtr[_launchCount];
         _batchFunctions = new IntPtr[_launchCount];
@@ -414,6 +415,9 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     /// runs as planned, so a step's time without them can be measured (docs/benchmarks.md "Where a token goes on the
     /// H200").</summary>
     public const string SkipVariable = "ENGINE_CUDA_SKIP";
+
+    /// <summary>How many of the step's launches <see cref="SkipVariable"/> leaves out (0 unless it names some).</summary>
+    public int SkippedLaunches { get; }
 
     /// <summary>Per launch, whether <paramref name="skip"/> (comma-separated kernel families or op names, e.g.
     /// <c>rms_norm,attention</c> or <c>ffn_down</c>) leaves it out: launches of the layers, and the op lm_head by

@@ -16,7 +16,7 @@ public sealed class ArgumentBlockTests
 {
     private static readonly ulong[] Bases = [0x7f00_0000_0000, 0x7e00_1000_0000, 0];
 
-    private static Plan PlanFor(string model, string hw = "h100-80g", int batch = 8) =>
+    internal static Plan PlanFor(string model, string hw = "h100-80g", int batch = 8) =>
         Planner.Make(new PlanOptions { ModelPath = RepoPaths.Model(model), Hardware = HardwareProfiles.Resolve(hw), Ctx = 64, Batch = batch },
             Engine.Graph.Generated.LlamaProgram.Program);
 

@@ -1,9 +1,6 @@
-using Engine.Plans;
-using Engine.Plans.Hardware;
 using Engine.Plans.PlanFile;
 using Engine.Runtime.Cuda;
 using Engine.Runtime.Generated;
-using Engine.Tests;
 using Xunit;
 
 namespace Engine.Runtime.Tests.Cuda;
@@ -12,15 +9,15 @@ namespace Engine.Runtime.Tests.Cuda;
 /// the layers and the lm_head only, never the argmax.</summary>
 public sealed class SkipTests
 {
-    private static readonly Plan Plan = Planner.Make(new PlanOptions
-    {
-        ModelPath = RepoPaths.Model("stories260K-Q8_0.gguf"), Hardware = HardwareProfiles.Resolve("h100-80g"), Ctx = 64, Batch = 8,
-    }, Engine.Graph.Generated.LlamaProgram.Program);
+    private static readonly Plan Plan = ArgumentBlockTests.PlanFor("stories260K-Q8_0.gguf");
 
     private static readonly Instruction[] Launches = Plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
 
-    private static string[] Skipped(string? skip) =>
-        Launches.Where((_, i) => CudaModel.Skips(Launches, skip)[i]).Select(l => $"{l.OpName}@{l.Layer}").ToArray();
+    private static string[] Skipped(string? skip)
+    {
+        bool[] skipped = CudaModel.Skips(Launches, skip);
+        return Launches.Where((_, i) => skipped[i]).Select(l => $"{l.OpName}@{l.Layer}").ToArray();
+    }
 
     [Theory]
     [InlineData(null)]
