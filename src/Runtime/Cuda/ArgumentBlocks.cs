@@ -128,6 +128,20 @@ public static class ArgumentBlocks
         }
     }
 
+    /// <summary>Whether launch <paramref name="ins"/> takes the plan's buffer <paramref name="name"/> as an argument.</summary>
+    public static bool TakesBuffer(Plan plan, Instruction ins, string name) =>
+        ins.Arguments.Any(a => a.Kind == ArgKind.Buffer && plan.Buffers[(int)a.Value].Name == name);
+
+    /// <summary>Points every view of a packed block that the plan gives as buffer <paramref name="name"/> at
+    /// <paramref name="address"/>, <paramref name="length"/> elements long.</summary>
+    public static void Repoint(Plan plan, Instruction ins, string name, ulong address, long length, Span<byte> block)
+    {
+        var e = KernelTable.All[(int)ins.KernelId];
+        for (int j = 0; j < e.Params.Count; j++)
+            if (ins.Arguments[j] is { Kind: ArgKind.Buffer } a && plan.Buffers[(int)a.Value].Name == name)
+                View(block[e.Params[j].Offset..], address, length);
+    }
+
     private static void View(Span<byte> at, ulong address, long length)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(at, address);

@@ -25,8 +25,9 @@ namespace Engine.Runtime.Cuda;
 /// (<see cref="CudaStreamer"/>); the host replays the plan's instruction stream (<see cref="StreamSchedule"/>: launch,
 /// prefetch, wait, and a release after each streamed layer's last launch) and such a plan runs without the graph.
 /// Greedy decoding (<see cref="DecodeGreedy"/>) replays a second graph, the decode step without its copies: the plan's
-/// argmax op writes each step's token and next position into the input buffers the next step reads, and the host
-/// keeps two steps queued, reading each token (4 bytes) as its step completes.</summary>
+/// argmax op writes each step's next position into the input buffer the next step reads, and its token into one of
+/// two words of mapped host memory, which the next step's embedding reads in place and the host reads as the step
+/// completes (no copy between steps); the host keeps two steps queued.</summary>
 public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposable
 {
     public ModelConfig Config { get; }
@@ -111,10 +112,13 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private readonly float* _hostLogits;                 // [n_batch, n_vocab]
     private readonly ulong _tokensBuffer, _positionsBuffer, _logitsBuffer;
     private readonly IntPtr[] _decodeGraphs = new IntPtr[2];   // [short context ? 1 : 0]
-    private readonly IntPtr[] _greedyGraphs = new IntPtr[2];   // the decode step without its input and logits copies
+    private readonly IntPtr[] _greedyGraphs = new IntPtr[4];   // [short context ? 2 : 0] + step parity: the decode step
+                                                                // without its input and logits copies (GreedyGraph)
     private readonly int _argmaxLaunch;               // the launch of the plan's argmax op (-1: none)
-    private readonly int* _hostNext;                  // [2] pinned: the tokens of the two greedy steps in flight
-    private readonly IntPtr[] _nextReady = new IntPtr[2];   // recorded after each greedy step's token copy
+    private readonly int _embedLaunch;                // the other launch that takes the tokens buffer (-1: none)
+    private readonly IntPtr _nextHost;                // [2] mapped pinned: the tokens of the two greedy steps in flight
+    private readonly ulong _nextDevice;               // the same two words as the kernels address them
+    private readonly IntPtr[] _nextReady = new IntPtr[2];   // recorded after each greedy step
     private readonly bool _useGraph;
     private readonly bool[] _pdl;                     // [launch] launched with programmatic dependent launch
     private bool _disposed, _ownsContext;
@@ -170,12 +174,13 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         _hostTokens = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
         _hostPositions = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
         _hostLogits = (float*)cu.AllocPinned((ulong)MaxBatch * (ulong)Config.VocabSize * 4);
-        _hostNext = (int*)cu.AllocPinned(2 * 4);
+        (_nextHost, _nextDevice) = cu.AllocMapped(2 * 4);
 
         // Launch list.
         _launches = plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
         _launchCount = _launches.Length;
         _argmaxLaunch = Array.FindLastIndex(_launches, l => KernelTable.All[(int)l.KernelId].Family == "argmax");
+        _embedLaunch = TokensReader(plan, _launches, _argmaxLaunch);
         _skipped = Skips(_launches, Environment.GetEnvironmentVariable(SkipVariable));
         SkippedLaunches = _skipped.Count(x => x);
         _functions = new IntPtr[_launchCount];
@@ -514,7 +519,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
 
     /// <summary>Resident plans with an argmax op replay the greedy graph (streamed plans run without graphs);
     /// ENGINE_CUDA_GREEDY=0 turns it off (each token's logits out and the host's argmax, for comparisons).</summary>
-    public bool CanDecodeGreedy => _useGraph && _argmaxLaunch >= 0 && s_greedy;
+    public bool CanDecodeGreedy => _useGraph && _argmaxLaunch >= 0 && _embedLaunch >= 0 && s_greedy;
 
     private static readonly bool s_greedy = Environment.GetEnvironmentVariable("ENGINE_CUDA_GREEDY") != "0";
 
@@ -529,19 +534,21 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             _nextReady[0] = _cu.CreateEvent(timing: false);
             _nextReady[1] = _cu.CreateEvent(timing: false);
         }
-        // Step s runs at position startPos + s (the argmax advances it on the device): the graph of its context length.
+        // Step s runs at position startPos + s (the argmax advances it on the device): the graphs of its context length.
         for (int g = 0; g < 2; g++)
-            if (_greedyGraphs[g] == IntPtr.Zero && (g == 1 ? ShortContext(startPos) : !ShortContext(startPos + maxSteps - 1)))
+            if (_greedyGraphs[2 * g] == IntPtr.Zero && (g == 1 ? ShortContext(startPos) : !ShortContext(startPos + maxSteps - 1)))
             {
-                Prepare(1);
-                bool shortContext = g == 1;
-                _greedyGraphs[g] = Capture(() => Enqueue(1, 0, 1, inputs: false, shortContext: shortContext, copyLogits: false));
+                _greedyGraphs[2 * g] = GreedyGraph(g == 1, 0);
+                _greedyGraphs[2 * g + 1] = GreedyGraph(g == 1, 1);
             }
-        _hostTokens[0] = token;
+        // Step s (parity p = s % 2) reads its token from word 1 − p and writes the next into word p: the first step's
+        // token goes into word 1 (nothing runs on the stream here: every call ends synchronized).
+        Volatile.Write(ref ((int*)_nextHost)[1], token);
+        Interlocked.MemoryBarrier();
         _hostPositions[0] = startPos;
         CopyInputs(1);
-        // Step s copies its token into slot s % 2, which step s + 2 overwrites: it is queued only after step s's token
-        // was read. So two steps are always in flight, and the GPU never waits for the host between tokens.
+        // Word p is written again by step s + 2, which is queued only after step s's token was read. So two steps are
+        // always in flight, and the GPU never waits for the host between tokens.
         int launched = 0, delivered = 0;
         try
         {
@@ -550,7 +557,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
             {
                 int slot = delivered & 1;
                 Check(cuEventSynchronize(_nextReady[slot]), "cuEventSynchronize(greedy step)");
-                int next = Volatile.Read(ref _hostNext[slot]);
+                int next = Volatile.Read(ref ((int*)_nextHost)[slot]);
                 delivered++;
                 if (launched < maxSteps) QueueGreedyStep(launched++, startPos);
                 if (!onToken(next)) break;
@@ -563,9 +570,46 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     private void QueueGreedyStep(int step, int startPos)
     {
         int slot = step & 1;
-        Check(cuGraphLaunch(_greedyGraphs[ShortContext(startPos + step) ? 1 : 0], _stream), "cuGraphLaunch(greedy)");
-        Check(cuMemcpyDtoHAsync(_hostNext + slot, _tokensBuffer, 4, _stream), "cuMemcpyDtoHAsync(token)");
+        Check(cuGraphLaunch(_greedyGraphs[(ShortContext(startPos + step) ? 2 : 0) + slot], _stream), "cuGraphLaunch(greedy)");
         Check(cuEventRecord(_nextReady[slot], _stream), "cuEventRecord(greedy step)");
+    }
+
+    /// <summary>The greedy graph of a step of parity <paramref name="parity"/>: the one-token step without its input and
+    /// logits copies, whose embedding reads the token from mapped word 1 − parity and whose argmax writes the next one
+    /// into word parity (the two launches' blocks are repointed for the capture and packed back after it).</summary>
+    private IntPtr GreedyGraph(bool shortContext, int parity)
+    {
+        Prepare(1);
+        RepointTokens(_embedLaunch, _nextDevice + 4 * (ulong)(1 - parity));
+        RepointTokens(_argmaxLaunch, _nextDevice + 4 * (ulong)parity);
+        try { return Capture(() => Enqueue(1, 0, 1, inputs: false, shortContext: shortContext, copyLogits: false)); }
+        finally
+        {
+            foreach (int i in new[] { _embedLaunch, _argmaxLaunch })
+            {
+                var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
+                ArgumentBlocks.Pack(_plan, _launches[i], _arenaBase, 1, block);
+            }
+        }
+    }
+
+    /// <summary>Points launch <paramref name="i"/>'s view of the plan's tokens buffer at one word of mapped host memory.</summary>
+    private void RepointTokens(int i, ulong address) =>
+        ArgumentBlocks.Repoint(_plan, _launches[i], "tokens", address, 1,
+            new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride));
+
+    /// <summary>The launch before the argmax that takes the plan's tokens buffer (the embedding), which the greedy
+    /// graphs repoint with the argmax's; -1 where there is none or more than one.</summary>
+    public static int TokensReader(Plan plan, IReadOnlyList<Instruction> launches, int argmax)
+    {
+        int found = -1;
+        for (int i = 0; i < launches.Count; i++)
+            if (i != argmax && ArgumentBlocks.TakesBuffer(plan, launches[i], "tokens"))
+            {
+                if (found >= 0) return -1;
+                found = i;
+            }
+        return found;
     }
 
     /// <summary>The launches <paramref name="enqueue"/> issues on the compute stream, captured as an instantiated graph.</summary>
@@ -595,7 +639,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         cuStreamDestroy(_stream);
         _cu.Free(_device);
         if (_pinnedHost != IntPtr.Zero) _cu.FreePinned((void*)_pinnedHost);
-        _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits); _cu.FreePinned(_hostNext);
+        _cu.FreePinned(_hostTokens); _cu.FreePinned(_hostPositions); _cu.FreePinned(_hostLogits); _cu.FreePinned((void*)_nextHost);
         NativeMemory.AlignedFree(_blocks); NativeMemory.Free(_sizes); NativeMemory.Free(_extra);
         NativeMemory.AlignedFree(_rowBlocks); NativeMemory.Free(_rowExtra);
         if (_ownsContext) _cu.Dispose();
