@@ -168,7 +168,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         // Step buffers.
         PlanBuffer Find(string name, BufferRole role) => plan.Buffers.FirstOrDefault(b => b.Name == name && b.Role == role)
             ?? throw new CudaPlanException($"the plan has no {role} buffer '{name}'");
-        _tokensBuffer = _device + (ulong)Find("tokens", BufferRole.Input).Offset;
+        _tokensBuffer = _device + (ulong)Find(TokensBuffer, BufferRole.Input).Offset;
         _positionsBuffer = _device + (ulong)Find("positions", BufferRole.Input).Offset;
         _logitsBuffer = _device + (ulong)Find("logits", BufferRole.Output).Offset;
         _hostTokens = (int*)cu.AllocPinned((ulong)MaxBatch * 4);
@@ -478,7 +478,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         {
             for (int i = 0; i < _launchCount; i++)
             {
-                var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
+                var block = ArgumentsOf(i);
                 ArgumentBlocks.PatchTokens(_launches[i], n, block);
                 (_stepShapes[i], _stepFunctions[i], _) = KernelFor(i, n, block);
             }
@@ -585,18 +585,20 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
         try { return Capture(() => Enqueue(1, 0, 1, inputs: false, shortContext: shortContext, copyLogits: false)); }
         finally
         {
-            foreach (int i in new[] { _embedLaunch, _argmaxLaunch })
-            {
-                var block = new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
-                ArgumentBlocks.Pack(_plan, _launches[i], _arenaBase, 1, block);
-            }
+            ArgumentBlocks.Pack(_plan, _launches[_embedLaunch], _arenaBase, 1, ArgumentsOf(_embedLaunch));
+            ArgumentBlocks.Pack(_plan, _launches[_argmaxLaunch], _arenaBase, 1, ArgumentsOf(_argmaxLaunch));
         }
     }
 
     /// <summary>Points launch <paramref name="i"/>'s view of the plan's tokens buffer at one word of mapped host memory.</summary>
     private void RepointTokens(int i, ulong address) =>
-        ArgumentBlocks.Repoint(_plan, _launches[i], "tokens", address, 1,
-            new Span<byte>(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride));
+        ArgumentBlocks.Repoint(_plan, _launches[i], TokensBuffer, address, 1, ArgumentsOf(i));
+
+    /// <summary>Launch <paramref name="i"/>'s packed argument block.</summary>
+    private Span<byte> ArgumentsOf(int i) => new(_blocks + (long)i * ArgumentBlocks.Stride, ArgumentBlocks.Stride);
+
+    /// <summary>The plan's input buffer of token ids (llama.graph's tensor).</summary>
+    private const string TokensBuffer = "tokens";
 
     /// <summary>The launch before the argmax that takes the plan's tokens buffer (the embedding), which the greedy
     /// graphs repoint with the argmax's; -1 where there is none or more than one.</summary>
@@ -604,7 +606,7 @@ public sealed unsafe class CudaModel : ILanguageModel, IGreedyDecoder, IDisposab
     {
         int found = -1;
         for (int i = 0; i < launches.Count; i++)
-            if (i != argmax && ArgumentBlocks.TakesBuffer(plan, launches[i], "tokens"))
+            if (i != argmax && ArgumentBlocks.TakesBuffer(plan, launches[i], TokensBuffer))
             {
                 if (found >= 0) return -1;
                 found = i;

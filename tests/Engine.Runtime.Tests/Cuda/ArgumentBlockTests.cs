@@ -20,6 +20,12 @@ public sealed class ArgumentBlockTests
         Planner.Make(new PlanOptions { ModelPath = RepoPaths.Model(model), Hardware = HardwareProfiles.Resolve(hw), Ctx = 64, Batch = batch },
             Engine.Graph.Generated.LlamaProgram.Program);
 
+    /// <summary>A plan of stories260K-Q8_0 for the tests that read a resident plan's launches (SkipTests,
+    /// GreedyWordsTests), and those launches in order.</summary>
+    internal static readonly Plan Stories = PlanFor("stories260K-Q8_0.gguf");
+
+    internal static readonly Instruction[] StoriesLaunches = Stories.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
+
     private static DeviceView Tensor(Plan p, string name, int elementBytes)
     {
         var t = p.Tensors.Single(t => t.Name == name);

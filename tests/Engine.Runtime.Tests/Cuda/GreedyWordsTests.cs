@@ -10,9 +10,9 @@ namespace Engine.Runtime.Tests.Cuda;
 /// buffer beside the argmax is the embedding, and repointing a packed block moves only its tokens view.</summary>
 public sealed class GreedyWordsTests
 {
-    private static readonly Plan Plan = ArgumentBlockTests.PlanFor("stories260K-Q8_0.gguf");
+    private static readonly Plan Plan = ArgumentBlockTests.Stories;
 
-    private static readonly Instruction[] Launches = Plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
+    private static readonly Instruction[] Launches = ArgumentBlockTests.StoriesLaunches;
 
     private static readonly ulong[] Bases = [0x1000_0000, 0x7000_0000, 0];
 

@@ -9,9 +9,9 @@ namespace Engine.Runtime.Tests.Cuda;
 /// the layers and the lm_head only, never the argmax.</summary>
 public sealed class SkipTests
 {
-    private static readonly Plan Plan = ArgumentBlockTests.PlanFor("stories260K-Q8_0.gguf");
+    private static readonly Plan Plan = ArgumentBlockTests.Stories;
 
-    private static readonly Instruction[] Launches = Plan.Instructions.Where(i => i.Opcode == Opcode.Launch).ToArray();
+    private static readonly Instruction[] Launches = ArgumentBlockTests.StoriesLaunches;
 
     private static string[] Skipped(string? skip)
     {
